@@ -1,0 +1,19 @@
+//! Netwarden's contracts: what every component agrees on.
+//!
+//! * [`flow`]: the flow record and batch (protobuf, `proto/netwarden.proto`), with helpers.
+//! * [`alert`]: the alert model (severity from score, entities, attacker/victim).
+//! * [`risk`]: the flow-risk catalogue (nDPI keys, severities, client/server score split).
+//! * [`names`]: NATS subjects, streams and key-value buckets, and the shard rule.
+//! * [`bus`]: publish/subscribe over NATS or in-process — the one place that knows how records travel.
+//!
+//! This crate does no I/O other than the bus.
+
+pub mod alert;
+pub mod bus;
+pub mod error;
+pub mod flow;
+pub mod names;
+pub mod risk;
+mod serde_support;
+
+pub use error::{Error, Result};
