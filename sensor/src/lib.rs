@@ -1,1 +1,6 @@
-//! sensor
+//! Netwarden sensor: capture and collection, packet decoding, the flow table, and export of
+//! flow batches to the bus.
+//!
+//! The way of the data is the layout: `capture` → `decode` → `flow` → `export`.
+
+pub mod decode;

@@ -1,0 +1,120 @@
+//! Test helpers shared by every crate's integration tests.
+//!
+//! * [`NatsServer`]: starts a real `nats-server` (with JetStream) on a free loopback port for
+//!   one test, and kills it on drop. It fails loudly when the binary is missing: tests never
+//!   silently skip.
+//! * [`repo_root`] and [`testdata`]: paths to the fixtures the repository owns.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (the workspace directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A path under `testdata/`.
+pub fn testdata(rel: impl AsRef<Path>) -> PathBuf {
+    repo_root().join("testdata").join(rel)
+}
+
+/// Where the nats-server binary is: `$NATS_SERVER`, then `.tools/venv/bin/nats-server`
+/// (installed by `scripts/bootstrap --test`), then `nats-server` on `PATH`.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let local = repo_root().join(".tools/venv/bin/nats-server");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("nats-server")
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; good enough for one test).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a loopback port")
+}
+
+/// A nats-server process owned by one test.
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts nats-server with JetStream on a free port and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When the binary is missing or the server does not come up within 10 s.
+    pub fn start() -> Self {
+        let store = tempfile::tempdir().expect("tempdir");
+        Self::start_with(free_port(), store)
+    }
+
+    /// Starts (or restarts) a server on `port` with the JetStream store in `store`.
+    ///
+    /// # Panics
+    /// As [`NatsServer::start`].
+    pub fn start_with(port: u16, store: tempfile::TempDir) -> Self {
+        let binary = nats_server_binary();
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}. Run `scripts/bootstrap --test` (installs nats-server 2.15 into .tools/venv) or set NATS_SERVER",
+                    binary.display()
+                )
+            });
+        let server = Self { child, port, store };
+        server.wait_ready(Duration::from_secs(10));
+        server
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server did not listen on {addr} within {timeout:?}");
+    }
+
+    /// The client URL (`nats://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (as `kill -9`) and returns its port and store, to restart it later.
+    pub fn kill(mut self) -> (u16, tempfile::TempDir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let store = std::mem::replace(&mut self.store, tempfile::tempdir().expect("tempdir"));
+        (self.port, store)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
