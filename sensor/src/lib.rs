@@ -1,6 +1,8 @@
 //! Netwarden sensor: capture and collection, packet decoding, the flow table, and export of
 //! flow batches to the bus.
 //!
-//! The way of the data is the layout: `capture` → `decode` → `flow` → `export`.
+//! The way of the data is the layout: `capture` → `decode` → `flow` → `export`;
+//! [`pipeline`] wires them together for the binary and the engine's standalone mode.
 
 pub mod decode;
+pub mod flow;
