@@ -1,0 +1,241 @@
+//! Cumulative counters to deltas.
+//!
+//! A flow record carries counters cumulative since the flow's first packet, and a flow sends
+//! several records (periodic updates, then a final one). To add a record to host totals we
+//! subtract what was already applied for the same (flow, side), remembered here, and forget it
+//! when the final record is applied. Snapshots of flows whose final record never comes are
+//! evicted when the table is full (and counted by the caller).
+
+use crate::bounded::BoundedMap;
+use crate::hosts::{HostKey, Side};
+use crate::store::FlowKey;
+
+/// Packet and byte counters of both directions of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Client-to-server packets.
+    pub c2s_packets: u64,
+    /// Client-to-server bytes.
+    pub c2s_bytes: u64,
+    /// Server-to-client packets.
+    pub s2c_packets: u64,
+    /// Server-to-client bytes.
+    pub s2c_bytes: u64,
+}
+
+impl Counters {
+    /// The counters of a record.
+    pub fn of(record: &netwarden_api::flow::FlowRecord) -> Self {
+        let c2s = record.c2s.as_ref();
+        let s2c = record.s2c.as_ref();
+        Self {
+            c2s_packets: c2s.map_or(0, |d| d.packets),
+            c2s_bytes: c2s.map_or(0, |d| d.bytes),
+            s2c_packets: s2c.map_or(0, |d| d.packets),
+            s2c_bytes: s2c.map_or(0, |d| d.bytes),
+        }
+    }
+
+    /// `self - earlier`, per counter, never below zero (a reordered or replayed record adds
+    /// nothing instead of wrapping).
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            c2s_packets: self.c2s_packets.saturating_sub(earlier.c2s_packets),
+            c2s_bytes: self.c2s_bytes.saturating_sub(earlier.c2s_bytes),
+            s2c_packets: self.s2c_packets.saturating_sub(earlier.s2c_packets),
+            s2c_bytes: self.s2c_bytes.saturating_sub(earlier.s2c_bytes),
+        }
+    }
+
+    /// The larger of each counter.
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            c2s_packets: self.c2s_packets.max(other.c2s_packets),
+            c2s_bytes: self.c2s_bytes.max(other.c2s_bytes),
+            s2c_packets: self.s2c_packets.max(other.s2c_packets),
+            s2c_bytes: self.s2c_bytes.max(other.s2c_bytes),
+        }
+    }
+
+    /// Packets in both directions.
+    pub fn packets(self) -> u64 {
+        self.c2s_packets + self.s2c_packets
+    }
+
+    /// Bytes in both directions.
+    pub fn bytes(self) -> u64 {
+        self.c2s_bytes + self.s2c_bytes
+    }
+}
+
+/// What was already applied for one (flow, side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The host this side updated (to release its active-flow count on eviction).
+    pub host: HostKey,
+    /// Counters applied so far.
+    pub applied: Counters,
+    /// Whether the flow was already counted under an L7 protocol.
+    pub l7_counted: bool,
+}
+
+/// The outcome of [`DeltaTracker::advance`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advance {
+    /// What this record adds.
+    pub delta: Counters,
+    /// The snapshot before this record; `None` when it is the first record seen for the side.
+    pub previous: Option<Snapshot>,
+    /// A snapshot evicted to make room, if any, with its side.
+    pub evicted: Option<(Side, Snapshot)>,
+}
+
+/// Per-(flow, side) snapshots of applied counters, bounded.
+pub struct DeltaTracker {
+    snapshots: BoundedMap<(FlowKey, Side), Snapshot>,
+}
+
+impl DeltaTracker {
+    /// A tracker remembering at most `capacity` live (flow, side) pairs.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            snapshots: BoundedMap::new(capacity),
+        }
+    }
+
+    /// How many (flow, side) pairs are remembered.
+    pub fn len(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.snapshots.is_empty()
+    }
+
+    /// The snapshot of (`flow`, `side`), if remembered.
+    pub fn peek(&self, flow: FlowKey, side: Side) -> Option<&Snapshot> {
+        self.snapshots.peek(&(flow, side))
+    }
+
+    /// Records that `counters` (cumulative) are now applied for (`flow`, `side`), and returns the
+    /// delta. A final record forgets the pair; `l7_counted` is stored for the next record.
+    pub fn advance(
+        &mut self,
+        flow: FlowKey,
+        side: Side,
+        host: HostKey,
+        counters: Counters,
+        is_final: bool,
+        l7_counted: bool,
+    ) -> Advance {
+        let key = (flow, side);
+        let previous = if is_final {
+            self.snapshots.remove(&key)
+        } else {
+            self.snapshots.peek(&key).copied()
+        };
+        let applied_before = previous.map(|p| p.applied).unwrap_or_default();
+        let delta = counters.since(applied_before);
+        let mut evicted = None;
+        if !is_final {
+            let snapshot = Snapshot {
+                host,
+                applied: counters.max(applied_before),
+                l7_counted,
+            };
+            if let Some(slot) = self.snapshots.get_mut(&key) {
+                *slot = snapshot;
+            } else {
+                evicted = self
+                    .snapshots
+                    .insert(key, snapshot)
+                    .map(|((_, side), s)| (side, s));
+            }
+        }
+        Advance {
+            delta,
+            previous,
+            evicted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hosts::PointKey;
+
+    fn counters(c2s_bytes: u64, s2c_bytes: u64) -> Counters {
+        Counters {
+            c2s_packets: c2s_bytes / 100,
+            c2s_bytes,
+            s2c_packets: s2c_bytes / 100,
+            s2c_bytes,
+        }
+    }
+
+    #[test]
+    fn cumulative_updates_become_deltas_and_final_forgets() {
+        let mut t = DeltaTracker::new(16);
+        let flow = FlowKey {
+            point: PointKey(1),
+            flow_id: 9,
+        };
+        let host = HostKey {
+            ip: "10.0.0.1".parse().unwrap(),
+            vlan: 0,
+        };
+        let a = t.advance(flow, Side::Client, host, counters(100, 200), false, false);
+        assert_eq!(a.delta, counters(100, 200));
+        assert!(a.previous.is_none());
+        let b = t.advance(flow, Side::Client, host, counters(300, 200), false, true);
+        assert_eq!(b.delta, counters(200, 0));
+        assert!(b.previous.is_some());
+        let c = t.advance(flow, Side::Client, host, counters(400, 500), true, true);
+        assert_eq!(c.delta, counters(100, 300));
+        assert!(c.previous.is_some_and(|p| p.l7_counted));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn sides_are_tracked_separately_and_replays_add_nothing() {
+        let mut t = DeltaTracker::new(16);
+        let flow = FlowKey {
+            point: PointKey(1),
+            flow_id: 9,
+        };
+        let host = HostKey {
+            ip: "10.0.0.1".parse().unwrap(),
+            vlan: 0,
+        };
+        t.advance(flow, Side::Client, host, counters(300, 300), false, false);
+        let s = t.advance(flow, Side::Server, host, counters(300, 300), false, false);
+        assert_eq!(s.delta, counters(300, 300));
+        let replay = t.advance(flow, Side::Client, host, counters(100, 100), false, false);
+        assert_eq!(replay.delta, Counters::default());
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn bounded_with_evictions_reported() {
+        let mut t = DeltaTracker::new(2);
+        let host = HostKey {
+            ip: "10.0.0.1".parse().unwrap(),
+            vlan: 0,
+        };
+        let mut evicted = 0;
+        for id in 0..5 {
+            let flow = FlowKey {
+                point: PointKey(1),
+                flow_id: id,
+            };
+            evicted += usize::from(
+                t.advance(flow, Side::Client, host, counters(1, 1), false, false)
+                    .evicted
+                    .is_some(),
+            );
+        }
+        assert_eq!((t.len(), evicted), (2, 3));
+    }
+}

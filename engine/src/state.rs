@@ -1,0 +1,633 @@
+//! The engine's state and how a flow record changes it — the pure core of ingest.
+//!
+//! [`State::apply_record`] follows DESIGN.md section 5: the client copy of a record
+//! (`role = client`) updates the client host, the flow tables and the aggregates; the server copy
+//! (`role = server`) updates the server host only; when both hosts share a shard only the client
+//! copy travels, so it updates both. A record outside the bus (`role` unset) updates everything.
+//! No I/O and no clock here: the ingest shell decodes, locks and measures.
+
+use std::sync::{Arc, RwLock};
+
+use netwarden_api::flow::{FlowRecord, Role};
+use netwarden_api::names::shard_of;
+use serde::Deserialize;
+
+use crate::hosts::{
+    Counters, DeltaTracker, Host, HostKey, HostTable, HostUpdate, PointTable, Side,
+};
+use crate::store::{FlowKey, FlowStore, ProtocolTotals};
+
+/// Sizes of the engine's tables and the cluster's shard count.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Most hosts kept (least recently updated evicted first).
+    pub max_hosts: usize,
+    /// Most active flows kept.
+    pub max_active_flows: usize,
+    /// Ended flows kept for drill-down.
+    pub history: usize,
+    /// Shards of the cluster (`nw.flows.<shard>`): needed to know whether a client copy also
+    /// stands for the server (both hosts on one shard). Must equal the sensors' setting.
+    pub shards: u32,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            max_hosts: crate::hosts::DEFAULT_MAX_HOSTS,
+            max_active_flows: crate::store::DEFAULT_MAX_ACTIVE_FLOWS,
+            history: crate::store::DEFAULT_HISTORY,
+            shards: netwarden_api::names::DEFAULT_SHARDS,
+        }
+    }
+}
+
+/// Whole-engine totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Records applied.
+    pub records: u64,
+    /// Records without a valid address (ignored).
+    pub invalid_records: u64,
+    /// Distinct flows seen (client side).
+    pub flows: u64,
+    /// Packets, both directions.
+    pub packets: u64,
+    /// Bytes, both directions.
+    pub bytes: u64,
+}
+
+/// What applying records pushed out of the bounded tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evictions {
+    /// Hosts evicted.
+    pub hosts: u64,
+    /// Active flows evicted.
+    pub active_flows: u64,
+    /// Ended flows that left the history.
+    pub history: u64,
+    /// (flow, side) counter snapshots evicted.
+    pub deltas: u64,
+    /// Observation points evicted.
+    pub points: u64,
+}
+
+impl std::ops::AddAssign for Evictions {
+    fn add_assign(&mut self, o: Self) {
+        self.hosts += o.hosts;
+        self.active_flows += o.active_flows;
+        self.history += o.history;
+        self.deltas += o.deltas;
+        self.points += o.points;
+    }
+}
+
+/// Everything the engine knows.
+pub struct State {
+    /// Hosts.
+    pub hosts: HostTable,
+    /// Observation points.
+    pub points: PointTable,
+    /// Active and ended flows.
+    pub flows: FlowStore,
+    /// Totals per protocol.
+    pub protocols: ProtocolTotals,
+    /// Whole-engine totals.
+    pub totals: Totals,
+    deltas: DeltaTracker,
+    shards: u32,
+}
+
+/// The state shared by ingest (writer) and the API (readers).
+pub type SharedState = Arc<RwLock<State>>;
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new(&StateConfig::default())
+    }
+}
+
+impl State {
+    /// An empty state sized by `config`.
+    pub fn new(config: &StateConfig) -> Self {
+        Self {
+            hosts: HostTable::new(config.max_hosts),
+            points: PointTable::default(),
+            flows: FlowStore::new(config.max_active_flows, config.history),
+            protocols: ProtocolTotals::default(),
+            totals: Totals::default(),
+            // Two sides per flow, and room for flows the active table already forgot.
+            deltas: DeltaTracker::new(config.max_active_flows.saturating_mul(2).max(1024)),
+            shards: config.shards.max(1),
+        }
+    }
+
+    /// Applies every record of a batch; returns what was evicted.
+    pub fn apply_batch(&mut self, records: Vec<FlowRecord>) -> Evictions {
+        let mut ev = Evictions::default();
+        for r in records {
+            ev += self.apply_record(r);
+        }
+        ev
+    }
+
+    /// Applies one record (see the module documentation for the role rules).
+    pub fn apply_record(&mut self, mut record: FlowRecord) -> Evictions {
+        let mut ev = Evictions::default();
+        let (Some(client), Some(server)) = (record.client_addr(), record.server_addr()) else {
+            self.totals.invalid_records += 1;
+            return ev;
+        };
+        self.totals.records += 1;
+        let (client_side, server_side) =
+            match Role::try_from(record.role).unwrap_or(Role::Unspecified) {
+                Role::Client => (
+                    true,
+                    shard_of(client, self.shards) == shard_of(server, self.shards),
+                ),
+                Role::Server => (false, true),
+                Role::Unspecified => (true, true),
+            };
+        let (point, point_evicted) = self.points.touch(record.observation_point.as_ref());
+        ev.points += u64::from(point_evicted);
+        let flow = FlowKey {
+            point,
+            flow_id: record.flow_id,
+        };
+        let counters = Counters::of(&record);
+        let l7 = l7_name(&record);
+        let vlan = record.vlan;
+
+        if server_side {
+            let host = HostKey { ip: server, vlan };
+            self.apply_side(
+                &record,
+                flow,
+                Side::Server,
+                host,
+                client,
+                counters,
+                &l7,
+                &mut ev,
+            );
+        }
+        if client_side {
+            let host = HostKey { ip: client, vlan };
+            let adv = self.apply_side(
+                &record,
+                flow,
+                Side::Client,
+                host,
+                server,
+                counters,
+                &l7,
+                &mut ev,
+            );
+            let (new_flow, count_l7) = (adv.new_flow, adv.count_l7);
+            self.totals.flows += u64::from(new_flow);
+            self.totals.packets += adv.delta.packets();
+            self.totals.bytes += adv.delta.bytes();
+            self.points.apply(
+                point,
+                adv.delta,
+                new_flow,
+                record.first_seen_ns,
+                record.last_seen_ns,
+            );
+            self.protocols
+                .add_l4(record.l4_proto as u8, adv.delta, new_flow);
+            self.protocols.add_l7(&l7, adv.delta, count_l7);
+            // The stored record is the flow's, not a bus copy's.
+            record.role = Role::Unspecified as i32;
+            let out = self.flows.apply(flow, record);
+            ev.active_flows += u64::from(out.active);
+            ev.history += u64::from(out.history);
+        }
+        ev
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_side(
+        &mut self,
+        record: &FlowRecord,
+        flow: FlowKey,
+        side: Side,
+        key: HostKey,
+        peer: std::net::IpAddr,
+        counters: Counters,
+        l7: &str,
+        ev: &mut Evictions,
+    ) -> SideOutcome {
+        let is_final = record.is_final();
+        let already_counted = self.deltas_l7_counted(flow, side);
+        // The flow counts under its L7 protocol once, when the DPI named it or when it ended.
+        let count_l7 = !already_counted && (l7 != UNKNOWN_L7 || is_final);
+        let adv = self.deltas.advance(
+            flow,
+            side,
+            key,
+            counters,
+            is_final,
+            already_counted || count_l7,
+        );
+        if let Some((lost_side, lost)) = adv.evicted {
+            // That flow's end will never be applied: stop counting it as active.
+            ev.deltas += 1;
+            if let Some(h) = self.hosts.get_mut(&lost.host) {
+                h.release_active(lost_side);
+            }
+        }
+        let new_flow = adv.previous.is_none();
+        let update = HostUpdate {
+            side,
+            delta: adv.delta,
+            new_flow,
+            ended_active: is_final && !new_flow,
+            started_active: new_flow && !is_final,
+            count_protocol: count_l7,
+            protocol: l7,
+            peer,
+            first_seen_ns: record.first_seen_ns,
+            last_seen_ns: record.last_seen_ns,
+        };
+        let point = flow.point;
+        let (host, evicted) = self.hosts.entry(key);
+        host.apply(&update);
+        let new_point = host.add_point(point);
+        if new_point {
+            self.points.count_host(point, true);
+        }
+        if let Some(gone) = evicted {
+            ev.hosts += 1;
+            self.release_host(&gone);
+        }
+        SideOutcome {
+            delta: adv.delta,
+            new_flow,
+            count_l7,
+        }
+    }
+
+    fn deltas_l7_counted(&self, flow: FlowKey, side: Side) -> bool {
+        self.deltas.peek(flow, side).is_some_and(|s| s.l7_counted)
+    }
+
+    fn release_host(&mut self, gone: &Host) {
+        for p in &gone.points {
+            self.points.count_host(*p, false);
+        }
+    }
+
+    /// Number of (flow, side) counter snapshots held.
+    pub fn tracked_sides(&self) -> usize {
+        self.deltas.len()
+    }
+}
+
+struct SideOutcome {
+    delta: Counters,
+    new_flow: bool,
+    count_l7: bool,
+}
+
+/// The L7 name used for totals when the DPI had nothing to say (nDPI's spelling).
+pub const UNKNOWN_L7: &str = "Unknown";
+
+/// The L7 name a record counts under: the application protocol, else the master, else
+/// [`UNKNOWN_L7`].
+pub fn l7_name(record: &FlowRecord) -> String {
+    let l7 = record.l7.as_ref();
+    let name = l7
+        .map(|l| {
+            if l.app_protocol.is_empty() {
+                l.master_protocol.as_str()
+            } else {
+                l.app_protocol.as_str()
+            }
+        })
+        .unwrap_or_default();
+    if name.is_empty() {
+        UNKNOWN_L7.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use netwarden_api::flow::{DirectionStats, FlowUpdate, L7Info, ObservationPoint, ip_to_bytes};
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// One flow's records as a sensor would emit them: cumulative counters, the last final.
+    fn flow_records(id: u64, client: &str, server: &str, steps: &[(u64, u64)]) -> Vec<FlowRecord> {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, &(c2s, s2c))| FlowRecord {
+                flow_id: id,
+                observation_point: Some(ObservationPoint {
+                    sensor: "n1".into(),
+                    interface: "eth0".into(),
+                    ..Default::default()
+                }),
+                ip_version: 4,
+                client_ip: ip_to_bytes(ip(client)),
+                server_ip: ip_to_bytes(ip(server)),
+                client_port: 40000 + id as u32,
+                server_port: 443,
+                l4_proto: 6,
+                first_seen_ns: 1_000,
+                last_seen_ns: 1_000 + i as u64 * 10,
+                update: if i + 1 == steps.len() {
+                    FlowUpdate::Final
+                } else {
+                    FlowUpdate::Periodic
+                } as i32,
+                c2s: Some(DirectionStats {
+                    packets: c2s / 100,
+                    bytes: c2s,
+                    ..Default::default()
+                }),
+                s2c: Some(DirectionStats {
+                    packets: s2c / 100,
+                    bytes: s2c,
+                    ..Default::default()
+                }),
+                l7: (i > 0).then(|| L7Info {
+                    app_protocol: "TLS.Google".into(),
+                    ..Default::default()
+                }),
+                update_seq: i as u32,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The bus copies of a record for a cluster of `shards` shards (DESIGN.md §5).
+    fn bus_copies(r: &FlowRecord, shards: u32) -> Vec<FlowRecord> {
+        let (c, s) = (r.client_addr().unwrap(), r.server_addr().unwrap());
+        let mut out = vec![FlowRecord {
+            role: Role::Client as i32,
+            ..r.clone()
+        }];
+        if shard_of(c, shards) != shard_of(s, shards) {
+            out.push(FlowRecord {
+                role: Role::Server as i32,
+                ..r.clone()
+            });
+        }
+        out
+    }
+
+    fn corpus() -> Vec<FlowRecord> {
+        let mut all = Vec::new();
+        all.extend(flow_records(
+            1,
+            "10.0.0.1",
+            "10.0.0.2",
+            &[(100, 200), (300, 900), (500, 1000)],
+        ));
+        all.extend(flow_records(
+            2,
+            "10.0.0.1",
+            "192.168.1.9",
+            &[(1000, 0), (1500, 700)],
+        ));
+        all.extend(flow_records(3, "192.168.1.9", "10.0.0.2", &[(50, 60)]));
+        all.extend(flow_records(
+            4,
+            "10.0.0.3",
+            "10.0.0.3",
+            &[(10, 10), (20, 20)],
+        ));
+        all
+    }
+
+    type HostRow = (u64, u64, u64, u64, u64, u64, u64, u64);
+
+    fn host_rows(state: &State) -> Vec<(HostKey, HostRow)> {
+        let mut rows: Vec<_> = state
+            .hosts
+            .iter()
+            .map(|h| {
+                let row = (
+                    h.bytes_sent,
+                    h.bytes_rcvd,
+                    h.packets_sent,
+                    h.packets_rcvd,
+                    h.flows_as_client,
+                    h.flows_as_server,
+                    h.active_flows_as_client,
+                    h.active_flows_as_server,
+                );
+                (h.key, row)
+            })
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        rows
+    }
+
+    fn config(shards: u32) -> StateConfig {
+        StateConfig {
+            shards,
+            ..StateConfig::default()
+        }
+    }
+
+    #[test]
+    fn host_totals_are_final_counters_not_sums_of_updates() {
+        let mut state = State::new(&config(64));
+        state.apply_batch(flow_records(
+            1,
+            "10.0.0.1",
+            "10.0.0.2",
+            &[(100, 200), (300, 900), (500, 1000)],
+        ));
+        let c = state
+            .hosts
+            .get(&HostKey {
+                ip: ip("10.0.0.1"),
+                vlan: 0,
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                c.bytes_sent,
+                c.bytes_rcvd,
+                c.flows_as_client,
+                c.active_flows_as_client
+            ),
+            (500, 1000, 1, 0)
+        );
+        assert_eq!((c.packets_sent, c.packets_rcvd), (5, 10));
+        let s = state
+            .hosts
+            .get(&HostKey {
+                ip: ip("10.0.0.2"),
+                vlan: 0,
+            })
+            .unwrap();
+        assert_eq!(
+            (s.bytes_sent, s.bytes_rcvd, s.flows_as_server),
+            (1000, 500, 1)
+        );
+        assert_eq!(state.totals.bytes, 1500);
+        assert_eq!(state.totals.flows, 1);
+        assert_eq!(
+            state.tracked_sides(),
+            0,
+            "the final record forgets the snapshots"
+        );
+        assert_eq!((state.flows.active_len(), state.flows.ended_len()), (0, 1));
+        assert_eq!(state.protocols.l7_rows()[0].name, "TLS.Google");
+        assert_eq!(state.protocols.l7_rows()[0].flows, 1);
+    }
+
+    #[test]
+    fn active_flow_counts_follow_updates() {
+        let mut state = State::new(&config(64));
+        let recs = flow_records(1, "10.0.0.1", "10.0.0.2", &[(100, 200), (300, 900)]);
+        state.apply_record(recs[0].clone());
+        let c = state
+            .hosts
+            .get(&HostKey {
+                ip: ip("10.0.0.1"),
+                vlan: 0,
+            })
+            .unwrap();
+        assert_eq!(c.active_flows_as_client, 1);
+        assert_eq!(state.flows.active_len(), 1);
+        state.apply_record(recs[1].clone());
+        let c = state
+            .hosts
+            .get(&HostKey {
+                ip: ip("10.0.0.1"),
+                vlan: 0,
+            })
+            .unwrap();
+        assert_eq!(c.active_flows_as_client, 0);
+    }
+
+    #[test]
+    fn same_shard_and_split_shards_give_the_same_host_totals() {
+        let plain = {
+            let mut s = State::new(&config(64));
+            s.apply_batch(corpus());
+            host_rows(&s)
+        };
+        for shards in [1, 2, 64, 1024] {
+            let mut s = State::new(&config(shards));
+            let copies: Vec<_> = corpus()
+                .iter()
+                .flat_map(|r| bus_copies(r, shards))
+                .collect();
+            s.apply_batch(copies);
+            assert_eq!(host_rows(&s), plain, "shards = {shards}");
+            assert_eq!(s.totals.flows, 4);
+            assert_eq!(
+                s.flows.ended_len(),
+                4,
+                "server copies do not touch the flow store"
+            );
+            assert_eq!(s.tracked_sides(), 0);
+        }
+        // Sanity: the corpus really splits across shards with 64 shards.
+        assert!(corpus().iter().any(|r| bus_copies(r, 64).len() == 2));
+    }
+
+    #[test]
+    fn server_copy_alone_updates_only_the_server() {
+        let mut s = State::new(&config(64));
+        let r = &flow_records(1, "10.0.0.1", "192.168.1.9", &[(100, 200)])[0];
+        s.apply_record(FlowRecord {
+            role: Role::Server as i32,
+            ..r.clone()
+        });
+        assert!(
+            s.hosts
+                .get(&HostKey {
+                    ip: ip("10.0.0.1"),
+                    vlan: 0
+                })
+                .is_none()
+        );
+        let srv = s
+            .hosts
+            .get(&HostKey {
+                ip: ip("192.168.1.9"),
+                vlan: 0,
+            })
+            .unwrap();
+        assert_eq!((srv.bytes_sent, srv.bytes_rcvd), (200, 100));
+        assert_eq!(
+            (s.flows.active_len() + s.flows.ended_len(), s.totals.flows),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn vlans_separate_hosts() {
+        let mut s = State::new(&config(64));
+        let mut a = flow_records(1, "10.0.0.1", "10.0.0.2", &[(100, 100)]);
+        let mut b = flow_records(2, "10.0.0.1", "10.0.0.2", &[(100, 100)]);
+        a[0].vlan = 10;
+        b[0].vlan = 20;
+        s.apply_batch(a.into_iter().chain(b).collect());
+        assert_eq!(s.hosts.len(), 4);
+    }
+
+    #[test]
+    fn tables_stay_bounded_and_count_evictions() {
+        let cfg = StateConfig {
+            max_hosts: 10,
+            max_active_flows: 5,
+            history: 3,
+            shards: 64,
+        };
+        let mut s = State::new(&cfg);
+        let mut ev = Evictions::default();
+        for i in 0..50u32 {
+            let c = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            let srv = std::net::Ipv4Addr::from(0xc0a8_0000 + i).to_string();
+            // Half the flows stay active, half end at once.
+            let steps: &[(u64, u64)] = if i % 2 == 0 {
+                &[(10, 10), (20, 20)]
+            } else {
+                &[(10, 10)]
+            };
+            let recs = flow_records(u64::from(i), &c, &srv, steps);
+            ev += s.apply_record(recs[0].clone());
+        }
+        assert!(s.hosts.len() <= 10 && s.flows.active_len() <= 5 && s.flows.ended_len() <= 3);
+        assert_eq!(ev.hosts, 90);
+        assert_eq!(ev.active_flows, 20);
+        assert_eq!(ev.history, 22);
+        let points = s.points.sorted();
+        assert_eq!(points.len(), 1);
+        assert_eq!(
+            points[0].hosts, 10,
+            "evicted hosts leave the point's host count"
+        );
+    }
+
+    #[test]
+    fn records_without_addresses_are_ignored() {
+        let mut s = State::default();
+        s.apply_record(FlowRecord {
+            client_ip: vec![1, 2, 3],
+            ..Default::default()
+        });
+        assert_eq!(
+            (s.totals.records, s.totals.invalid_records, s.hosts.len()),
+            (0, 1, 0)
+        );
+    }
+}
