@@ -7,6 +7,14 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+mod ip;
+mod link;
+mod transport;
+mod tunnel;
+
+#[cfg(test)]
+mod tests;
+
 /// Link-layer framing of a capture (pcap `DLT_*` / `LINKTYPE_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkType {
@@ -198,4 +206,132 @@ pub enum DecodeError {
     /// Too many nested encapsulations (bounded to stop hostile input).
     #[error("too many nested headers")]
     TooDeep,
+}
+
+/// Most headers (VLAN tags, MPLS labels, PPPoE, IP headers, tunnel headers, inner Ethernet) one
+/// frame may stack before we give up with [`DecodeError::TooDeep`]. A real frame rarely needs
+/// more than 8 (Ethernet, two VLAN tags, IPv4, GRE, Ethernet, VLAN, IPv4); 16 leaves room for
+/// MPLS label stacks while bounding the recursion that tunnels cause.
+pub const MAX_LAYERS: u8 = 16;
+
+/// Most IPv6 extension headers walked in one IPv6 header before [`DecodeError::TooDeep`].
+pub const MAX_IPV6_EXTENSIONS: u8 = 8;
+
+/// Decodes one captured frame. `frame` is the captured bytes, `wire_len` the pcap `len`.
+///
+/// Follows tunnels (IP-in-IP, GRE, VXLAN, GTP-U) down to the innermost IP packet, as
+/// `ndpiReader -t` does; a tunnel whose payload is not the expected inner packet is reported as
+/// the outer packet. Never allocates, never panics, and does bounded work on any input.
+pub fn decode(
+    link: LinkType,
+    frame: &[u8],
+    wire_len: u32,
+    ts_ns: u64,
+) -> Result<PacketView<'_>, DecodeError> {
+    let ctx = Ctx::default();
+    let mut view = match link {
+        LinkType::Ethernet => link::ethernet(frame, ctx),
+        LinkType::Null => link::null(frame, ctx),
+        LinkType::RawIp => ip::raw(frame, ctx),
+        LinkType::Ipv4 => ip::ipv4(frame, ctx),
+        LinkType::Ipv6 => ip::ipv6(frame, ctx),
+        LinkType::LinuxSll => link::linux_sll(frame, ctx),
+        LinkType::LinuxSll2 => link::linux_sll2(frame, ctx),
+    }?;
+    view.ts_ns = ts_ns;
+    view.wire_len = wire_len;
+    Ok(view)
+}
+
+/// State carried down the layers of one frame: how deep we are, and what the outer layers
+/// already said about the packet (VLAN, tunnel). `Copy`, so a tunnel that fails to decode leaves
+/// the outer packet's state untouched.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ctx {
+    depth: u8,
+    vlan: u16,
+    tunnel: Tunnel,
+}
+
+impl Ctx {
+    /// Enters one more header, or fails with [`DecodeError::TooDeep`].
+    fn enter(mut self) -> Result<Self, DecodeError> {
+        self.depth += 1;
+        if self.depth > MAX_LAYERS {
+            Err(DecodeError::TooDeep)
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// Declares the layer names used in [`DecodeError`] and their metric labels, in one place.
+macro_rules! layers {
+    ($($konst:ident = $name:literal),* $(,)?) => {
+        /// Names of the headers a [`DecodeError`] can point at.
+        mod layer {
+            $(pub(super) const $konst: &str = $name;)*
+        }
+
+        fn truncated_key(layer: &str) -> &'static str {
+            match layer {
+                $($name => concat!("truncated_", $name),)*
+                _ => "truncated_other",
+            }
+        }
+
+        fn malformed_key(layer: &str) -> &'static str {
+            match layer {
+                $($name => concat!("malformed_", $name),)*
+                _ => "malformed_other",
+            }
+        }
+    };
+}
+
+layers! {
+    ETHERNET = "ethernet",
+    VLAN = "vlan",
+    PPPOE = "pppoe",
+    PPP = "ppp",
+    MPLS = "mpls",
+    NULL = "null",
+    SLL = "sll",
+    SLL2 = "sll2",
+    IP = "ip",
+    IPV4 = "ipv4",
+    IPV6 = "ipv6",
+    IPV6_EXT = "ipv6_ext",
+    TCP = "tcp",
+    UDP = "udp",
+    SCTP = "sctp",
+    ICMP = "icmp",
+}
+
+/// A short, stable metric label for a decode error ("truncated_ipv4", "not_ip", "too_deep"...),
+/// so callers can count errors per kind without formatting strings on the hot path.
+pub fn decode_stats_key(err: &DecodeError) -> &'static str {
+    match err {
+        DecodeError::Truncated { layer } => truncated_key(layer),
+        DecodeError::Malformed { layer } => malformed_key(layer),
+        DecodeError::NotIp { .. } => "not_ip",
+        DecodeError::TooDeep => "too_deep",
+    }
+}
+
+/// Reads a big-endian `u16` at `off`, `None` past the end.
+fn be16(data: &[u8], off: usize) -> Option<u16> {
+    let b: [u8; 2] = data.get(off..off.checked_add(2)?)?.try_into().ok()?;
+    Some(u16::from_be_bytes(b))
+}
+
+/// Reads a big-endian `u32` at `off`, `None` past the end.
+fn be32(data: &[u8], off: usize) -> Option<u32> {
+    let b: [u8; 4] = data.get(off..off.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+/// The bytes from `off` on; empty past the end.
+fn tail(data: &[u8], off: usize) -> &[u8] {
+    data.get(off..).unwrap_or_default()
 }
