@@ -2,6 +2,9 @@
 //! `tshark -T fields`), crafted bytes for malformed input only, property tests, and a pass over
 //! every frame of the corpus.
 
+// A test that cannot read its fixture or gets an unexpected `Err` should fail loudly, right there.
+#![allow(clippy::unwrap_used)]
+
 mod corpus;
 mod crafted;
 mod prop;
