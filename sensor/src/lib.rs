@@ -4,5 +4,12 @@
 //! The way of the data is the layout: `capture` → `decode` → `flow` → `export`;
 //! [`pipeline`] wires them together for the binary and the engine's standalone mode.
 
+pub mod capture;
 pub mod decode;
+pub mod error;
+pub mod export;
 pub mod flow;
+pub mod metrics;
+pub mod pipeline;
+
+pub use error::{Error, Result};

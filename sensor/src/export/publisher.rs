@@ -1,0 +1,147 @@
+//! The async publisher task: drains the export queue, batches, publishes with timeouts.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use netwarden_api::bus::Bus;
+use netwarden_api::names::flows_subject;
+
+use super::{Batcher, ExportConfig, ExportCounters, OverflowPolicy, ReadyBatch, RecordReceiver};
+use crate::metrics::SensorMetrics;
+
+/// Logs at most one warning per interval, counting what it suppressed.
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn warn(&mut self, subject: &str, records: usize, reason: &str) {
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < Self::INTERVAL) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(subject, records, reason, suppressed = self.suppressed, "flow batch dropped");
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+struct Publisher {
+    bus: Arc<dyn Bus>,
+    config: ExportConfig,
+    counters: Arc<ExportCounters>,
+    metrics: Arc<SensorMetrics>,
+    waited_for_connection: bool,
+    log: RateLimitedLog,
+}
+
+impl Publisher {
+    async fn publish(&mut self, ready: ReadyBatch) {
+        let subject = flows_subject(ready.shard);
+        if !self.bus.is_connected() && !self.waited_for_connection {
+            // Once, at start: give a bus that is still connecting a moment.
+            self.waited_for_connection = true;
+            let deadline = Instant::now() + self.config.connect_grace;
+            while !self.bus.is_connected() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let result = if self.bus.is_connected() {
+            self.waited_for_connection = true;
+            let payload = ready.batch.to_bytes();
+            let publish = self.bus.publish(subject.clone(), payload);
+            match self.config.overflow {
+                OverflowPolicy::Drop => match tokio::time::timeout(self.config.publish_timeout, publish).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("timed out after {:?}", self.config.publish_timeout)),
+                },
+                _ => {
+                    // Block: wait as long as the bus is connected (lossless backpressure).
+                    tokio::pin!(publish);
+                    loop {
+                        match tokio::time::timeout(Duration::from_secs(1), &mut publish).await {
+                            Ok(r) => break r.map_err(|e| e.to_string()),
+                            Err(_) if self.bus.is_connected() => {}
+                            Err(_) => break Err("bus disconnected".to_owned()),
+                        }
+                    }
+                }
+            }
+        } else {
+            Err(format!("{} bus not connected", self.bus.kind()))
+        };
+        match result {
+            Ok(()) => {
+                self.counters.batches_published.fetch_add(1, Ordering::Relaxed);
+                self.counters.records_exported.fetch_add(ready.client_records as u64, Ordering::Relaxed);
+                self.metrics.batches_published.inc();
+                self.metrics.records_exported.inc_by(ready.client_records as u64);
+            }
+            Err(reason) => {
+                self.counters.batches_dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.records_dropped.fetch_add(ready.client_records as u64, Ordering::Relaxed);
+                self.metrics.batches_dropped.inc();
+                self.metrics.records_dropped.inc_by(ready.client_records as u64);
+                self.log.warn(&subject, ready.batch.records.len(), &reason);
+            }
+        }
+    }
+}
+
+/// Runs until every [`super::RecordSender`] is dropped and the queue is drained: batches
+/// records per shard, publishes full batches at once and others after the linger, flushes
+/// the rest at the end. Never fails: what cannot be published is counted and dropped.
+pub async fn publish(receiver: RecordReceiver, bus: Arc<dyn Bus>, config: ExportConfig) -> Arc<ExportCounters> {
+    let RecordReceiver { mut rx, counters, metrics } = receiver;
+    let mut batcher = Batcher::new(&config.sensor_name, config.shards, config.max_batch_bytes, config.linger);
+    let mut publisher = Publisher {
+        bus,
+        config,
+        counters: counters.clone(),
+        metrics: metrics.clone(),
+        waited_for_connection: false,
+        log: RateLimitedLog { last: None, suppressed: 0 },
+    };
+    let mut ready = Vec::new();
+    loop {
+        let deadline = batcher.next_deadline();
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(record) => {
+                    metrics.export_queue_depth.dec();
+                    batcher.add(record, Instant::now(), &mut ready);
+                }
+                None => break,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                batcher.flush_due(Instant::now(), &mut ready);
+            }
+        }
+        for batch in ready.drain(..) {
+            publisher.publish(batch).await;
+        }
+    }
+    batcher.flush_all(&mut ready);
+    for batch in ready.drain(..) {
+        publisher.publish(batch).await;
+    }
+    if publisher.bus.is_connected() {
+        match tokio::time::timeout(publisher.config.publish_timeout, publisher.bus.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "bus flush failed at the end of the export"),
+            Err(_) => tracing::warn!("bus flush timed out at the end of the export"),
+        }
+    }
+    counters
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
