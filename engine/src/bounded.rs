@@ -173,6 +173,7 @@ impl<K: Copy + Eq + Hash, V> BoundedMap<K, V> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

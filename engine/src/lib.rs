@@ -63,3 +63,57 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// A running engine: ingest on a bus and the API on a socket.
+pub struct Launched {
+    /// The engine's shared parts.
+    pub engine: Engine,
+    /// Where the API listens (the real port when `:0` was asked).
+    pub addr: std::net::SocketAddr,
+    /// The ingest task.
+    pub ingest: tokio::task::JoinHandle<()>,
+    /// The HTTP server task.
+    pub server: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// Starts ingest on `bus` and the API on `listen`, both stopping when `shutdown` turns true.
+///
+/// `register` adds further metrics (the sensor's, in standalone mode) to the registry served
+/// at `/metrics`.
+pub async fn launch(
+    bus: Arc<dyn netwarden_api::bus::Bus>,
+    config: &StateConfig,
+    listen: std::net::SocketAddr,
+    register: impl FnOnce(&mut prometheus_client::registry::Registry),
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Launched> {
+    let metrics = Arc::new(EngineMetrics::default());
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    register(&mut registry);
+    let engine = Engine::new(config, metrics);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: listen,
+        source,
+    })?;
+    let ingest = ingest::start(engine.clone(), Arc::clone(&bus), shutdown.clone()).await;
+    let router = api::router(api::ApiState {
+        engine: engine.clone(),
+        bus,
+        registry: Arc::new(registry),
+    });
+    let server = tokio::spawn(api::serve(listener, router, shutdown));
+    tracing::info!(%addr, "API listening");
+    Ok(Launched {
+        engine,
+        addr,
+        ingest,
+        server,
+    })
+}

@@ -1,1 +1,188 @@
-fn main() {}
+//! `netwarden-engine`: the engine of a cluster (`run`) or sensor and engine in one process
+//! (`standalone`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use netwarden_api::bus::nats::NatsOptions;
+use netwarden_api::bus::{Bus, NatsBus};
+use netwarden_engine::report::ReportFormat;
+use netwarden_engine::standalone::{self, StandaloneOptions};
+use netwarden_engine::state::StateConfig;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+/// Netwarden engine.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log level when `RUST_LOG` is not set (error, warn, info, debug, trace).
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "NETWARDEN_LOG_LEVEL"
+    )]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Cluster mode: ingest flows from NATS and serve the API.
+    Run(RunArgs),
+    /// Sensor and engine in one process: replay pcaps or capture interfaces, report, serve.
+    Standalone(StandaloneArgs),
+}
+
+/// Table sizes, shared by both modes.
+#[derive(Debug, Args)]
+struct TableArgs {
+    /// Most hosts kept in memory.
+    #[arg(long, default_value_t = StateConfig::default().max_hosts)]
+    max_hosts: usize,
+    /// Most active flows kept in memory.
+    #[arg(long, default_value_t = StateConfig::default().max_active_flows)]
+    max_active_flows: usize,
+    /// Ended flows kept for drill-down.
+    #[arg(long, default_value_t = StateConfig::default().history)]
+    history: usize,
+    /// Shards of the cluster (must match the sensors').
+    #[arg(long, default_value_t = netwarden_api::names::DEFAULT_SHARDS)]
+    shards: u32,
+}
+
+impl TableArgs {
+    fn config(&self) -> StateConfig {
+        StateConfig {
+            max_hosts: self.max_hosts,
+            max_active_flows: self.max_active_flows,
+            history: self.history,
+            shards: self.shards,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NETWARDEN_NATS", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// API address.
+    #[arg(long, env = "NETWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    tables: TableArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface"]))]
+struct StandaloneArgs {
+    /// Pcap files to replay, in order.
+    #[arg(long, num_args = 1..)]
+    pcap: Vec<PathBuf>,
+    /// Interfaces to capture live.
+    #[arg(long, num_args = 1..)]
+    interface: Vec<String>,
+    /// API address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Exit after printing the report instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+    /// Report format; with `json`, stdout carries the JSON document only.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    report: ReportFormat,
+    #[command(flatten)]
+    tables: TableArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .context("invalid --log-level")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start tokio")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Standalone(args) => standalone(args).await,
+        }
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(signals(tx));
+    let bus = NatsBus::connect(NatsOptions::new(args.nats.clone(), "netwarden-engine"))
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
+    let bus: Arc<dyn Bus> = Arc::new(bus);
+    let launched = netwarden_engine::launch(bus, &args.tables.config(), args.listen, |_| {}, rx)
+        .await
+        .context("cannot start the engine")?;
+    tracing::info!(addr = %launched.addr, nats = %args.nats, "engine running");
+    launched
+        .server
+        .await
+        .context("API task failed")?
+        .context("API server failed")?;
+    let _ = launched.ingest.await;
+    tracing::info!("engine stopped");
+    Ok(())
+}
+
+async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(signals(tx));
+    let options = StandaloneOptions {
+        pcaps: args.pcap,
+        interfaces: args.interface,
+        listen: args.listen,
+        exit: args.exit,
+        report: args.report,
+        shards: args.tables.shards,
+        state: args.tables.config(),
+    };
+    standalone::run(options, rx)
+        .await
+        .context("standalone run failed")?;
+    Ok(())
+}
+
+/// Turns Ctrl-C or SIGTERM into the shutdown signal.
+async fn signals(tx: watch::Sender<bool>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+}

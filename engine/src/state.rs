@@ -315,6 +315,7 @@ pub fn l7_name(record: &FlowRecord) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::net::IpAddr;
 

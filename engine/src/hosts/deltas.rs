@@ -38,6 +38,7 @@ impl Counters {
 
     /// `self - earlier`, per counter, never below zero (a reordered or replayed record adds
     /// nothing instead of wrapping).
+    #[must_use]
     pub fn since(self, earlier: Self) -> Self {
         Self {
             c2s_packets: self.c2s_packets.saturating_sub(earlier.c2s_packets),
@@ -48,6 +49,7 @@ impl Counters {
     }
 
     /// The larger of each counter.
+    #[must_use]
     pub fn max(self, other: Self) -> Self {
         Self {
             c2s_packets: self.c2s_packets.max(other.c2s_packets),
@@ -162,6 +164,7 @@ impl DeltaTracker {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::hosts::PointKey;

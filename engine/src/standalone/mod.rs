@@ -1,1 +1,176 @@
-//! x
+//! Standalone mode: the sensor and the engine in one process over the in-process bus
+//! (DESIGN.md section 9) — the cluster's code path except for the transport.
+//!
+//! The only place the engine uses the sensor (as a library). Order matters: the engine
+//! subscribes before the sensor publishes, pcap inputs block on a full queue instead of dropping
+//! (nothing is lost in-process), and the report is printed only once the engine has applied
+//! every batch the sensor published.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netwarden_api::bus::{Bus, MemoryBus};
+use netwarden_sensor::export::OverflowPolicy;
+use netwarden_sensor::metrics::SensorMetrics;
+use netwarden_sensor::pipeline::{self, Input, ProgressMode, RunSummary, SensorConfig};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::report::{Report, ReportFormat, SensorSection};
+use crate::state::StateConfig;
+use crate::{Error, Result};
+
+/// How long to wait for the engine to apply what the sensor published before reporting anyway.
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct StandaloneOptions {
+    /// Pcap files to replay, in order.
+    pub pcaps: Vec<PathBuf>,
+    /// Interfaces to capture live.
+    pub interfaces: Vec<String>,
+    /// API address.
+    pub listen: SocketAddr,
+    /// Exit after the report instead of serving until Ctrl-C.
+    pub exit: bool,
+    /// Report format.
+    pub report: ReportFormat,
+    /// Shards of the (in-process) cluster.
+    pub shards: u32,
+    /// Table sizes.
+    pub state: StateConfig,
+}
+
+/// Runs sensor and engine until the inputs are consumed (pcaps) or `shutdown` turns true (live),
+/// writes the report to stdout, then serves the API until `shutdown` unless `exit` was asked.
+/// Returns the report.
+pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) -> Result<Report> {
+    let bus = MemoryBus::default();
+    let dyn_bus: Arc<dyn Bus> = Arc::new(bus);
+    let sensor_metrics = Arc::new(SensorMetrics::default());
+    let state = StateConfig {
+        shards: options.shards,
+        ..options.state.clone()
+    };
+    let launched = crate::launch(
+        Arc::clone(&dyn_bus),
+        &state,
+        options.listen,
+        |r| sensor_metrics.register(r),
+        shutdown.clone(),
+    )
+    .await?;
+    if options.report == ReportFormat::Text {
+        // stderr: stdout belongs to the report.
+        eprintln!("API on http://{}", launched.addr);
+    }
+
+    let live = !options.interfaces.is_empty();
+    let inputs: Vec<Input> = options
+        .pcaps
+        .iter()
+        .cloned()
+        .map(Input::Pcap)
+        .chain(options.interfaces.iter().cloned().map(Input::Interface))
+        .collect();
+    let config = SensorConfig {
+        sensor_name: pipeline::default_sensor_name(),
+        shards: options.shards,
+        // A file can wait for the engine; a live interface must not stall the capture.
+        overflow: if live {
+            SensorConfig::default().overflow
+        } else {
+            OverflowPolicy::Block
+        },
+        progress: if options.report == ReportFormat::Json {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        },
+        ..SensorConfig::default()
+    };
+    let summary = pipeline::run(
+        inputs,
+        config,
+        Arc::clone(&dyn_bus),
+        sensor_metrics,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| Error::Sensor(e.into()))?;
+    info!(
+        packets = summary.packets,
+        flows = summary.flows,
+        batches = summary.batches_published,
+        "sensor finished; waiting for the engine to catch up"
+    );
+    wait_caught_up(
+        &launched.engine,
+        summary.batches_published,
+        CATCH_UP_TIMEOUT,
+    )
+    .await;
+
+    let report = {
+        let state = launched.engine.read();
+        Report::build(
+            &state,
+            launched.engine.batches_ingested(),
+            launched.engine.status.decode_errors(),
+            Some(sensor_section(&summary)),
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    match options.report {
+        ReportFormat::Text => report.write_text(&mut stdout)?,
+        ReportFormat::Json => report.write_json(&mut stdout)?,
+    }
+    drop(stdout);
+
+    if !options.exit {
+        if options.report == ReportFormat::Text {
+            eprintln!("serving http://{} until Ctrl-C", launched.addr);
+        }
+        let mut shutdown = shutdown;
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    launched.ingest.abort();
+    launched.server.abort();
+    Ok(report)
+}
+
+/// Waits until the engine has applied `published` batches, or `timeout`.
+async fn wait_caught_up(engine: &crate::Engine, published: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while engine.batches_ingested() < published {
+        if Instant::now() >= deadline {
+            warn!(
+                published,
+                ingested = engine.batches_ingested(),
+                "engine did not apply every batch in time"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn sensor_section(s: &RunSummary) -> SensorSection {
+    SensorSection {
+        packets: s.packets,
+        bytes: s.bytes,
+        decode_errors: s.decode_errors,
+        flows: s.flows,
+        records_exported: s.records_exported,
+        batches_published: s.batches_published,
+        batches_dropped: s.batches_dropped,
+        records_dropped: s.records_dropped,
+    }
+}

@@ -115,6 +115,7 @@ impl FlowStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use netwarden_api::flow::FlowUpdate;

@@ -1,0 +1,171 @@
+//! `GET /api/v2/flows`: active and ended flows, filtered, sorted and paged.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+use netwarden_api::flow::{FlowRecord, proto};
+use serde::Deserialize;
+
+use crate::api::ApiState;
+use crate::api::problem::Problem;
+use crate::api::query::{ApiQuery, Page, Paging, Sort, parse};
+use crate::hosts::PointKey;
+
+/// Query parameters of `GET /api/v2/flows`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowQuery {
+    /// Client or server address.
+    pub host: Option<String>,
+    /// Client or server port.
+    pub port: Option<String>,
+    /// L4 protocol: `tcp`, `udp`, `icmp`, ... or its number.
+    pub protocol: Option<String>,
+    /// Substring of the L7 (application or master) protocol, case-insensitive.
+    pub l7: Option<String>,
+    /// `active`, `ended` or `all` (default).
+    pub state: Option<String>,
+    /// VLAN id.
+    pub vlan: Option<String>,
+    /// Observation point name (`sensor/interface`) or sensor name.
+    pub observation_point: Option<String>,
+    /// `bytes`, `packets`, `first_seen`, `last_seen`, `duration`; `-` prefix for descending.
+    pub sort: Option<String>,
+    /// Items skipped.
+    pub offset: Option<String>,
+    /// Items per page (1..=1000, default 100).
+    pub limit: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlowSort {
+    Bytes,
+    Packets,
+    FirstSeen,
+    LastSeen,
+    Duration,
+}
+
+const SORT_KEYS: &[(&str, FlowSort)] = &[
+    ("bytes", FlowSort::Bytes),
+    ("packets", FlowSort::Packets),
+    ("first_seen", FlowSort::FirstSeen),
+    ("last_seen", FlowSort::LastSeen),
+    ("duration", FlowSort::Duration),
+];
+
+/// A parsed, validated flow filter.
+struct Filter {
+    host: Option<Vec<u8>>,
+    port: Option<u32>,
+    l4: Option<u8>,
+    l7: Option<String>,
+    vlan: Option<u32>,
+    points: Option<Vec<PointKey>>,
+    active: bool,
+    ended: bool,
+}
+
+impl Filter {
+    fn matches(&self, r: &FlowRecord) -> bool {
+        self.host
+            .as_ref()
+            .is_none_or(|h| r.client_ip == *h || r.server_ip == *h)
+            && self
+                .port
+                .is_none_or(|p| r.client_port == p || r.server_port == p)
+            && self.l4.is_none_or(|p| r.l4_proto == u32::from(p))
+            && self.vlan.is_none_or(|v| r.vlan == v)
+            && self.l7.as_ref().is_none_or(|needle| {
+                r.l7.as_ref().is_some_and(|l7| {
+                    l7.app_protocol.to_ascii_lowercase().contains(needle)
+                        || l7.master_protocol.to_ascii_lowercase().contains(needle)
+                })
+            })
+            && self
+                .points
+                .as_ref()
+                .is_none_or(|keys| keys.contains(&PointKey::of(r.observation_point.as_ref())))
+    }
+}
+
+fn sort_value(key: FlowSort, r: &FlowRecord) -> u64 {
+    match key {
+        FlowSort::Bytes => r.total_bytes(),
+        FlowSort::Packets => r.total_packets(),
+        FlowSort::FirstSeen => r.first_seen_ns,
+        FlowSort::LastSeen => r.last_seen_ns,
+        FlowSort::Duration => r.last_seen_ns.saturating_sub(r.first_seen_ns),
+    }
+}
+
+/// The handler.
+pub async fn list(
+    State(api): State<ApiState>,
+    ApiQuery(q): ApiQuery<FlowQuery>,
+) -> Result<Json<Page<FlowRecord>>, Problem> {
+    let paging = Paging::parse(q.offset.as_deref(), q.limit.as_deref())?;
+    let sort = Sort::parse(
+        q.sort.as_deref(),
+        SORT_KEYS,
+        Sort {
+            key: FlowSort::Bytes,
+            descending: true,
+        },
+    )?;
+    let host: Option<IpAddr> = parse("host", q.host.as_deref(), "an IPv4 or IPv6 address")?;
+    let port: Option<u16> = parse("port", q.port.as_deref(), "a port number (0-65535)")?;
+    let vlan: Option<u32> = parse("vlan", q.vlan.as_deref(), "a VLAN id")?;
+    let l4 = q
+        .protocol
+        .as_deref()
+        .map(|p| {
+            proto::from_name(p.trim()).ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "query parameter `protocol`: invalid value {p:?}, expected tcp, udp, icmp, icmpv6, sctp, gre or a protocol number"
+                ))
+            })
+        })
+        .transpose()?;
+    let (active, ended) = match q.state.as_deref().unwrap_or("all") {
+        "all" => (true, true),
+        "active" => (true, false),
+        "ended" => (false, true),
+        other => {
+            return Err(Problem::bad_request(format!(
+                "query parameter `state`: invalid value {other:?}, expected active, ended or all"
+            )));
+        }
+    };
+    let state = api.engine.read();
+    let filter = Filter {
+        host: host.map(netwarden_api::flow::ip_to_bytes),
+        port: port.map(u32::from),
+        l4,
+        l7: q
+            .l7
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty()),
+        vlan,
+        points: q
+            .observation_point
+            .as_deref()
+            .map(|p| state.points.matching(p)),
+        active,
+        ended,
+    };
+    let active_iter = state.flows.active().filter(|_| filter.active);
+    let ended_iter = state.flows.ended().filter(|_| filter.ended);
+    let mut hits: Vec<&FlowRecord> = active_iter
+        .chain(ended_iter)
+        .filter(|r| filter.matches(r))
+        .collect();
+    hits.sort_by(|a, b| {
+        sort.order(&sort_value(sort.key, a), &sort_value(sort.key, b))
+            .then_with(|| a.first_seen_ns.cmp(&b.first_seen_ns))
+            .then_with(|| a.flow_id.cmp(&b.flow_id))
+    });
+    Ok(Json(paging.page(hits, Clone::clone)))
+}

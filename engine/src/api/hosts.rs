@@ -1,0 +1,222 @@
+//! `GET /api/v2/hosts` and `GET /api/v2/hosts/{ip}`.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiState;
+use crate::api::problem::Problem;
+use crate::api::query::{ApiQuery, Page, Paging, Sort, parse};
+use crate::hosts::{Host, HostKey, PeerCount, PointTable, ProtocolCount};
+
+/// Peers listed in a host's detail.
+pub const TOP_PEERS: usize = 10;
+
+/// Query parameters of `GET /api/v2/hosts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostQuery {
+    /// VLAN id.
+    pub vlan: Option<String>,
+    /// Prefix of the address as text (`10.1.`, `2001:db8:`).
+    pub q: Option<String>,
+    /// `bytes`, `packets`, `flows`, `last_seen`; `-` prefix for descending.
+    pub sort: Option<String>,
+    /// Items skipped.
+    pub offset: Option<String>,
+    /// Items per page (1..=1000, default 100).
+    pub limit: Option<String>,
+}
+
+/// Query parameters of `GET /api/v2/hosts/{ip}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostDetailQuery {
+    /// VLAN id; without it, the host on VLAN 0, else the busiest VLAN of that address.
+    pub vlan: Option<String>,
+}
+
+/// A host as listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostView {
+    /// Address.
+    pub ip: IpAddr,
+    /// VLAN id (0 untagged).
+    pub vlan: u32,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_rcvd: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Packets received.
+    pub packets_rcvd: u64,
+    /// Flows opened.
+    pub flows_as_client: u64,
+    /// Flows answered.
+    pub flows_as_server: u64,
+    /// Opened flows still active.
+    pub active_flows_as_client: u64,
+    /// Answered flows still active.
+    pub active_flows_as_server: u64,
+    /// First seen, ns since the Unix epoch.
+    pub first_seen_ns: u64,
+    /// Last seen, ns since the Unix epoch.
+    pub last_seen_ns: u64,
+    /// L7 protocols seen, most bytes first.
+    pub l7_protocols: Vec<String>,
+    /// Observation points where the host was seen.
+    pub observation_points: Vec<String>,
+}
+
+impl HostView {
+    /// The view of `h`, naming its points from `points`.
+    pub fn of(h: &Host, points: &PointTable) -> Self {
+        Self {
+            ip: h.key.ip,
+            vlan: h.key.vlan,
+            bytes_sent: h.bytes_sent,
+            bytes_rcvd: h.bytes_rcvd,
+            packets_sent: h.packets_sent,
+            packets_rcvd: h.packets_rcvd,
+            flows_as_client: h.flows_as_client,
+            flows_as_server: h.flows_as_server,
+            active_flows_as_client: h.active_flows_as_client,
+            active_flows_as_server: h.active_flows_as_server,
+            first_seen_ns: if h.first_seen_ns == u64::MAX {
+                0
+            } else {
+                h.first_seen_ns
+            },
+            last_seen_ns: h.last_seen_ns,
+            l7_protocols: by_bytes(&h.protocols).into_iter().map(|p| p.name).collect(),
+            observation_points: h
+                .points
+                .iter()
+                .filter_map(|k| points.get(*k))
+                .map(|p| p.name.clone())
+                .collect(),
+        }
+    }
+}
+
+/// A host with its top peers and protocols.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostDetail {
+    /// The totals.
+    #[serde(flatten)]
+    pub host: HostView,
+    /// Protocols with flows and bytes, most bytes first.
+    pub protocols: Vec<ProtocolCount>,
+    /// Up to [`TOP_PEERS`] peers, most bytes first.
+    pub top_peers: Vec<PeerCount>,
+}
+
+fn by_bytes(protocols: &[ProtocolCount]) -> Vec<ProtocolCount> {
+    let mut v = protocols.to_vec();
+    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    v
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HostSort {
+    Bytes,
+    Packets,
+    Flows,
+    LastSeen,
+}
+
+const SORT_KEYS: &[(&str, HostSort)] = &[
+    ("bytes", HostSort::Bytes),
+    ("packets", HostSort::Packets),
+    ("flows", HostSort::Flows),
+    ("last_seen", HostSort::LastSeen),
+];
+
+fn sort_value(key: HostSort, h: &Host) -> u64 {
+    match key {
+        HostSort::Bytes => h.bytes(),
+        HostSort::Packets => h.packets(),
+        HostSort::Flows => h.flows(),
+        HostSort::LastSeen => h.last_seen_ns,
+    }
+}
+
+/// `GET /api/v2/hosts`.
+pub async fn list(
+    State(api): State<ApiState>,
+    ApiQuery(q): ApiQuery<HostQuery>,
+) -> Result<Json<Page<HostView>>, Problem> {
+    let paging = Paging::parse(q.offset.as_deref(), q.limit.as_deref())?;
+    let sort = Sort::parse(
+        q.sort.as_deref(),
+        SORT_KEYS,
+        Sort {
+            key: HostSort::Bytes,
+            descending: true,
+        },
+    )?;
+    let vlan: Option<u32> = parse("vlan", q.vlan.as_deref(), "a VLAN id")?;
+    let prefix =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_ascii_lowercase);
+    let state = api.engine.read();
+    let mut text = String::new();
+    let mut hits: Vec<&Host> = state
+        .hosts
+        .iter()
+        .filter(|h| vlan.is_none_or(|v| h.key.vlan == v))
+        .filter(|h| {
+            prefix.as_ref().is_none_or(|p| {
+                text.clear();
+                let _ = write!(text, "{}", h.key.ip);
+                text.starts_with(p.as_str())
+            })
+        })
+        .collect();
+    hits.sort_by(|a, b| {
+        sort.order(&sort_value(sort.key, a), &sort_value(sort.key, b))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    Ok(Json(paging.page(hits, |h| HostView::of(h, &state.points))))
+}
+
+/// `GET /api/v2/hosts/{ip}`.
+pub async fn detail(
+    State(api): State<ApiState>,
+    Path(ip): Path<String>,
+    ApiQuery(q): ApiQuery<HostDetailQuery>,
+) -> Result<Json<HostDetail>, Problem> {
+    let ip: IpAddr = parse("ip", Some(&ip), "an IPv4 or IPv6 address")?
+        .ok_or_else(|| Problem::bad_request("missing address"))?;
+    let vlan: Option<u32> = parse("vlan", q.vlan.as_deref(), "a VLAN id")?;
+    let state = api.engine.read();
+    let host = match vlan {
+        Some(vlan) => state.hosts.get(&HostKey { ip, vlan }),
+        None => state.hosts.get(&HostKey { ip, vlan: 0 }).or_else(|| {
+            // Not on VLAN 0: the busiest VLAN of that address (a scan, but a rare one).
+            state
+                .hosts
+                .iter()
+                .filter(|h| h.key.ip == ip)
+                .max_by_key(|h| h.bytes())
+        }),
+    };
+    let Some(host) = host else {
+        let on = vlan.map(|v| format!(" on VLAN {v}")).unwrap_or_default();
+        return Err(Problem::not_found(format!("no host {ip}{on} is known")));
+    };
+    let mut peers = host.peers.clone();
+    peers.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.ip.cmp(&b.ip)));
+    peers.truncate(TOP_PEERS);
+    Ok(Json(HostDetail {
+        host: HostView::of(host, &state.points),
+        protocols: by_bytes(&host.protocols),
+        top_peers: peers,
+    }))
+}
