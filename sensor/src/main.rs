@@ -1,1 +1,376 @@
-fn main() {}
+//! `netwarden-sensor`: capture flows from interfaces or pcap files and publish them on NATS;
+//! print the flows of a pcap; benchmark decode + flow table.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use netwarden_api::bus::{Bus, NatsBus, nats::NatsOptions};
+use netwarden_api::flow::{FlowRecord, proto};
+use netwarden_sensor::export::OverflowPolicy;
+use netwarden_sensor::flow::FlowConfig;
+use netwarden_sensor::metrics::SensorMetrics;
+use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
+use tokio::sync::watch;
+
+#[derive(Debug, Parser)]
+#[command(name = "netwarden-sensor", version, about = "Netwarden sensor: packets to flow records on the bus")]
+struct Cli {
+    /// Log filter (`info`, `debug`, `netwarden_sensor=trace`...); overrides RUST_LOG.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Capture from interfaces or pcap files and publish flow batches on NATS (cluster mode).
+    Run(RunArgs),
+    /// Print the flow records of a pcap file.
+    Flows(FlowsArgs),
+    /// Measure decode + flow table throughput on pcap files replayed from memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Overflow {
+    /// Block for pcap files, drop for live interfaces.
+    Auto,
+    /// Wait for the bus (lossless).
+    Block,
+    /// Drop and count when the export queue is full.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Progress {
+    Auto,
+    Bar,
+    Lines,
+    Quiet,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["interface", "pcap"])))]
+struct RunArgs {
+    /// Network interface(s) to capture on.
+    #[arg(long, num_args = 1.., conflicts_with = "pcap")]
+    interface: Vec<String>,
+    /// Pcap/pcapng file(s) to read, one after the other.
+    #[arg(long, num_args = 1..)]
+    pcap: Vec<PathBuf>,
+    /// NATS server URL(s).
+    #[arg(long, env = "NATS_URL")]
+    nats: String,
+    /// Sensor name (default: $NODE_NAME, $HOSTNAME).
+    #[arg(long)]
+    sensor_name: Option<String>,
+    /// Number of shards of the cluster.
+    #[arg(long, default_value_t = netwarden_api::names::DEFAULT_SHARDS)]
+    shards: u32,
+    /// BPF filter.
+    #[arg(long)]
+    bpf: Option<String>,
+    /// Serve Prometheus metrics on this address (`/metrics`).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Bytes captured per frame on interfaces.
+    #[arg(long, default_value_t = 65_535)]
+    snaplen: i32,
+    /// Do not put interfaces in promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    /// What to do when the export queue is full.
+    #[arg(long, value_enum, default_value_t = Overflow::Auto)]
+    overflow: Overflow,
+    /// Records the export queue holds.
+    #[arg(long, default_value_t = 65_536)]
+    queue_capacity: usize,
+    /// Most flows in the flow table.
+    #[arg(long, default_value_t = 262_144)]
+    max_flows: usize,
+    /// Progress display for pcap files.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    progress: Progress,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// One JSON flow record per line.
+    Jsonl,
+    /// A human-readable table.
+    Table,
+}
+
+#[derive(Debug, Args)]
+struct FlowsArgs {
+    /// The pcap/pcapng file.
+    #[arg(long)]
+    pcap: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+    /// Also print periodic (active-timeout) records, not only final ones.
+    #[arg(long)]
+    updates: bool,
+    /// Never split flows on time (as ndpiReader reads a pcap).
+    #[arg(long)]
+    no_timeouts: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Pcap/pcapng file(s), concatenated in memory.
+    #[arg(long, num_args = 1.., required = true)]
+    pcap: Vec<PathBuf>,
+    /// Passes over the in-memory packets.
+    #[arg(long, default_value_t = 5)]
+    repeat: u32,
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    match cli.command {
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(run(args))
+        }
+        Command::Flows(args) => flows(&args),
+        Command::Bench(args) => bench(&args),
+    }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let config = SensorConfig {
+        sensor_name: args.sensor_name.clone().unwrap_or_else(pipeline::default_sensor_name),
+        flow: FlowConfig { max_flows: args.max_flows, ..FlowConfig::default() },
+        shards: args.shards,
+        overflow: match args.overflow {
+            Overflow::Auto => OverflowPolicy::Auto,
+            Overflow::Block => OverflowPolicy::Block,
+            Overflow::Drop => OverflowPolicy::Drop,
+        },
+        queue_capacity: args.queue_capacity,
+        snaplen: args.snaplen,
+        promiscuous: !args.no_promisc,
+        bpf_filter: args.bpf.clone(),
+        progress: match args.progress {
+            Progress::Auto => ProgressMode::Auto,
+            Progress::Bar => ProgressMode::Bar,
+            Progress::Lines => ProgressMode::Lines,
+            Progress::Quiet => ProgressMode::Quiet,
+        },
+    };
+    let inputs: Vec<Input> = args
+        .interface
+        .iter()
+        .cloned()
+        .map(Input::Interface)
+        .chain(args.pcap.iter().cloned().map(Input::Pcap))
+        .collect();
+    let metrics = Arc::new(SensorMetrics::new());
+    if let Some(addr) = args.metrics_listen {
+        serve_metrics(addr, &metrics).await?;
+    }
+    // Connecting does not wait for NATS: a sensor started before NATS keeps capturing.
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(NatsOptions::new(args.nats.clone(), format!("netwarden-sensor@{}", config.sensor_name)))
+            .await
+            .context("NATS client")?,
+    );
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: flushing flows");
+        let _ = stop.send(true);
+    });
+    let summary = pipeline::run(inputs, config, bus, metrics, shutdown).await?;
+    for file in summary.files.iter().filter(|f| f.error.is_some()) {
+        tracing::warn!(file = %file.name, packets = file.packets, error = ?file.error, "file cut short");
+    }
+    eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn serve_metrics(addr: SocketAddr, metrics: &SensorMetrics) -> Result<()> {
+    use axum::http::header::CONTENT_TYPE;
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let registry = Arc::new(registry);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                        Ok(()) => (
+                            axum::http::StatusCode::OK,
+                            [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            body,
+                        ),
+                        Err(e) => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            [(CONTENT_TYPE, "text/plain")],
+                            e.to_string(),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "serving /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
+fn flows(args: &FlowsArgs) -> Result<()> {
+    let config = SensorConfig {
+        flow: if args.no_timeouts { FlowConfig::offline() } else { FlowConfig::default() },
+        progress: ProgressMode::Quiet,
+        ..SensorConfig::default()
+    };
+    let (records, summary) = pipeline::flows_from_pcap(&args.pcap, &config, args.updates)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        Format::Jsonl => {
+            for r in &records {
+                serde_json::to_writer(&mut out, r)?;
+                writeln!(out)?;
+            }
+        }
+        Format::Table => print_table(&mut out, &records)?,
+    }
+    out.flush()?;
+    if let Some(error) = summary.files.first().and_then(|f| f.error.as_ref()) {
+        tracing::warn!(%error, packets = summary.packets, "the file ends early; flows read so far were printed");
+    }
+    Ok(())
+}
+
+fn print_table(out: &mut impl std::io::Write, records: &[FlowRecord]) -> Result<()> {
+    writeln!(
+        out,
+        "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",
+        "id", "proto", "client", "server", "vlan", "tunnel", "c2s_pkts", "c2s_bytes", "s2c_pkts", "s2c_bytes", "end"
+    )?;
+    for r in records {
+        let ep = |ip: Option<std::net::IpAddr>, port: u32| match ip {
+            Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+            Some(ip) => format!("{ip}:{port}"),
+            None => "?".into(),
+        };
+        let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
+        let end = netwarden_api::flow::EndReason::try_from(r.end_reason)
+            .map_or_else(|_| r.end_reason.to_string(), |e| e.as_str_name().trim_start_matches("END_REASON_").to_lowercase());
+        writeln!(
+            out,
+            "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",
+            r.flow_id,
+            proto::name(r.l4_proto as u8),
+            ep(r.client_addr(), r.client_port),
+            ep(r.server_addr(), r.server_port),
+            r.vlan,
+            r.tunnel,
+            c2s.packets,
+            c2s.bytes,
+            s2c.packets,
+            s2c.bytes,
+            end
+        )?;
+    }
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    use netwarden_sensor::bench::{Corpus, run_pass};
+    let corpus = Corpus::load(&args.pcap)?;
+    println!(
+        "loaded {} packets, {} wire bytes from {} file(s)",
+        corpus.packets(),
+        corpus.wire_bytes(),
+        args.pcap.len()
+    );
+    let config = FlowConfig::default();
+    let mut best: Option<netwarden_sensor::bench::Pass> = None;
+    let mut total = std::time::Duration::ZERO;
+    let mut total_packets = 0u64;
+    for i in 0..args.repeat.max(1) {
+        let pass = run_pass(&corpus, &config);
+        total += pass.elapsed;
+        total_packets += pass.packets;
+        let secs = pass.elapsed.as_secs_f64();
+        println!(
+            "pass {:>2}: {:>10.0} packets/s {:>6.2} Mpps {:>10.0} flows/s {:>7.2} Gbit/s {:>7.1} ns/packet  ({} flows, {} records, {} decode errors)",
+            i + 1,
+            pass.packets as f64 / secs,
+            pass.packets as f64 / secs / 1e6,
+            pass.flows as f64 / secs,
+            pass.bytes as f64 * 8.0 / secs / 1e9,
+            secs * 1e9 / pass.packets.max(1) as f64,
+            pass.flows,
+            pass.records,
+            pass.decode_errors
+        );
+        if best.is_none_or(|b| pass.elapsed < b.elapsed) {
+            best = Some(pass);
+        }
+    }
+    if let Some(b) = best {
+        let secs = b.elapsed.as_secs_f64();
+        println!(
+            "best:    {:.2} Mpps, {:.2} Gbit/s, {:.1} ns/packet, {:.0} flows/s, {} flows; mean {:.2} Mpps over {} passes",
+            b.packets as f64 / secs / 1e6,
+            b.bytes as f64 * 8.0 / secs / 1e9,
+            secs * 1e9 / b.packets.max(1) as f64,
+            b.flows as f64 / secs,
+            b.flows,
+            total_packets as f64 / total.as_secs_f64() / 1e6,
+            args.repeat.max(1)
+        );
+    }
+    Ok(())
+}

@@ -133,7 +133,6 @@ impl Batcher {
 mod tests {
     use super::*;
     use netwarden_api::flow::{MAX_BATCH_BYTES, ip_to_bytes};
-    use prost::Message as _;
 
     fn rec(client: &str, server: &str, id: u64) -> FlowRecord {
         FlowRecord {
@@ -164,7 +163,8 @@ mod tests {
         let mut b = Batcher::new("sensor-1", 1, 4096, Duration::from_millis(100));
         let mut out = Vec::new();
         for i in 0..1000 {
-            b.add(rec("10.0.0.1", "10.0.0.2", i), Instant::now(), &mut out);
+            let r = FlowRecord { tunnel: "t".repeat(100), ..rec("10.0.0.1", "10.0.0.2", i) };
+            b.add(r, Instant::now(), &mut out);
         }
         b.flush_all(&mut out);
         assert!(out.len() > 5);
