@@ -2,7 +2,7 @@
 //!
 //! Owns: link layers (Ethernet, Linux cooked SLL/SLL2, raw IP, BSD loopback/null), 802.1Q/QinQ
 //! VLANs, PPPoE, IPv4 (with fragments), IPv6 (with extension headers), TCP/UDP/ICMP/ICMPv6,
-//! and the tunnels nDPI follows (IP-in-IP, 6in4, 4in6, GRE, VXLAN, GTP-U): the innermost
+//! and the tunnels nDPI follows (IP-in-IP, 6in4, 4in6, GRE, VXLAN, GTP-U, CAPWAP): the innermost
 //! IP packet is what a flow is about. Must not: allocate, keep state, or panic on any input.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -64,6 +64,8 @@ pub enum Tunnel {
     Vxlan,
     /// GTP-U (UDP 2152).
     Gtp,
+    /// CAPWAP data channel (UDP 5247) carrying IEEE 802.11 frames, as ndpiReader `-t` follows it.
+    Capwap,
 }
 
 impl Tunnel {
@@ -74,6 +76,7 @@ impl Tunnel {
             Self::Gre => "GRE",
             Self::Vxlan => "VXLAN",
             Self::Gtp => "GTP",
+            Self::Capwap => "CAPWAP",
         }
     }
 }
@@ -179,6 +182,16 @@ impl PacketView<'_> {
             payload: &[],
             payload_len: 0,
         }
+    }
+}
+
+impl PacketView<'_> {
+    /// Whether the capture holds less of the payload than the IP length fields announce (cut by
+    /// the snaplen, or a length field that lies). ndpiReader ignores such IP packets entirely
+    /// (its flows of `telnet.pcap` and `tls_invalid_reads.pcap` leave them out); a caller that
+    /// wants nDPI's counters skips them.
+    pub const fn is_truncated(&self) -> bool {
+        self.payload.len() < self.payload_len as usize
     }
 }
 

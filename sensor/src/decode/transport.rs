@@ -51,7 +51,8 @@ fn ports(data: &[u8]) -> Option<(u16, u16)> {
 /// When the IP packet itself is shorter than `min_len`, the fixed part of the header (a tiny first fragment, garbage), the
 /// bytes are no real header: like ndpiReader (which reads ports only from a complete header), the
 /// packet is kept with ports 0 and the IP payload. When the header was cut by the capture
-/// (snaplen) or is malformed, the ports are kept if captured, with no payload; else the header is
+/// (snaplen) or is malformed, the ports are kept if captured, with what follows the header; else
+/// the header is
 /// [`DecodeError::Truncated`]. `header_len` is the whole header's length, when known.
 fn ports_only<'a>(
     net: &Net<'a>,
@@ -67,7 +68,7 @@ fn ports_only<'a>(
     Ok(PacketView {
         src_port,
         dst_port,
-        payload: &[],
+        payload: tail(net.payload, header_len),
         payload_len: net.payload_len.saturating_sub(header_len as u32),
         ..net.view(ctx)
     })

@@ -1,5 +1,6 @@
 //! Tunnels followed to the innermost IP packet, as `ndpiReader -t` does: IP-in-IP (protocols 4
-//! and 41: 4in4, 6in4, 4in6, 6in6), GRE (protocol 47), VXLAN (UDP 4789) and GTP-U (UDP 2152).
+//! and 41: 4in4, 6in4, 4in6, 6in6), GRE (protocol 47), VXLAN (UDP 4789), GTP-U (UDP 2152) and
+//! the CAPWAP data channel (UDP 5247).
 //!
 //! Owns the tunnel headers only. A tunnel whose payload is not the expected inner packet is
 //! reported as the outer packet, never dropped; only [`DecodeError::TooDeep`] goes through.
@@ -15,6 +16,8 @@ type Decoded<'a> = Result<PacketView<'a>, DecodeError>;
 const VXLAN_PORT: u16 = 4789;
 /// UDP port of GTP-U (3GPP TS 29.281 §4.4.2.3).
 const GTP_U_PORT: u16 = 2152;
+/// UDP port of the CAPWAP data channel (RFC 5415 §3.1).
+const CAPWAP_DATA_PORT: u16 = 5247;
 /// GRE protocol type of transparent Ethernet bridging (RFC 1701 §3.1, used by NVGRE/Linux gretap).
 const GRE_PROTO_TEB: u16 = 0x6558;
 /// GRE protocol type of PPP, as carried by PPTP (RFC 2637 §4.1).
@@ -96,7 +99,8 @@ pub(super) fn gre<'a>(net: &Net<'a>, ctx: Ctx) -> Decoded<'a> {
     inner_or_outer(inner, outer)
 }
 
-/// Tunnels carried by UDP: GTP-U on port 2152 (either side) and VXLAN on destination port 4789.
+/// Tunnels carried by UDP: GTP-U on port 2152 and CAPWAP data on 5247 (either side), VXLAN on
+/// destination port 4789.
 /// `view` is the UDP packet, reported as is when it carries no tunnel we follow.
 pub(super) fn over_udp(view: PacketView<'_>, ctx: Ctx) -> Decoded<'_> {
     if view.src_port == GTP_U_PORT || view.dst_port == GTP_U_PORT {
@@ -105,6 +109,12 @@ pub(super) fn over_udp(view: PacketView<'_>, ctx: Ctx) -> Decoded<'_> {
         };
         let inner_ctx = inside(ctx, Tunnel::Gtp).enter()?;
         inner_or_outer(ip::raw(inner, inner_ctx), view)
+    } else if view.src_port == CAPWAP_DATA_PORT || view.dst_port == CAPWAP_DATA_PORT {
+        let Some((ether_type, inner)) = capwap_80211_payload(view.payload) else {
+            return Ok(view);
+        };
+        let inner_ctx = inside(ctx, Tunnel::Capwap).enter()?;
+        inner_or_outer(link::ethertype(ether_type, inner, inner_ctx), view)
     } else if view.dst_port == VXLAN_PORT {
         let Some(inner) = vxlan_payload(view.payload) else {
             return Ok(view);
@@ -159,4 +169,25 @@ fn gtp_u_payload(data: &[u8]) -> Option<&[u8]> {
         }
     }
     data.get(offset..)
+}
+
+/// The EtherType and payload of an IEEE 802.11 data frame in a CAPWAP data packet.
+///
+/// CAPWAP header (RFC 5415 §4.3): preamble (version 4 bits, type 4 bits; type 0 = clear, 1 =
+/// DTLS), then HLEN (5 bits, header length in 4-byte words) and flags. The 802.11 frame that
+/// follows (IEEE 802.11 §9.2) is recognised as ndpiReader does: second byte 0x08 (a data frame
+/// whose frame control some access points write byte-swapped), a 24-byte MAC header, then an
+/// 8-byte LLC/SNAP header (RFC 1042) whose last two bytes are the EtherType.
+fn capwap_80211_payload(data: &[u8]) -> Option<(u16, &[u8])> {
+    let preamble = *data.first()?;
+    if preamble & 0x0F != 0 {
+        return None;
+    }
+    let header_len = usize::from(*data.get(1)? >> 3) * 4;
+    let frame = data.get(header_len..)?;
+    if frame.len() <= 32 || frame.get(1) != Some(&0x08) {
+        return None;
+    }
+    let ether_type = be16(frame, 24 + 6)?;
+    Some((ether_type, frame.get(32..)?))
 }

@@ -324,3 +324,25 @@ fn first_fragment_too_short_for_tcp_has_no_ports() {
         }
     );
 }
+
+#[test]
+fn capwap_data_80211() {
+    // capwap_data.pcapng #1: VLAN 94 then 3, 172.50.100.155:41264 -> 172.16.100.87:5247 CAPWAP
+    // data, IEEE 802.11 data frame, LLC/SNAP, 10.1.3.68:47025 -> 74.125.130.188:443 SYN, wscale 8.
+    let v = decode_frame("capwap_data.pcapng", 1).unwrap();
+    assert_eq!((v.vlan, v.tunnel), (3, Tunnel::Capwap));
+    assert_eq!((v.src, v.dst), (ip("10.1.3.68"), ip("74.125.130.188")));
+    assert_eq!((v.proto, v.src_port, v.dst_port), (6, 47025, 443));
+    assert_eq!(v.tcp.unwrap().window_scale, Some(8));
+}
+
+#[test]
+fn ip_length_beyond_the_capture_is_flagged() {
+    // telnet.pcap #18: 66 bytes captured, IPv4 total length 137 (52 of them captured):
+    // 192.168.0.2:1550 -> 192.168.0.1:23. Decoded, and flagged as ndpiReader ignores it.
+    let v = decode_frame("telnet.pcap", 18).unwrap();
+    assert_eq!((v.src_port, v.dst_port), (1550, 23));
+    assert_eq!((v.payload.len(), v.payload_len), (0, 137 - 20 - 32));
+    assert!(v.is_truncated());
+    assert!(!decode_frame("telnet.pcap", 17).unwrap().is_truncated());
+}
