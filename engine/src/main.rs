@@ -1,6 +1,7 @@
 //! `netwarden-engine`: the engine of a cluster (`run`) or sensor and engine in one process
 //! (`standalone`).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -93,6 +93,17 @@ pub struct EngineMetrics {
 
 impl Default for EngineMetrics {
     fn default() -> Self {
+        let evictions = Family::<TableLabels, Counter>::default();
+        // Every table shows up from the start: an absent series reads as "unknown", not 0.
+        for table in [
+            Table::Hosts,
+            Table::ActiveFlows,
+            Table::History,
+            Table::Deltas,
+            Table::ObservationPoints,
+        ] {
+            evictions.get_or_create(&TableLabels { table });
+        }
         Self {
             batches_ingested: Counter::default(),
             records_ingested: Counter::default(),
@@ -101,7 +112,7 @@ impl Default for EngineMetrics {
             hosts: Gauge::default(),
             active_flows: Gauge::default(),
             ended_flows: Gauge::default(),
-            evictions: Family::default(),
+            evictions,
             // 1 ms .. ~9 h: live traffic sits in the low buckets, a pcap replay in the last.
             ingest_lag_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 13)),
             last_ingest_lag_seconds: Gauge::default(),
