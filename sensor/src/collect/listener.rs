@@ -1,0 +1,214 @@
+//! UDP listener: one socket, one [`Collector`], datagrams of any supported protocol (the
+//! protocol is detected per datagram, so one port can take NetFlow, IPFIX and sFlow).
+//!
+//! The receive buffer is enlarged with `SO_RCVBUF` (exporters send their flows in bursts;
+//! the kernel caps the request at `net.core.rmem_max`) and the effective size is logged and
+//! reported. Datagrams are read in batches: after each readiness event, non-blocking
+//! `recv_from` runs until `WouldBlock` or `batch` datagrams. The decode loop never waits on
+//! its consumer: a sink that cannot take a record drops it and the drop is counted, because a
+//! stalled reader would make the kernel drop whole datagrams, templates included.
+//! Run several listeners for several addresses; each owns its collector.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::{Collector, CollectorConfig, CollectorStats, Output};
+
+/// Listener settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address to bind (`0.0.0.0:2055`, `[::]:4739`, `127.0.0.1:0` in tests).
+    pub address: SocketAddr,
+    /// Requested `SO_RCVBUF` in bytes (the kernel may grant less, or double it on Linux).
+    pub recv_buffer_bytes: usize,
+    /// Most datagrams read per readiness event before yielding to other tasks.
+    pub batch: usize,
+    /// Decoder settings.
+    pub collector: CollectorConfig,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([0, 0, 0, 0], 2055)),
+            recv_buffer_bytes: 8 * 1024 * 1024,
+            batch: 64,
+            collector: CollectorConfig::default(),
+        }
+    }
+}
+
+/// What a listener reports about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ListenerStats {
+    /// Bound address.
+    pub local_addr: SocketAddr,
+    /// Effective `SO_RCVBUF` as the kernel reports it.
+    pub recv_buffer_bytes: usize,
+    /// Readiness events served.
+    pub batches: u64,
+    /// `recv_from` errors other than `WouldBlock`.
+    pub recv_errors: u64,
+    /// The collector's statistics.
+    pub collector: CollectorStats,
+}
+
+/// A bound UDP flow listener, not yet running.
+#[derive(Debug)]
+pub struct Listener {
+    socket: UdpSocket,
+    collector: Collector,
+    batch: usize,
+    stats: Arc<Mutex<ListenerStats>>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Listener {
+    /// Binds the socket and sets its receive buffer. Must run inside a tokio runtime.
+    pub fn bind(config: ListenerConfig) -> std::io::Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(
+            Domain::for_address(config.address),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        if let Err(error) = socket.set_recv_buffer_size(config.recv_buffer_bytes) {
+            tracing::warn!(%error, requested = config.recv_buffer_bytes, "SO_RCVBUF refused");
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&config.address.into())?;
+        let effective = socket.recv_buffer_size().unwrap_or(0);
+        let socket = UdpSocket::from_std(socket.into())?;
+        let local_addr = socket.local_addr()?;
+        tracing::info!(
+            %local_addr,
+            recv_buffer_bytes = effective,
+            requested = config.recv_buffer_bytes,
+            "flow listener bound (NetFlow v5/v9, IPFIX, sFlow)"
+        );
+        if effective < config.recv_buffer_bytes {
+            tracing::warn!(
+                effective,
+                requested = config.recv_buffer_bytes,
+                "receive buffer smaller than requested: raise net.core.rmem_max"
+            );
+        }
+        let collector = Collector::new(config.collector);
+        let stats = ListenerStats {
+            local_addr,
+            recv_buffer_bytes: effective,
+            batches: 0,
+            recv_errors: 0,
+            collector: collector.stats(),
+        };
+        Ok(Self {
+            socket,
+            collector,
+            batch: config.batch.max(1),
+            stats: Arc::new(Mutex::new(stats)),
+        })
+    }
+
+    /// The bound address (with the port the kernel chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stats().local_addr
+    }
+
+    /// Effective receive buffer size.
+    pub fn recv_buffer_bytes(&self) -> usize {
+        self.stats().recv_buffer_bytes
+    }
+
+    /// A handle to the statistics, refreshed after every batch while running.
+    pub fn stats_handle(&self) -> Arc<Mutex<ListenerStats>> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Current statistics.
+    pub fn stats(&self) -> ListenerStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Receives and decodes until `shutdown` completes. `sink` returns `false` when it could
+    /// not take an output (counted as `sink_dropped`). Returns the final statistics.
+    pub async fn run<F, S>(mut self, mut sink: F, shutdown: S) -> ListenerStats
+    where
+        F: FnMut(Output) -> bool + Send,
+        S: Future<Output = ()> + Send,
+    {
+        let mut buf = vec![0u8; 65_536];
+        let mut batches = 0u64;
+        let mut recv_errors = 0u64;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                ready = self.socket.readable() => {
+                    if let Err(error) = ready {
+                        tracing::warn!(%error, "flow listener socket failed");
+                        break;
+                    }
+                }
+            }
+            batches += 1;
+            let mut dropped = 0u64;
+            for _ in 0..self.batch {
+                match self.socket.try_recv_from(&mut buf) {
+                    Ok((len, from)) => {
+                        let exporter = from.ip().to_canonical();
+                        let mut out = |o| {
+                            if !sink(o) {
+                                dropped += 1;
+                            }
+                        };
+                        if let Err(error) =
+                            self.collector
+                                .handle(exporter, &buf[..len], now_ns(), &mut out)
+                        {
+                            tracing::debug!(%error, "flow datagram rejected");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(error) => {
+                        recv_errors += 1;
+                        tracing::debug!(%error, "recv_from failed");
+                        break;
+                    }
+                }
+            }
+            if dropped > 0 {
+                self.collector.count_sink_drop(dropped);
+            }
+            let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+            stats.batches = batches;
+            stats.recv_errors = recv_errors;
+            stats.collector = self.collector.stats();
+        }
+        self.stats()
+    }
+
+    /// Spawns [`Listener::run`] sending every output to `tx` without waiting (a full channel
+    /// drops and counts).
+    pub fn spawn<S>(
+        self,
+        tx: mpsc::Sender<Output>,
+        shutdown: S,
+    ) -> tokio::task::JoinHandle<ListenerStats>
+    where
+        S: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(self.run(move |o| tx.try_send(o).is_ok(), shutdown))
+    }
+}
