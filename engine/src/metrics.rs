@@ -102,7 +102,7 @@ impl Default for EngineMetrics {
             Table::Deltas,
             Table::ObservationPoints,
         ] {
-            evictions.get_or_create(&TableLabels { table });
+            let _ = evictions.get_or_create(&TableLabels { table });
         }
         Self {
             batches_ingested: Counter::default(),

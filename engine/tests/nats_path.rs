@@ -141,10 +141,7 @@ async fn flows_over_nats_match_the_offline_flow_table() {
     // Host totals are the sums over flows, each flow counted at both ends.
     let mut expected: BTreeMap<(String, u64), (u64, u64, u64, u64)> = BTreeMap::new();
     for r in &offline {
-        let (c2s, s2c) = (
-            r.c2s.clone().unwrap_or_default(),
-            r.s2c.clone().unwrap_or_default(),
-        );
+        let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
         let c = expected
             .entry((r.client_addr().unwrap().to_string(), u64::from(r.vlan)))
             .or_default();

@@ -211,3 +211,102 @@ pub fn ingest_batch(engine: &Engine, batch: FlowBatch) {
     engine.status.records.fetch_add(n, Ordering::AcqRel);
     engine.status.batches.fetch_add(1, Ordering::AcqRel);
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bytes::Bytes;
+    use netwarden_api::bus::MemoryBus;
+    use netwarden_api::bus::Publisher as _;
+    use netwarden_api::flow::{FlowRecord, FlowUpdate, ip_to_bytes};
+
+    use super::*;
+    use crate::metrics::EngineMetrics;
+    use crate::state::StateConfig;
+
+    fn engine() -> Engine {
+        Engine::new(&StateConfig::default(), Arc::new(EngineMetrics::default()))
+    }
+
+    fn batch() -> FlowBatch {
+        let record = FlowRecord {
+            flow_id: 1,
+            client_ip: ip_to_bytes("10.0.0.1".parse().unwrap()),
+            server_ip: ip_to_bytes("10.0.0.2".parse().unwrap()),
+            update: FlowUpdate::Final as i32,
+            ..Default::default()
+        };
+        FlowBatch {
+            records: vec![
+                record.clone(),
+                FlowRecord {
+                    flow_id: 2,
+                    ..record
+                },
+            ],
+            sensor: "n".into(),
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn garbage_is_counted_and_never_applied() {
+        let e = engine();
+        let valid = batch().to_bytes();
+        let payloads: Vec<Bytes> = vec![
+            Bytes::from_static(&[0xff; 16]),
+            Bytes::from_static(b"{\"records\": []}"),
+            valid.slice(..valid.len() - 3), // truncated inside a record
+            Bytes::from_static(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), // length beyond the end
+        ];
+        for p in payloads {
+            ingest_message(
+                &e,
+                &Message {
+                    subject: "nw.flows.1".into(),
+                    payload: p,
+                },
+            );
+        }
+        assert_eq!(e.status.decode_errors(), 4);
+        assert_eq!(e.metrics.decode_errors.get(), 4);
+        assert_eq!(e.batches_ingested(), 0);
+        assert!(e.read().hosts.is_empty());
+        // An empty payload is a valid, empty batch.
+        ingest_message(
+            &e,
+            &Message {
+                subject: "nw.flows.1".into(),
+                payload: Bytes::new(),
+            },
+        );
+        assert_eq!((e.batches_ingested(), e.status.records_ingested()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn ingests_from_the_bus_until_shutdown() {
+        let e = engine();
+        let bus = Arc::new(MemoryBus::default());
+        let (tx, rx) = watch::channel(false);
+        let task = start(e.clone(), bus.clone(), rx).await;
+        bus.publish("nw.flows.7".into(), batch().to_bytes())
+            .await
+            .unwrap();
+        bus.publish("nw.flows.7".into(), Bytes::from_static(&[0xff]))
+            .await
+            .unwrap();
+        bus.publish("nw.alerts.x".into(), batch().to_bytes())
+            .await
+            .unwrap(); // not a flow subject
+        while e.batches_ingested() < 1 || e.status.decode_errors() < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert!(e.status.is_running());
+        assert_eq!(e.status.records_ingested(), 2);
+        assert_eq!(e.read().hosts.len(), 2);
+        tx.send(true).unwrap();
+        task.await.unwrap();
+        assert!(!e.status.is_running());
+        assert_eq!(e.batches_ingested(), 1);
+    }
+}
