@@ -22,7 +22,9 @@ pub enum Error {
         source: pcap::Error,
     },
     /// The capture's link type is not one the decoder understands.
-    #[error("{input}: unsupported link type {linktype} ({name}); supported: Ethernet (1), NULL/LOOP (0, 108), raw IP (101, 12, 14), IPv4 (228), IPv6 (229), Linux SLL (113), Linux SLL2 (276)")]
+    #[error(
+        "{input}: unsupported link type {linktype} ({name}); supported: Ethernet (1), NULL/LOOP (0, 108), raw IP (101, 12, 14), IPv4 (228), IPv6 (229), Linux SLL (113), Linux SLL2 (276)"
+    )]
     UnsupportedLinkType {
         /// The file or interface.
         input: String,

@@ -17,7 +17,11 @@ use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
 use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
-#[command(name = "netwarden-sensor", version, about = "Netwarden sensor: packets to flow records on the bus")]
+#[command(
+    name = "netwarden-sensor",
+    version,
+    about = "Netwarden sensor: packets to flow records on the bus"
+)]
 struct Cli {
     /// Log filter (`info`, `debug`, `netwarden_sensor=trace`...); overrides RUST_LOG.
     #[arg(long, global = true)]
@@ -138,7 +142,10 @@ fn init_logging(level: Option<&str>) {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> Result<()> {
@@ -146,7 +153,9 @@ fn main() -> Result<()> {
     init_logging(cli.log_level.as_deref());
     match cli.command {
         Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(run(args))
         }
         Command::Flows(args) => flows(&args),
@@ -156,8 +165,14 @@ fn main() -> Result<()> {
 
 async fn run(args: RunArgs) -> Result<()> {
     let config = SensorConfig {
-        sensor_name: args.sensor_name.clone().unwrap_or_else(pipeline::default_sensor_name),
-        flow: FlowConfig { max_flows: args.max_flows, ..FlowConfig::default() },
+        sensor_name: args
+            .sensor_name
+            .clone()
+            .unwrap_or_else(pipeline::default_sensor_name),
+        flow: FlowConfig {
+            max_flows: args.max_flows,
+            ..FlowConfig::default()
+        },
         shards: args.shards,
         overflow: match args.overflow {
             Overflow::Auto => OverflowPolicy::Auto,
@@ -188,9 +203,12 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     // Connecting does not wait for NATS: a sensor started before NATS keeps capturing.
     let bus: Arc<dyn Bus> = Arc::new(
-        NatsBus::connect(NatsOptions::new(args.nats.clone(), format!("netwarden-sensor@{}", config.sensor_name)))
-            .await
-            .context("NATS client")?,
+        NatsBus::connect(NatsOptions::new(
+            args.nats.clone(),
+            format!("netwarden-sensor@{}", config.sensor_name),
+        ))
+        .await
+        .context("NATS client")?,
     );
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
@@ -243,7 +261,10 @@ async fn serve_metrics(addr: SocketAddr, metrics: &SensorMetrics) -> Result<()> 
                     match prometheus_client::encoding::text::encode(&mut body, &registry) {
                         Ok(()) => (
                             axum::http::StatusCode::OK,
-                            [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            [(
+                                CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
                             body,
                         ),
                         Err(e) => (
@@ -256,7 +277,9 @@ async fn serve_metrics(addr: SocketAddr, metrics: &SensorMetrics) -> Result<()> 
             }),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving /metrics");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -268,7 +291,11 @@ async fn serve_metrics(addr: SocketAddr, metrics: &SensorMetrics) -> Result<()> 
 
 fn flows(args: &FlowsArgs) -> Result<()> {
     let config = SensorConfig {
-        flow: if args.no_timeouts { FlowConfig::offline() } else { FlowConfig::default() },
+        flow: if args.no_timeouts {
+            FlowConfig::offline()
+        } else {
+            FlowConfig::default()
+        },
         progress: ProgressMode::Quiet,
         ..SensorConfig::default()
     };
@@ -295,7 +322,17 @@ fn print_table(out: &mut impl std::io::Write, records: &[FlowRecord]) -> Result<
     writeln!(
         out,
         "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",
-        "id", "proto", "client", "server", "vlan", "tunnel", "c2s_pkts", "c2s_bytes", "s2c_pkts", "s2c_bytes", "end"
+        "id",
+        "proto",
+        "client",
+        "server",
+        "vlan",
+        "tunnel",
+        "c2s_pkts",
+        "c2s_bytes",
+        "s2c_pkts",
+        "s2c_bytes",
+        "end"
     )?;
     for r in records {
         let ep = |ip: Option<std::net::IpAddr>, port: u32| match ip {
@@ -304,8 +341,14 @@ fn print_table(out: &mut impl std::io::Write, records: &[FlowRecord]) -> Result<
             None => "?".into(),
         };
         let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
-        let end = netwarden_api::flow::EndReason::try_from(r.end_reason)
-            .map_or_else(|_| r.end_reason.to_string(), |e| e.as_str_name().trim_start_matches("END_REASON_").to_lowercase());
+        let end = netwarden_api::flow::EndReason::try_from(r.end_reason).map_or_else(
+            |_| r.end_reason.to_string(),
+            |e| {
+                e.as_str_name()
+                    .trim_start_matches("END_REASON_")
+                    .to_lowercase()
+            },
+        );
         writeln!(
             out,
             "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",

@@ -60,26 +60,66 @@ impl SensorMetrics {
     /// Registers every metric into `registry` under the `netwarden_sensor_` prefix.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix(PREFIX);
-        r.register("packets", "Packets decoded and given to the flow table", self.packets.clone());
-        r.register("bytes", "Wire bytes of the packets given to the flow table", self.bytes.clone());
-        r.register("decode_errors", "Frames that did not decode, by kind", self.decode_errors.clone());
-        r.register("flows_created", "Flows created in the flow table", self.flows_created.clone());
-        r.register("flows_expired", "Flows ended by idle timeout", self.flows_expired.clone());
-        r.register("flows_evicted", "Flows evicted because the flow table was full", self.flows_evicted.clone());
-        r.register("flows_active", "Flows in the flow tables now", self.flows_active.clone());
+        r.register(
+            "packets",
+            "Packets decoded and given to the flow table",
+            self.packets.clone(),
+        );
+        r.register(
+            "bytes",
+            "Wire bytes of the packets given to the flow table",
+            self.bytes.clone(),
+        );
+        r.register(
+            "decode_errors",
+            "Frames that did not decode, by kind",
+            self.decode_errors.clone(),
+        );
+        r.register(
+            "flows_created",
+            "Flows created in the flow table",
+            self.flows_created.clone(),
+        );
+        r.register(
+            "flows_expired",
+            "Flows ended by idle timeout",
+            self.flows_expired.clone(),
+        );
+        r.register(
+            "flows_evicted",
+            "Flows evicted because the flow table was full",
+            self.flows_evicted.clone(),
+        );
+        r.register(
+            "flows_active",
+            "Flows in the flow tables now",
+            self.flows_active.clone(),
+        );
         r.register(
             "fragments_unmatched",
             "Later IP fragments whose first fragment was not seen",
             self.fragments_unmatched.clone(),
         );
-        r.register("records_exported", "Flow records published on the bus", self.records_exported.clone());
+        r.register(
+            "records_exported",
+            "Flow records published on the bus",
+            self.records_exported.clone(),
+        );
         r.register(
             "records_dropped",
             "Flow records lost (export queue full or batch not published)",
             self.records_dropped.clone(),
         );
-        r.register("export_queue_depth", "Records waiting in the export queue", self.export_queue_depth.clone());
-        r.register("batches_published", "Flow batches published on the bus", self.batches_published.clone());
+        r.register(
+            "export_queue_depth",
+            "Records waiting in the export queue",
+            self.export_queue_depth.clone(),
+        );
+        r.register(
+            "batches_published",
+            "Flow batches published on the bus",
+            self.batches_published.clone(),
+        );
         r.register(
             "batches_dropped",
             "Flow batches that could not be published (bus down, timeout, error)",
@@ -99,11 +139,14 @@ impl SensorMetrics {
 
     /// Counts decode errors of `kind`.
     pub fn decode_error(&self, kind: &'static str, n: u64) {
-        self.decode_errors.get_or_create(&[("kind", kind)]).inc_by(n);
+        self.decode_errors
+            .get_or_create(&[("kind", kind)])
+            .inc_by(n);
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -112,14 +155,25 @@ mod tests {
         let m = SensorMetrics::new();
         m.packets.inc_by(3);
         m.decode_error("not_ip", 2);
-        m.capture_dropped.get_or_create(&[("interface", "eth0".into())]).inc();
+        m.capture_dropped
+            .get_or_create(&[("interface", "eth0".into())])
+            .inc();
         let mut registry = Registry::default();
         m.register(&mut registry);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("netwarden_sensor_packets_total 3"), "{text}");
-        assert!(text.contains("netwarden_sensor_decode_errors_total{kind=\"not_ip\"} 2"), "{text}");
-        assert!(text.contains("netwarden_sensor_capture_dropped_total{interface=\"eth0\"} 1"), "{text}");
-        assert!(text.contains("netwarden_sensor_export_queue_depth 0"), "{text}");
+        assert!(
+            text.contains("netwarden_sensor_decode_errors_total{kind=\"not_ip\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_capture_dropped_total{interface=\"eth0\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_export_queue_depth 0"),
+            "{text}"
+        );
     }
 }

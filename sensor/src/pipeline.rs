@@ -16,9 +16,9 @@ use netwarden_api::bus::Bus;
 use netwarden_api::flow::FlowRecord;
 use tokio::sync::watch;
 
+use crate::capture::Frame;
 use crate::capture::file::CaptureFile;
 use crate::capture::live::{CaptureStats, LiveCapture, LiveOptions, Poll};
-use crate::capture::Frame;
 use crate::decode::{LinkType, decode, decode_stats_key};
 use crate::error::{Error, Result};
 use crate::export::{self, ExportConfig, ExportCounters, OverflowPolicy, RecordSender};
@@ -173,11 +173,17 @@ impl Processor {
         let was = &self.reported;
         metrics.packets.inc_by(now.packets - was.packets);
         metrics.bytes.inc_by(now.bytes - was.bytes);
-        metrics.flows_created.inc_by(now.flows_created - was.flows_created);
+        metrics
+            .flows_created
+            .inc_by(now.flows_created - was.flows_created);
         metrics.flows_expired.inc_by(now.expired - was.expired);
         metrics.flows_evicted.inc_by(now.evicted - was.evicted);
-        metrics.fragments_unmatched.inc_by(now.fragments_unmatched - was.fragments_unmatched);
-        metrics.flows_active.inc_by(now.flows_active as i64 - was.flows_active as i64);
+        metrics
+            .fragments_unmatched
+            .inc_by(now.fragments_unmatched - was.fragments_unmatched);
+        metrics
+            .flows_active
+            .inc_by(now.flows_active as i64 - was.flows_active as i64);
         if now.decode_errors != was.decode_errors {
             for (kind, n) in &now.decode_errors_by_kind {
                 let before = was.decode_errors_by_kind.get(kind).copied().unwrap_or(0);
@@ -190,7 +196,12 @@ impl Processor {
     }
 
     fn totals(&self, files: Vec<FileSummary>) -> CaptureTotals {
-        CaptureTotals { frames: self.frames, bytes: self.bytes, stats: self.table.stats().clone(), files }
+        CaptureTotals {
+            frames: self.frames,
+            bytes: self.bytes,
+            stats: self.table.stats().clone(),
+            files,
+        }
     }
 }
 
@@ -211,11 +222,19 @@ impl Progress {
             ProgressMode::Auto => ProgressMode::Lines,
             other => other,
         };
-        Self { mode, bar: None, last_line: Instant::now(), name: String::new() }
+        Self {
+            mode,
+            bar: None,
+            last_line: Instant::now(),
+            name: String::new(),
+        }
     }
 
     fn start_file(&mut self, file: &CaptureFile) {
-        self.name = file.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        self.name = file
+            .path()
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         if self.mode == ProgressMode::Bar {
             let bar = indicatif::ProgressBar::new(file.size());
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -276,7 +295,12 @@ fn read_files(
         }
         let _span = tracing::info_span!("pcap", file = %file.path().display()).entered();
         let link = file.link();
-        proc.table.set_interface(&file.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+        proc.table.set_interface(
+            &file
+                .path()
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        );
         progress.start_file(&file);
         let (mut packets, mut bytes_read) = (0u64, 0u64);
         let summary = file.for_each(|frame| {
@@ -348,7 +372,10 @@ fn capture_live(
                 proc.sync_metrics(metrics);
                 if let Some(stats) = cap.stats() {
                     let label = [("interface", name.clone())];
-                    metrics.capture_dropped.get_or_create(&label).inc_by(stats.dropped.saturating_sub(reported.dropped));
+                    metrics
+                        .capture_dropped
+                        .get_or_create(&label)
+                        .inc_by(stats.dropped.saturating_sub(reported.dropped));
                     metrics
                         .capture_if_dropped
                         .get_or_create(&label)
@@ -364,7 +391,11 @@ fn capture_live(
     let deadline = sender.final_deadline();
     proc.table.finish(&mut |r| sender.send_final(r, deadline));
     proc.sync_metrics(metrics);
-    tracing::info!(packets = proc.frames, flows = proc.table.stats().flows_created, "capture stopped");
+    tracing::info!(
+        packets = proc.frames,
+        flows = proc.table.stats().flows_created,
+        "capture stopped"
+    );
     proc.totals(Vec::new())
 }
 
@@ -421,21 +452,48 @@ pub async fn run(
     let config = Arc::new(config);
     let mut jobs = Vec::new();
     if !files.is_empty() {
-        let (config, metrics, shutdown, sender) = (config.clone(), metrics.clone(), shutdown.clone(), sender.clone());
-        jobs.push(("pcap files".to_owned(), tokio::task::spawn_blocking(move || {
-            let mut deadline = None;
-            read_files(files, &config, Some(&metrics), Some(&shutdown), &mut |r, at_end| {
-                if at_end {
-                    sender.send_final(r, *deadline.get_or_insert_with(|| sender.final_deadline()));
-                } else {
-                    sender.send(r);
-                }
-            })
-        })));
+        let (config, metrics, shutdown, sender) = (
+            config.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+            sender.clone(),
+        );
+        jobs.push((
+            "pcap files".to_owned(),
+            tokio::task::spawn_blocking(move || {
+                let mut deadline = None;
+                read_files(
+                    files,
+                    &config,
+                    Some(&metrics),
+                    Some(&shutdown),
+                    &mut |r, at_end| {
+                        if at_end {
+                            sender.send_final(
+                                r,
+                                *deadline.get_or_insert_with(|| sender.final_deadline()),
+                            );
+                        } else {
+                            sender.send(r);
+                        }
+                    },
+                )
+            }),
+        ));
     }
     for cap in interfaces {
-        let (config, metrics, shutdown, sender) = (config.clone(), metrics.clone(), shutdown.clone(), sender.clone());
-        jobs.push((cap.name().to_owned(), tokio::task::spawn_blocking(move || capture_live(cap, &config, &metrics, &shutdown, &sender))));
+        let (config, metrics, shutdown, sender) = (
+            config.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+            sender.clone(),
+        );
+        jobs.push((
+            cap.name().to_owned(),
+            tokio::task::spawn_blocking(move || {
+                capture_live(cap, &config, &metrics, &shutdown, &sender)
+            }),
+        ));
     }
     drop(sender);
     let mut summary = RunSummary::default();
@@ -443,10 +501,18 @@ pub async fn run(
     for (input, job) in jobs {
         match job.await {
             Ok(totals) => summary.add_capture(&totals),
-            Err(e) => failure = Some(Error::CaptureThread { input, reason: e.to_string() }),
+            Err(e) => {
+                failure = Some(Error::CaptureThread {
+                    input,
+                    reason: e.to_string(),
+                });
+            }
         }
     }
-    let counters = publisher.await.map_err(|e| Error::CaptureThread { input: "publisher".into(), reason: e.to_string() })?;
+    let counters = publisher.await.map_err(|e| Error::CaptureThread {
+        input: "publisher".into(),
+        reason: e.to_string(),
+    })?;
     fill_export(&mut summary, &counters);
     if let Some(e) = failure {
         return Err(e);
@@ -465,7 +531,11 @@ fn fill_export(summary: &mut RunSummary, counters: &ExportCounters) {
 /// Pure offline helper: every FINAL record of a pcap file (plus periodic ones if `updates`),
 /// in the order the flow table emitted them, no bus. A truncated file yields what was read
 /// before the cut and names the error in `summary.files[0].error`.
-pub fn flows_from_pcap(path: &Path, config: &SensorConfig, updates: bool) -> Result<(Vec<FlowRecord>, RunSummary)> {
+pub fn flows_from_pcap(
+    path: &Path,
+    config: &SensorConfig,
+    updates: bool,
+) -> Result<(Vec<FlowRecord>, RunSummary)> {
     let file = CaptureFile::open(path, config.bpf_filter.as_deref())?;
     let mut records = Vec::new();
     let totals = read_files(vec![file], config, None, None, &mut |r, _| {

@@ -1,6 +1,8 @@
 //! Bad inputs: truncated, missing, empty and unsupported capture files give clear errors (or,
 //! for a truncated file, every flow read before the cut), never a panic.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -9,11 +11,30 @@ use netwarden_sensor::flow::FlowConfig;
 use netwarden_sensor::pipeline::{ProgressMode, SensorConfig, flows_from_pcap};
 
 fn config() -> SensorConfig {
-    SensorConfig { sensor_name: "test".into(), flow: FlowConfig::offline(), progress: ProgressMode::Quiet, ..SensorConfig::default() }
+    SensorConfig {
+        sensor_name: "test".into(),
+        flow: FlowConfig::offline(),
+        progress: ProgressMode::Quiet,
+        ..SensorConfig::default()
+    }
 }
 
-fn keys(records: &[netwarden_api::flow::FlowRecord]) -> BTreeSet<(Vec<u8>, u32, Vec<u8>, u32, u32)> {
-    records.iter().map(|r| (r.client_ip.clone(), r.client_port, r.server_ip.clone(), r.server_port, r.l4_proto)).collect()
+/// (client ip, client port, server ip, server port, protocol).
+type Key = (Vec<u8>, u32, Vec<u8>, u32, u32);
+
+fn keys(records: &[netwarden_api::flow::FlowRecord]) -> BTreeSet<Key> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.client_ip.clone(),
+                r.client_port,
+                r.server_ip.clone(),
+                r.server_port,
+                r.l4_proto,
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -31,10 +52,18 @@ fn truncated_pcap_keeps_the_flows_read_so_far() {
     let error = file.error.as_deref().expect("the truncation is reported");
     assert!(error.contains("truncated"), "{error}");
     assert!(file.name.ends_with("tor-truncated.pcap"));
-    assert!(file.packets > 0 && file.packets < full_summary.packets, "{} of {}", file.packets, full_summary.packets);
+    assert!(
+        file.packets > 0 && file.packets < full_summary.packets,
+        "{} of {}",
+        file.packets,
+        full_summary.packets
+    );
     assert_eq!(summary.packets, file.packets);
     assert!(!partial.is_empty());
-    assert!(keys(&partial).is_subset(&keys(&full)), "every flow read so far is a real flow of the file");
+    assert!(
+        keys(&partial).is_subset(&keys(&full)),
+        "every flow read so far is a real flow of the file"
+    );
     assert!(partial.iter().all(|r| r.total_packets() > 0));
 }
 
@@ -52,7 +81,12 @@ fn empty_file_is_a_clear_error() {
     std::fs::write(&path, b"").unwrap();
     let err = flows_from_pcap(&path, &config(), false).unwrap_err();
     assert!(matches!(err, Error::OpenFile { .. }), "{err:?}");
-    let text = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
+    let text = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
     assert!(text.contains("empty.pcap"), "{text}");
 }
 
@@ -71,7 +105,13 @@ fn unsupported_link_type_is_a_clear_error() {
     let path = dir.path().join("user0.pcap");
     std::fs::write(&path, &header).unwrap();
     let err = flows_from_pcap(&path, &config(), false).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedLinkType { linktype: 147, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::UnsupportedLinkType { linktype: 147, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(text.contains("user0.pcap") && text.contains("147"), "{text}");
+    assert!(
+        text.contains("user0.pcap") && text.contains("147"),
+        "{text}"
+    );
 }

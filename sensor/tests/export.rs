@@ -1,6 +1,8 @@
 //! Export through the in-process bus: shard subjects and roles, batch size, sequence numbers,
 //! linger, and the drop policy.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,12 @@ async fn drain(mut stream: netwarden_api::bus::MessageStream, quiet: Duration) -
 }
 
 fn config() -> SensorConfig {
-    SensorConfig { sensor_name: "node-a".into(), flow: FlowConfig::offline(), progress: ProgressMode::Quiet, ..SensorConfig::default() }
+    SensorConfig {
+        sensor_name: "node-a".into(),
+        flow: FlowConfig::offline(),
+        progress: ProgressMode::Quiet,
+        ..SensorConfig::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,9 +46,15 @@ async fn pcap_records_reach_their_shards_with_roles() {
     let (expected, _) = pipeline::flows_from_pcap(&pcap, &config(), true).unwrap();
     let (_stop, shutdown) = watch::channel(false);
     let metrics = Arc::new(SensorMetrics::new());
-    let summary = pipeline::run(vec![Input::Pcap(pcap)], config(), Arc::new(bus.clone()), metrics.clone(), shutdown)
-        .await
-        .unwrap();
+    let summary = pipeline::run(
+        vec![Input::Pcap(pcap)],
+        config(),
+        Arc::new(bus.clone()),
+        metrics.clone(),
+        shutdown,
+    )
+    .await
+    .unwrap();
     let messages = collector.await.unwrap();
 
     assert_eq!(summary.records_exported, expected.len() as u64);
@@ -73,8 +86,15 @@ async fn pcap_records_reach_their_shards_with_roles() {
     }
     assert!(servers > 0);
     seqs.sort_unstable();
-    assert_eq!(seqs, (0..messages.len() as u64).collect::<Vec<_>>(), "one per-sensor sequence, no gap");
-    let expected: BTreeMap<_, _> = expected.into_iter().map(|r| ((r.flow_id, r.update_seq), r)).collect();
+    assert_eq!(
+        seqs,
+        (0..messages.len() as u64).collect::<Vec<_>>(),
+        "one per-sensor sequence, no gap"
+    );
+    let expected: BTreeMap<_, _> = expected
+        .into_iter()
+        .map(|r| ((r.flow_id, r.update_seq), r))
+        .collect();
     assert_eq!(clients.len(), expected.len());
     for (k, mut r) in clients {
         r.role = 0;
@@ -96,14 +116,27 @@ fn record(i: u64) -> FlowRecord {
 async fn batches_respect_the_size_limit_and_seq_increases() {
     let bus = MemoryBus::new(1024);
     let sub = bus.subscribe(FLOWS_ALL.into()).await.unwrap();
-    let config = ExportConfig { max_batch_bytes: 8 * 1024, overflow: OverflowPolicy::Block, ..ExportConfig::default() };
+    let config = ExportConfig {
+        max_batch_bytes: 8 * 1024,
+        overflow: OverflowPolicy::Block,
+        ..ExportConfig::default()
+    };
     let (sender, receiver) = export::queue(&config, Arc::new(SensorMetrics::new()));
-    let publisher = tokio::spawn(export::publish(receiver, Arc::new(bus.clone()) as Arc<dyn Bus>, config));
-    tokio::task::spawn_blocking(move || (0..1000).for_each(|i| sender.send(record(i)))).await.unwrap();
+    let publisher = tokio::spawn(export::publish(
+        receiver,
+        Arc::new(bus.clone()) as Arc<dyn Bus>,
+        config,
+    ));
+    tokio::task::spawn_blocking(move || (0..1000).for_each(|i| sender.send(record(i))))
+        .await
+        .unwrap();
     let counters = publisher.await.unwrap();
     let messages = drain(sub, Duration::from_millis(500)).await;
     assert!(messages.len() > 10);
-    let batches: Vec<FlowBatch> = messages.iter().map(|m| FlowBatch::from_bytes(&m.subject, &m.payload).unwrap()).collect();
+    let batches: Vec<FlowBatch> = messages
+        .iter()
+        .map(|m| FlowBatch::from_bytes(&m.subject, &m.payload).unwrap())
+        .collect();
     assert!(batches.iter().all(|b| b.encoded_len() <= 8 * 1024));
     assert!(batches.windows(2).all(|w| w[1].seq > w[0].seq));
     assert_eq!(batches.iter().map(|b| b.records.len()).sum::<usize>(), 1000);
@@ -114,12 +147,22 @@ async fn batches_respect_the_size_limit_and_seq_increases() {
 async fn linger_flushes_a_lone_record() {
     let bus = MemoryBus::new(16);
     let mut sub = bus.subscribe(FLOWS_ALL.into()).await.unwrap();
-    let config = ExportConfig { overflow: OverflowPolicy::Drop, ..ExportConfig::default() };
+    let config = ExportConfig {
+        overflow: OverflowPolicy::Drop,
+        ..ExportConfig::default()
+    };
     let (sender, receiver) = export::queue(&config, Arc::new(SensorMetrics::new()));
-    let publisher = tokio::spawn(export::publish(receiver, Arc::new(bus.clone()) as Arc<dyn Bus>, config));
+    let publisher = tokio::spawn(export::publish(
+        receiver,
+        Arc::new(bus.clone()) as Arc<dyn Bus>,
+        config,
+    ));
     sender.send(record(1));
     // The sender is still alive: only the linger timer can flush this batch.
-    let m = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("linger flush").unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("linger flush")
+        .unwrap();
     let batch = FlowBatch::from_bytes(&m.subject, &m.payload).unwrap();
     assert_eq!(batch.records.len(), 1);
     drop(sender);
@@ -129,7 +172,11 @@ async fn linger_flushes_a_lone_record() {
 #[tokio::test]
 async fn drop_policy_counts_what_a_full_queue_drops() {
     let metrics = Arc::new(SensorMetrics::new());
-    let config = ExportConfig { overflow: OverflowPolicy::Drop, queue_capacity: 4, ..ExportConfig::default() };
+    let config = ExportConfig {
+        overflow: OverflowPolicy::Drop,
+        queue_capacity: 4,
+        ..ExportConfig::default()
+    };
     let (sender, receiver) = export::queue(&config, metrics.clone());
     // Nobody drains the queue yet.
     for i in 0..10 {

@@ -32,16 +32,26 @@ pub struct CaptureFile {
 
 impl std::fmt::Debug for CaptureFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaptureFile").field("path", &self.path).field("link", &self.link).finish_non_exhaustive()
+        f.debug_struct("CaptureFile")
+            .field("path", &self.path)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
     }
 }
 
 impl CaptureFile {
     /// Opens a pcap/pcapng file with nanosecond timestamps, optionally with a BPF filter.
     pub fn open(path: &Path, filter: Option<&str>) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|_| Error::FileNotFound { path: path.to_owned() })?;
-        let mut cap = Capture::from_file_with_precision(path, Precision::Nano)
-            .map_err(|source| Error::OpenFile { path: path.to_owned(), source })?;
+        let meta = std::fs::metadata(path).map_err(|_| Error::FileNotFound {
+            path: path.to_owned(),
+        })?;
+        let mut cap =
+            Capture::from_file_with_precision(path, Precision::Nano).map_err(|source| {
+                Error::OpenFile {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
         let link = link_type(&path.display().to_string(), cap.get_datalink())?;
         if let Some(filter) = filter {
             cap.filter(filter, true).map_err(|source| Error::Filter {
@@ -50,7 +60,12 @@ impl CaptureFile {
                 source,
             })?;
         }
-        Ok(Self { path: path.to_owned(), cap, link, size: meta.len() })
+        Ok(Self {
+            path: path.to_owned(),
+            cap,
+            link,
+            size: meta.len(),
+        })
     }
 
     /// The link type of the file.
@@ -70,15 +85,25 @@ impl CaptureFile {
 
     /// Calls `on_frame` for every frame until the end of the file, a read error (a truncated
     /// file: logged and reported in the summary, never lost) or `Break`.
-    pub fn for_each(mut self, mut on_frame: impl FnMut(Frame<'_>) -> ControlFlow<()>) -> FileSummary {
-        let mut summary = FileSummary { name: self.path.display().to_string(), ..FileSummary::default() };
+    pub fn for_each(
+        mut self,
+        mut on_frame: impl FnMut(Frame<'_>) -> ControlFlow<()>,
+    ) -> FileSummary {
+        let mut summary = FileSummary {
+            name: self.path.display().to_string(),
+            ..FileSummary::default()
+        };
         loop {
             match self.cap.next_packet() {
                 Ok(packet) => {
                     summary.packets += 1;
                     summary.bytes_read += u64::from(packet.header.caplen) + 16;
                     let frame = Frame {
-                        ts_ns: timestamp_ns(packet.header.ts.tv_sec, packet.header.ts.tv_usec, true),
+                        ts_ns: timestamp_ns(
+                            packet.header.ts.tv_sec,
+                            packet.header.ts.tv_usec,
+                            true,
+                        ),
                         wire_len: packet.header.len,
                         data: packet.data,
                     };

@@ -26,7 +26,12 @@ pub struct LiveOptions {
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        Self { snaplen: 65_535, promiscuous: true, bpf_filter: None, buffer_size: 16 << 20 }
+        Self {
+            snaplen: 65_535,
+            promiscuous: true,
+            bpf_filter: None,
+            buffer_size: 16 << 20,
+        }
     }
 }
 
@@ -61,14 +66,20 @@ pub struct LiveCapture {
 
 impl std::fmt::Debug for LiveCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveCapture").field("name", &self.name).field("link", &self.link).finish_non_exhaustive()
+        f.debug_struct("LiveCapture")
+            .field("name", &self.name)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
     }
 }
 
 impl LiveCapture {
     /// Opens `interface` in immediate, non-blocking mode.
     pub fn open(interface: &str, options: &LiveOptions) -> Result<Self> {
-        let err = |source| Error::OpenInterface { interface: interface.to_owned(), source };
+        let err = |source| Error::OpenInterface {
+            interface: interface.to_owned(),
+            source,
+        };
         let mut cap = Capture::from_device(interface)
             .map_err(err)?
             .promisc(options.promiscuous)
@@ -88,7 +99,11 @@ impl LiveCapture {
                 source,
             })?;
         }
-        Ok(Self { name: interface.to_owned(), cap, link })
+        Ok(Self {
+            name: interface.to_owned(),
+            cap,
+            link,
+        })
     }
 
     /// The interface name.

@@ -26,7 +26,11 @@ pub struct Frame<'a> {
 pub fn timestamp_ns(sec: i64, frac: i64, nano: bool) -> u64 {
     let sec = u64::try_from(sec).unwrap_or(0);
     let frac = u64::try_from(frac).unwrap_or(0);
-    sec.saturating_mul(1_000_000_000).saturating_add(if nano { frac } else { frac.saturating_mul(1000) })
+    sec.saturating_mul(1_000_000_000).saturating_add(if nano {
+        frac
+    } else {
+        frac.saturating_mul(1000)
+    })
 }
 
 /// Maps a libpcap link type, or names the input and the link type in the error.
@@ -39,6 +43,7 @@ pub fn link_type(input: &str, linktype: pcap::Linktype) -> Result<LinkType> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -51,7 +56,9 @@ mod tests {
 
     #[test]
     fn unsupported_link_type_names_it() {
-        let err = link_type("x.pcap", pcap::Linktype(147)).unwrap_err().to_string();
+        let err = link_type("x.pcap", pcap::Linktype(147))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x.pcap") && err.contains("147"), "{err}");
     }
 }

@@ -99,21 +99,40 @@ impl Batcher {
 
     fn take(&mut self, shard: u32) -> ReadyBatch {
         let p = std::mem::take(&mut self.pending[shard as usize]);
-        let client_records = p.records.iter().filter(|r| r.role == Role::Client as i32).count();
-        let batch = FlowBatch { records: p.records, sensor: self.sensor.clone(), seq: self.seq };
+        let client_records = p
+            .records
+            .iter()
+            .filter(|r| r.role == Role::Client as i32)
+            .count();
+        let batch = FlowBatch {
+            records: p.records,
+            sensor: self.sensor.clone(),
+            seq: self.seq,
+        };
         self.seq += 1;
-        ReadyBatch { shard, batch, client_records }
+        ReadyBatch {
+            shard,
+            batch,
+            client_records,
+        }
     }
 
     /// When the oldest pending record must leave, if any is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.iter().filter_map(|p| p.since).min().map(|t| t + self.linger)
+        self.pending
+            .iter()
+            .filter_map(|p| p.since)
+            .min()
+            .map(|t| t + self.linger)
     }
 
     /// Appends to `out` every batch whose oldest record waited the linger at `now`.
     pub fn flush_due(&mut self, now: Instant, out: &mut Vec<ReadyBatch>) {
         for shard in 0..self.shards {
-            if self.pending[shard as usize].since.is_some_and(|t| t + self.linger <= now) {
+            if self.pending[shard as usize]
+                .since
+                .is_some_and(|t| t + self.linger <= now)
+            {
                 out.push(self.take(shard));
             }
         }
@@ -130,6 +149,7 @@ impl Batcher {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use netwarden_api::flow::{MAX_BATCH_BYTES, ip_to_bytes};
@@ -151,7 +171,11 @@ mod tests {
         b.add(rec(c, s, 1), Instant::now(), &mut out);
         b.flush_all(&mut out);
         assert_eq!(out.len(), 2);
-        let by_role = |role: Role| out.iter().find(|r| r.batch.records[0].role == role as i32).unwrap();
+        let by_role = |role: Role| {
+            out.iter()
+                .find(|r| r.batch.records[0].role == role as i32)
+                .unwrap()
+        };
         assert_eq!(by_role(Role::Client).shard, 44);
         assert_eq!(by_role(Role::Server).shard, 20);
         assert_eq!(by_role(Role::Client).client_records, 1);
@@ -163,13 +187,19 @@ mod tests {
         let mut b = Batcher::new("sensor-1", 1, 4096, Duration::from_millis(100));
         let mut out = Vec::new();
         for i in 0..1000 {
-            let r = FlowRecord { tunnel: "t".repeat(100), ..rec("10.0.0.1", "10.0.0.2", i) };
+            let r = FlowRecord {
+                tunnel: "t".repeat(100),
+                ..rec("10.0.0.1", "10.0.0.2", i)
+            };
             b.add(r, Instant::now(), &mut out);
         }
         b.flush_all(&mut out);
         assert!(out.len() > 5);
         assert!(out.iter().all(|r| r.batch.encoded_len() <= 4096));
-        assert_eq!(out.iter().map(|r| r.batch.records.len()).sum::<usize>(), 1000);
+        assert_eq!(
+            out.iter().map(|r| r.batch.records.len()).sum::<usize>(),
+            1000
+        );
         assert!(out.windows(2).all(|w| w[1].batch.seq == w[0].batch.seq + 1));
     }
 

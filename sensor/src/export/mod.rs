@@ -34,6 +34,7 @@ pub enum OverflowPolicy {
 
 impl OverflowPolicy {
     /// The concrete policy for a run (`Auto` resolved).
+    #[must_use]
     pub fn resolve(self, live: bool) -> Self {
         match self {
             Self::Auto if live => Self::Drop,
@@ -134,7 +135,11 @@ pub fn queue(config: &ExportConfig, metrics: Arc<SensorMetrics>) -> (RecordSende
             metrics: metrics.clone(),
             final_flush_wait: config.final_flush_wait,
         },
-        RecordReceiver { rx, counters, metrics },
+        RecordReceiver {
+            rx,
+            counters,
+            metrics,
+        },
     )
 }
 
@@ -144,7 +149,10 @@ impl RecordSender {
     pub fn send(&self, record: FlowRecord) {
         self.counters.records_in.fetch_add(1, Ordering::Relaxed);
         let sent = match self.policy {
-            OverflowPolicy::Drop => self.tx.try_send(record).map_err(|e| matches!(e, mpsc::error::TrySendError::Full(_))),
+            OverflowPolicy::Drop => self
+                .tx
+                .try_send(record)
+                .map_err(|e| matches!(e, mpsc::error::TrySendError::Full(_))),
             _ => self.tx.blocking_send(record).map_err(|_| false),
         };
         self.account(sent);
@@ -166,7 +174,9 @@ impl RecordSender {
                     record = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err(e) => return self.account(Err(matches!(e, mpsc::error::TrySendError::Full(_)))),
+                Err(e) => {
+                    return self.account(Err(matches!(e, mpsc::error::TrySendError::Full(_))));
+                }
             }
         }
     }
@@ -178,14 +188,13 @@ impl RecordSender {
 
     /// `Err(true)`: dropped because full; `Err(false)`: the publisher is gone.
     fn account(&self, sent: Result<(), bool>) {
-        match sent {
-            Ok(()) => {
-                self.metrics.export_queue_depth.inc();
-            }
-            Err(_) => {
-                self.counters.records_dropped.fetch_add(1, Ordering::Relaxed);
-                self.metrics.records_dropped.inc();
-            }
+        if sent.is_ok() {
+            self.metrics.export_queue_depth.inc();
+        } else {
+            self.counters
+                .records_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.records_dropped.inc();
         }
     }
 

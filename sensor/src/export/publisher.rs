@@ -21,11 +21,20 @@ impl RateLimitedLog {
 
     fn warn(&mut self, subject: &str, records: usize, reason: &str) {
         let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < Self::INTERVAL) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::INTERVAL)
+        {
             self.suppressed += 1;
             return;
         }
-        tracing::warn!(subject, records, reason, suppressed = self.suppressed, "flow batch dropped");
+        tracing::warn!(
+            subject,
+            records,
+            reason,
+            suppressed = self.suppressed,
+            "flow batch dropped"
+        );
         self.last = Some(now);
         self.suppressed = 0;
     }
@@ -55,12 +64,13 @@ impl Publisher {
             self.waited_for_connection = true;
             let payload = ready.batch.to_bytes();
             let publish = self.bus.publish(subject.clone(), payload);
-            match self.config.overflow {
-                OverflowPolicy::Drop => match tokio::time::timeout(self.config.publish_timeout, publish).await {
+            if self.config.overflow == OverflowPolicy::Drop {
+                match tokio::time::timeout(self.config.publish_timeout, publish).await {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(_) => Err(format!("timed out after {:?}", self.config.publish_timeout)),
-                },
-                _ => {
+                }
+            } else {
+                {
                     // Block: wait as long as the bus is connected (lossless backpressure).
                     tokio::pin!(publish);
                     loop {
@@ -77,16 +87,28 @@ impl Publisher {
         };
         match result {
             Ok(()) => {
-                self.counters.batches_published.fetch_add(1, Ordering::Relaxed);
-                self.counters.records_exported.fetch_add(ready.client_records as u64, Ordering::Relaxed);
+                self.counters
+                    .batches_published
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .records_exported
+                    .fetch_add(ready.client_records as u64, Ordering::Relaxed);
                 self.metrics.batches_published.inc();
-                self.metrics.records_exported.inc_by(ready.client_records as u64);
+                self.metrics
+                    .records_exported
+                    .inc_by(ready.client_records as u64);
             }
             Err(reason) => {
-                self.counters.batches_dropped.fetch_add(1, Ordering::Relaxed);
-                self.counters.records_dropped.fetch_add(ready.client_records as u64, Ordering::Relaxed);
+                self.counters
+                    .batches_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .records_dropped
+                    .fetch_add(ready.client_records as u64, Ordering::Relaxed);
                 self.metrics.batches_dropped.inc();
-                self.metrics.records_dropped.inc_by(ready.client_records as u64);
+                self.metrics
+                    .records_dropped
+                    .inc_by(ready.client_records as u64);
                 self.log.warn(&subject, ready.batch.records.len(), &reason);
             }
         }
@@ -96,16 +118,32 @@ impl Publisher {
 /// Runs until every [`super::RecordSender`] is dropped and the queue is drained: batches
 /// records per shard, publishes full batches at once and others after the linger, flushes
 /// the rest at the end. Never fails: what cannot be published is counted and dropped.
-pub async fn publish(receiver: RecordReceiver, bus: Arc<dyn Bus>, config: ExportConfig) -> Arc<ExportCounters> {
-    let RecordReceiver { mut rx, counters, metrics } = receiver;
-    let mut batcher = Batcher::new(&config.sensor_name, config.shards, config.max_batch_bytes, config.linger);
+pub async fn publish(
+    receiver: RecordReceiver,
+    bus: Arc<dyn Bus>,
+    config: ExportConfig,
+) -> Arc<ExportCounters> {
+    let RecordReceiver {
+        mut rx,
+        counters,
+        metrics,
+    } = receiver;
+    let mut batcher = Batcher::new(
+        &config.sensor_name,
+        config.shards,
+        config.max_batch_bytes,
+        config.linger,
+    );
     let mut publisher = Publisher {
         bus,
         config,
         counters: counters.clone(),
         metrics: metrics.clone(),
         waited_for_connection: false,
-        log: RateLimitedLog { last: None, suppressed: 0 },
+        log: RateLimitedLog {
+            last: None,
+            suppressed: 0,
+        },
     };
     let mut ready = Vec::new();
     loop {

@@ -12,9 +12,9 @@ use crate::decode::{PacketView, tcp_flags};
 /// Ports that identify the server side of a conversation when the first packet is ambiguous,
 /// besides every port below 1024.
 const KNOWN_SERVICE_PORTS: &[u16] = &[
-    1194, 1433, 1521, 1883, 2049, 2152, 3306, 3389, 3478, 4500, 4789, 5060, 5061, 5222, 5353,
-    5355, 5432, 5671, 5672, 5900, 6379, 6443, 8080, 8443, 8883, 9000, 9092, 9200, 9418, 10250,
-    11211, 27017, 51820,
+    1194, 1433, 1521, 1883, 2049, 2152, 3306, 3389, 3478, 4500, 4789, 5060, 5061, 5222, 5353, 5355,
+    5432, 5671, 5672, 5900, 6379, 6443, 8080, 8443, 8883, 9000, 9092, 9200, 9418, 10250, 11211,
+    27017, 51820,
 ];
 
 /// Whether `port` is one servers usually listen on.
@@ -42,7 +42,7 @@ pub fn sender_is_client(pkt: &PacketView<'_>) -> bool {
             _ => {}
         }
     }
-    !(is_server_port(pkt.src_port) && !is_server_port(pkt.dst_port))
+    !is_server_port(pkt.src_port) || is_server_port(pkt.dst_port)
 }
 
 /// Counters of one direction.
@@ -210,7 +210,10 @@ impl Flow {
         update: FlowUpdate,
         reason: EndReason,
     ) -> FlowRecord {
-        let (client, server) = (self.key.endpoint(self.client_is_lo), self.key.endpoint(!self.client_is_lo));
+        let (client, server) = (
+            self.key.endpoint(self.client_is_lo),
+            self.key.endpoint(!self.client_is_lo),
+        );
         let c2s = self.c2s_index();
         FlowRecord {
             flow_id: self.id,

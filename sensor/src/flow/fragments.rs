@@ -43,13 +43,18 @@ impl FragmentMap {
 
     /// Where a later fragment goes; forgets the datagram at its last fragment.
     pub fn lookup(&mut self, id: &FragmentId, more: bool) -> Option<FragmentTarget> {
-        if more { self.map.get(id).copied() } else { self.map.remove(id) }
+        if more {
+            self.map.get(id).copied()
+        } else {
+            self.map.remove(id)
+        }
     }
 
     /// Forgets ids older than `timeout_ns` at `now`.
     pub fn expire(&mut self, now: u64, timeout_ns: u64) {
         if !self.map.is_empty() {
-            self.map.retain(|_, t| now.saturating_sub(t.seen_ns) < timeout_ns);
+            self.map
+                .retain(|_, t| now.saturating_sub(t.seen_ns) < timeout_ns);
         }
     }
 

@@ -57,7 +57,11 @@ impl FlowKey {
 
     /// The `(address, port)` of side `lo` (`true`) or `hi` (`false`).
     pub fn endpoint(&self, lo: bool) -> (IpAddr, u16) {
-        if lo { (self.lo_ip, self.lo_port) } else { (self.hi_ip, self.hi_port) }
+        if lo {
+            (self.lo_ip, self.lo_port)
+        } else {
+            (self.hi_ip, self.hi_port)
+        }
     }
 
     /// 4 or 6.

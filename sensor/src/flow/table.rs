@@ -26,10 +26,10 @@ struct Timeouts {
 
 /// Why a flow leaves the table now, if it does.
 fn due(flow: &Flow, now: u64, t: &Timeouts) -> Option<EndReason> {
-    if let Some((closed_at, reason)) = flow.closed {
-        if now.saturating_sub(closed_at) >= t.linger {
-            return Some(reason);
-        }
+    if let Some((closed_at, reason)) = flow.closed
+        && now.saturating_sub(closed_at) >= t.linger
+    {
+        return Some(reason);
     }
     let idle = if flow.closed.is_none() && flow.is_established_tcp() {
         t.tcp_established_idle
@@ -178,23 +178,29 @@ impl FlowTable {
         let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         all.sort_unstable_by_key(|f| f.id);
         for flow in all {
-            let reason = match flow.closed {
-                Some((_, reason)) => {
-                    self.stats.closed += 1;
-                    reason
-                }
-                None => {
-                    self.stats.ended_at_capture_end += 1;
-                    EndReason::EndOfCapture
-                }
+            let reason = if let Some((_, reason)) = flow.closed {
+                self.stats.closed += 1;
+                reason
+            } else {
+                self.stats.ended_at_capture_end += 1;
+                EndReason::EndOfCapture
             };
             self.emit(&flow, FlowUpdate::Final, reason, sink);
         }
         self.stats.flows_active = 0;
     }
 
-    fn emit(&mut self, flow: &Flow, update: FlowUpdate, reason: EndReason, sink: &mut impl FnMut(FlowRecord)) {
-        let interface = self.interfaces.get(usize::from(flow.interface)).map_or("", String::as_str);
+    fn emit(
+        &mut self,
+        flow: &Flow,
+        update: FlowUpdate,
+        reason: EndReason,
+        sink: &mut impl FnMut(FlowRecord),
+    ) {
+        let interface = self
+            .interfaces
+            .get(usize::from(flow.interface))
+            .map_or("", String::as_str);
         self.stats.records += 1;
         if update == FlowUpdate::Periodic {
             self.stats.periodic_records += 1;
@@ -274,8 +280,11 @@ impl FlowTable {
             }
         }
         let n = (max / 100).max(1).min(self.flows.len());
-        let mut oldest: Vec<(u64, u64, FlowKey)> =
-            self.flows.values().map(|f| (f.last_ns, f.id, f.key)).collect();
+        let mut oldest: Vec<(u64, u64, FlowKey)> = self
+            .flows
+            .values()
+            .map(|f| (f.last_ns, f.id, f.key))
+            .collect();
         oldest.select_nth_unstable_by_key(n - 1, |e| (e.0, e.1));
         oldest.truncate(n);
         oldest.sort_unstable_by_key(|e| (e.0, e.1));
@@ -289,15 +298,32 @@ impl FlowTable {
     }
 
     fn first_fragment(&mut self, pkt: &PacketView<'_>, key: FlowKey, dir: usize, id: u32) {
-        let fid = FragmentId { src: pkt.src, dst: pkt.dst, proto: pkt.proto, id };
-        let target = FragmentTarget { key, dir, seen_ns: pkt.ts_ns };
-        if !self.fragments.insert(fid, target, self.config.max_fragments) {
+        let fid = FragmentId {
+            src: pkt.src,
+            dst: pkt.dst,
+            proto: pkt.proto,
+            id,
+        };
+        let target = FragmentTarget {
+            key,
+            dir,
+            seen_ns: pkt.ts_ns,
+        };
+        if !self
+            .fragments
+            .insert(fid, target, self.config.max_fragments)
+        {
             self.stats.fragment_map_full += 1;
         }
     }
 
     fn later_fragment(&mut self, pkt: &PacketView<'_>, id: u32, more: bool) {
-        let fid = FragmentId { src: pkt.src, dst: pkt.dst, proto: pkt.proto, id };
+        let fid = FragmentId {
+            src: pkt.src,
+            dst: pkt.dst,
+            proto: pkt.proto,
+            id,
+        };
         let flow = self
             .fragments
             .lookup(&fid, more)

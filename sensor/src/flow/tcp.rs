@@ -47,7 +47,12 @@ fn before(a: u32, b: u32) -> bool {
 
 impl SeqTrack {
     /// Analyses one segment with `payload_len` bytes of data; returns its goodput (new bytes).
-    pub fn on_segment(&mut self, tcp: &TcpInfo, payload_len: u32, counters: &mut TcpCounters) -> u64 {
+    pub fn on_segment(
+        &mut self,
+        tcp: &TcpInfo,
+        payload_len: u32,
+        counters: &mut TcpCounters,
+    ) -> u64 {
         let flags = tcp.flags;
         if flags & tcp_flags::RST != 0 {
             return 0;
@@ -84,8 +89,10 @@ impl SeqTrack {
             // Pure ACK / window update behind the front: nothing to say.
             return 0;
         }
-        if let Some((gap_start, gap_end)) = self.gap {
-            if seq.wrapping_sub(gap_start) < gap_end.wrapping_sub(gap_start) {
+        if let Some((gap_start, gap_end)) = self.gap
+            && seq.wrapping_sub(gap_start) < gap_end.wrapping_sub(gap_start)
+        {
+            {
                 counters.out_of_order += 1;
                 if seq == gap_start {
                     if before(end, gap_end) {
@@ -113,11 +120,18 @@ impl SeqTrack {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn seg(seq: u32, flags: u8) -> TcpInfo {
-        TcpInfo { seq, ack: 0, flags, window: 1000, window_scale: None }
+        TcpInfo {
+            seq,
+            ack: 0,
+            flags,
+            window: 1000,
+            window_scale: None,
+        }
     }
 
     const A: u8 = tcp_flags::ACK;
@@ -155,6 +169,12 @@ mod tests {
         t.on_segment(&seg(u32::MAX - 9, A), 20, &mut c);
         assert_eq!(t.on_segment(&seg(10, A), 10, &mut c), 10);
         assert_eq!(t.on_segment(&seg(u32::MAX - 9, A), 20, &mut c), 0);
-        assert_eq!(c, TcpCounters { retransmissions: 1, ..Default::default() });
+        assert_eq!(
+            c,
+            TcpCounters {
+                retransmissions: 1,
+                ..Default::default()
+            }
+        );
     }
 }

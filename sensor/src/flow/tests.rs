@@ -1,4 +1,5 @@
 //! Flow-table behaviour with hand-built packets.
+#![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -30,7 +31,16 @@ fn udp(ts: u64, src: &str, sport: u16, dst: &str, dport: u16, len: u32) -> Packe
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp(ts: u64, src: &str, sport: u16, dst: &str, dport: u16, flags: u8, seq: u32, len: u32) -> PacketView<'static> {
+fn tcp(
+    ts: u64,
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    len: u32,
+) -> PacketView<'static> {
     PacketView {
         ts_ns: ts,
         wire_len: len + 54,
@@ -39,7 +49,13 @@ fn tcp(ts: u64, src: &str, sport: u16, dst: &str, dport: u16, flags: u8, seq: u3
         proto: proto::TCP,
         src_port: sport,
         dst_port: dport,
-        tcp: Some(TcpInfo { seq, ack: 1, flags, window: 65535, window_scale: None }),
+        tcp: Some(TcpInfo {
+            seq,
+            ack: 1,
+            flags,
+            window: 65535,
+            window_scale: None,
+        }),
         payload_len: len,
         ..PacketView::empty()
     }
@@ -57,7 +73,10 @@ impl Run {
     fn new(config: FlowConfig) -> Self {
         let mut table = FlowTable::new(config, "node1");
         table.set_interface("eth0");
-        Self { table, out: Vec::new() }
+        Self {
+            table,
+            out: Vec::new(),
+        }
     }
     fn feed(&mut self, pkts: &[PacketView<'_>]) -> &mut Self {
         for p in pkts {
@@ -72,7 +91,12 @@ impl Run {
 }
 
 fn finals(config: FlowConfig, pkts: &[PacketView<'_>]) -> Vec<FlowRecord> {
-    Run::new(config).feed(pkts).finish().into_iter().filter(FlowRecord::is_final).collect()
+    Run::new(config)
+        .feed(pkts)
+        .finish()
+        .into_iter()
+        .filter(FlowRecord::is_final)
+        .collect()
 }
 
 fn handshake(t0: u64) -> Vec<PacketView<'static>> {
@@ -90,8 +114,26 @@ fn client(r: &FlowRecord) -> (IpAddr, u32) {
 #[test]
 fn syn_sender_is_client_and_rtts_are_measured() {
     let mut pkts = handshake(SEC);
-    pkts.push(tcp(SEC + 20 * MS, C, 40000, S, 443, F::ACK | F::PSH, 1001, 100));
-    pkts.push(tcp(SEC + 30 * MS, S, 443, C, 40000, F::ACK | F::PSH, 5001, 1000));
+    pkts.push(tcp(
+        SEC + 20 * MS,
+        C,
+        40000,
+        S,
+        443,
+        F::ACK | F::PSH,
+        1001,
+        100,
+    ));
+    pkts.push(tcp(
+        SEC + 30 * MS,
+        S,
+        443,
+        C,
+        40000,
+        F::ACK | F::PSH,
+        5001,
+        1000,
+    ));
     let recs = finals(FlowConfig::default(), &pkts);
     assert_eq!(recs.len(), 1);
     let r = &recs[0];
@@ -100,19 +142,31 @@ fn syn_sender_is_client_and_rtts_are_measured() {
     assert_eq!(r.rtt_server_ns, 10 * MS);
     assert_eq!(r.rtt_client_ns, 2 * MS);
     let (c2s, s2c) = (r.c2s.unwrap(), r.s2c.unwrap());
-    assert_eq!((c2s.packets, c2s.bytes, c2s.goodput_bytes), (3, 54 * 3 + 100, 100));
+    assert_eq!(
+        (c2s.packets, c2s.bytes, c2s.goodput_bytes),
+        (3, 54 * 3 + 100, 100)
+    );
     assert_eq!((s2c.packets, s2c.goodput_bytes), (2, 1000));
     assert_eq!(c2s.tcp_flags, u32::from(F::SYN | F::ACK | F::PSH));
     assert_eq!(r.end_reason, EndReason::EndOfCapture as i32);
-    assert_eq!((r.ip_version, r.l4_proto, r.sampling_rate, r.flow_id), (4, 6, 1, 1));
+    assert_eq!(
+        (r.ip_version, r.l4_proto, r.sampling_rate, r.flow_id),
+        (4, 6, 1, 1)
+    );
     let op = r.observation_point.as_ref().unwrap();
-    assert_eq!((op.sensor.as_str(), op.interface.as_str()), ("node1", "eth0"));
+    assert_eq!(
+        (op.sensor.as_str(), op.interface.as_str()),
+        ("node1", "eth0")
+    );
     assert_eq!((r.first_seen_ns, r.last_seen_ns), (SEC, SEC + 30 * MS));
 }
 
 #[test]
 fn synack_seen_first_makes_its_receiver_the_client() {
-    let pkts = [tcp(SEC, S, 8000, C, 40000, F::SYN | F::ACK, 1, 0), tcp(SEC + MS, C, 40000, S, 8000, F::ACK, 1, 0)];
+    let pkts = [
+        tcp(SEC, S, 8000, C, 40000, F::SYN | F::ACK, 1, 0),
+        tcp(SEC + MS, C, 40000, S, 8000, F::ACK, 1, 0),
+    ];
     let r = &finals(FlowConfig::default(), &pkts)[0];
     assert_eq!(client(r), (ip(C), 40000));
     assert_eq!(r.rtt_client_ns, MS);
@@ -126,7 +180,10 @@ fn well_known_source_port_makes_the_destination_the_client() {
     assert_eq!(client(r), (ip(C), 51000));
     assert_eq!(r.s2c.unwrap().packets, 1);
     // Mid-stream TCP from a known service port above 1024.
-    let r = &finals(FlowConfig::default(), &[tcp(SEC, S, 8080, C, 50000, F::ACK, 1, 10)])[0];
+    let r = &finals(
+        FlowConfig::default(),
+        &[tcp(SEC, S, 8080, C, 50000, F::ACK, 1, 10)],
+    )[0];
     assert_eq!(client(r), (ip(C), 50000));
     // Both sides on service ports: the sender stays the client.
     let r = &finals(FlowConfig::default(), &[udp(SEC, S, 123, C, 123, 48)])[0];
@@ -158,13 +215,20 @@ fn tcp_retransmission_out_of_order_lost_and_zero_window() {
     assert_eq!(c2s.out_of_order, 1);
     assert_eq!(c2s.lost, 1, "the first gap was never filled");
     assert_eq!(c2s.goodput_bytes, 400);
-    assert_eq!(s2c.zero_window, 1, "a RST with window 0 is not a zero-window event");
+    assert_eq!(
+        s2c.zero_window, 1,
+        "a RST with window 0 is not a zero-window event"
+    );
     assert_eq!(r.end_reason, EndReason::Rst as i32);
 }
 
 #[test]
 fn idle_timeout_splits_flows() {
-    let pkts = [udp(SEC, C, 5000, S, 5001, 10), udp(2 * SEC, S, 5001, C, 5000, 10), udp(100 * SEC, C, 5000, S, 5001, 10)];
+    let pkts = [
+        udp(SEC, C, 5000, S, 5001, 10),
+        udp(2 * SEC, S, 5001, C, 5000, 10),
+        udp(100 * SEC, C, 5000, S, 5001, 10),
+    ];
     let mut run = Run::new(FlowConfig::default());
     run.feed(&pkts);
     assert_eq!(run.out.len(), 1, "the first flow ended when time moved on");
@@ -187,16 +251,29 @@ fn established_tcp_gets_a_longer_idle_timeout() {
 
 #[test]
 fn active_timeout_emits_periodic_records_with_cumulative_counters() {
-    let pkts: Vec<_> = (0..=150).map(|s| udp(s * SEC, C, 5000, S, 5001, 10)).collect();
+    let pkts: Vec<_> = (0..=150)
+        .map(|s| udp(s * SEC, C, 5000, S, 5001, 10))
+        .collect();
     let mut run = Run::new(FlowConfig::default());
     run.feed(&pkts);
     let all = run.finish();
-    let periodic: Vec<_> = all.iter().filter(|r| r.update == FlowUpdate::Periodic as i32).collect();
+    let periodic: Vec<_> = all
+        .iter()
+        .filter(|r| r.update == FlowUpdate::Periodic as i32)
+        .collect();
     assert_eq!(periodic.len(), 2);
-    assert!(periodic.iter().all(|r| r.end_reason == EndReason::ActiveTimeout as i32));
+    assert!(
+        periodic
+            .iter()
+            .all(|r| r.end_reason == EndReason::ActiveTimeout as i32)
+    );
     assert_eq!((periodic[0].update_seq, periodic[1].update_seq), (0, 1));
     assert!(periodic[0].total_packets() < periodic[1].total_packets());
-    assert_eq!(periodic[0].total_packets(), 60, "the sweep at t=60 s runs before that packet");
+    assert_eq!(
+        periodic[0].total_packets(),
+        60,
+        "the sweep at t=60 s runs before that packet"
+    );
     let last = all.last().unwrap();
     assert!(last.is_final());
     assert_eq!((last.update_seq, last.total_packets()), (2, 151));
@@ -218,7 +295,10 @@ fn fin_from_both_sides_ends_after_the_linger() {
     run.feed(&pkts);
     assert_eq!(run.out.len(), 1);
     let r = &run.out[0];
-    assert_eq!((r.end_reason, r.total_packets()), (EndReason::Fin as i32, 6));
+    assert_eq!(
+        (r.end_reason, r.total_packets()),
+        (EndReason::Fin as i32, 6)
+    );
     assert_eq!(run.table.stats().closed, 1);
 }
 
@@ -226,24 +306,48 @@ fn fin_from_both_sides_ends_after_the_linger() {
 fn packets_after_a_rst_stay_in_the_flow() {
     let mut pkts = handshake(SEC);
     for i in 0..20 {
-        pkts.push(tcp(SEC + (i + 1) * 100 * MS, S, 443, C, 40000, F::RST, 5001, 0));
+        pkts.push(tcp(
+            SEC + (i + 1) * 100 * MS,
+            S,
+            443,
+            C,
+            40000,
+            F::RST,
+            5001,
+            0,
+        ));
     }
     let recs = finals(FlowConfig::default(), &pkts);
     assert_eq!(recs.len(), 1);
-    assert_eq!((recs[0].end_reason, recs[0].total_packets()), (EndReason::Rst as i32, 23));
+    assert_eq!(
+        (recs[0].end_reason, recs[0].total_packets()),
+        (EndReason::Rst as i32, 23)
+    );
 }
 
 #[test]
 fn full_table_evicts_the_oldest_and_counts() {
-    let config = FlowConfig { max_flows: 200, ..FlowConfig::default() };
-    let pkts: Vec<_> = (0..250u16).map(|i| udp(SEC + u64::from(i), C, 10000 + i, S, 53, 10)).collect();
+    let config = FlowConfig {
+        max_flows: 200,
+        ..FlowConfig::default()
+    };
+    let pkts: Vec<_> = (0..250u16)
+        .map(|i| udp(SEC + u64::from(i), C, 10000 + i, S, 53, 10))
+        .collect();
     let mut run = Run::new(config);
     run.feed(&pkts);
-    let evicted: Vec<_> = run.out.iter().filter(|r| r.end_reason == EndReason::Evicted as i32).collect();
+    let evicted: Vec<_> = run
+        .out
+        .iter()
+        .filter(|r| r.end_reason == EndReason::Evicted as i32)
+        .collect();
     assert_eq!(evicted.len(), 50);
     assert!(evicted.iter().all(|r| r.is_final()));
     // The oldest went first.
-    assert_eq!(evicted.iter().map(|r| r.flow_id).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
+    assert_eq!(
+        evicted.iter().map(|r| r.flow_id).collect::<Vec<_>>(),
+        (1..=50).collect::<Vec<_>>()
+    );
     assert_eq!(run.table.stats().evicted, 50);
     assert!(run.table.len() <= 200);
     assert_eq!(run.finish().len(), 250, "50 evicted + 200 at the end");
@@ -263,7 +367,13 @@ fn later_fragments_are_attributed_by_id() {
         payload_len: 566,
         ..PacketView::empty()
     };
-    let pkts = [first, later(SEC + 1, 77, true), later(SEC + 2, 77, false), later(SEC + 3, 77, false), later(SEC + 4, 99, false)];
+    let pkts = [
+        first,
+        later(SEC + 1, 77, true),
+        later(SEC + 2, 77, false),
+        later(SEC + 3, 77, false),
+        later(SEC + 4, 99, false),
+    ];
     let mut run = Run::new(FlowConfig::default());
     run.feed(&pkts);
     let stats = run.table.stats().clone();
@@ -278,10 +388,18 @@ fn later_fragments_are_attributed_by_id() {
 fn vlan_and_tunnel_make_separate_flows() {
     let plain = udp(SEC, C, 5000, S, 53, 10);
     let vlan = PacketView { vlan: 10, ..plain };
-    let gre = PacketView { tunnel: Tunnel::Gre, ..plain };
+    let gre = PacketView {
+        tunnel: Tunnel::Gre,
+        ..plain
+    };
     let recs = finals(FlowConfig::default(), &[plain, vlan, gre, plain]);
     assert_eq!(recs.len(), 3);
-    assert_eq!(recs.iter().map(|r| (r.vlan, r.tunnel.as_str())).collect::<Vec<_>>(), [(0, ""), (10, ""), (0, "GRE")]);
+    assert_eq!(
+        recs.iter()
+            .map(|r| (r.vlan, r.tunnel.as_str()))
+            .collect::<Vec<_>>(),
+        [(0, ""), (10, ""), (0, "GRE")]
+    );
 }
 
 #[test]
@@ -292,7 +410,10 @@ fn replay_is_deterministic() {
         pkts.push(udp(i * 700 * MS, C, port, S, 53, 20));
         pkts.push(tcp(i * 700 * MS + 1, S, 443, C, port, F::ACK, i as u32, 10));
     }
-    let config = FlowConfig { max_flows: 100, ..FlowConfig::default() };
+    let config = FlowConfig {
+        max_flows: 100,
+        ..FlowConfig::default()
+    };
     let a = Run::new(config.clone()).feed(&pkts).finish();
     let b = Run::new(config).feed(&pkts).finish();
     assert!(a.len() > 100);
@@ -301,7 +422,10 @@ fn replay_is_deterministic() {
 
 #[test]
 fn offline_config_never_splits_on_time() {
-    let pkts = [udp(SEC, C, 5000, S, 5001, 10), udp(10_000 * SEC, C, 5000, S, 5001, 10)];
+    let pkts = [
+        udp(SEC, C, 5000, S, 5001, 10),
+        udp(10_000 * SEC, C, 5000, S, 5001, 10),
+    ];
     let recs = finals(FlowConfig::offline(), &pkts);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].update_seq, 0);
