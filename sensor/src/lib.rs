@@ -4,6 +4,7 @@
 //! The way of the data is the layout: `capture` → `decode` → `flow` → `export`;
 //! [`pipeline`] wires them together for the binary and the engine's standalone mode.
 
+pub mod bench;
 pub mod capture;
 pub mod decode;
 pub mod error;
