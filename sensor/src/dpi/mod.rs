@@ -1,0 +1,455 @@
+//! Deep packet inspection: names the application protocol of a flow from its first payload
+//! packets and learns its metadata (TLS handshake and certificate, HTTP request/response, DNS
+//! query/answers, SSH banners, DHCP facts) and nDPI's flow risks.
+//!
+//! The flow table owns one [`FlowDpi`] per flow and calls [`Dpi::inspect`] for the first payload
+//! packets of each direction until it returns `true`, then [`Dpi::shrink`]; [`Dpi::fill`] writes
+//! what was learned into every exported record. The engine is pure: no I/O, no clock (times come
+//! from packets), no allocation until a dissector claims the flow.
+//!
+//! Protocol decision: payload first (a dissector that parsed its protocol's messages gives
+//! `CONFIDENCE_DPI`); otherwise a default-port guess (`CONFIDENCE_PORT`). Names, categories and
+//! default ports come from `protocols.csv`, hostname → application suffixes from `hosts.csv`.
+//!
+//! Layout: one folder per protocol family (`tls/`, `dns/`, `http/`, `misc/` for one-packet
+//! signatures); `table.rs` for the data files; `util.rs` for bounded readers and text.
+
+pub mod dns;
+pub mod http;
+pub mod misc;
+pub mod table;
+pub mod tls;
+pub mod util;
+
+#[cfg(test)]
+mod tests;
+
+use netwarden_api::flow::{Confidence, FlowRecord, L7Info, SshInfo, DhcpInfo};
+
+use self::dns::DnsFlow;
+use self::http::HttpFlow;
+use self::table::{AppInfo, Breed, ProtoId, Tables};
+use self::tls::TlsFlow;
+
+/// DPI limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpiConfig {
+    /// Payload packets inspected per flow, both directions together (nDPI's harness: 32).
+    pub max_packets: u32,
+    /// Bytes buffered per direction for reassembly (TLS records and handshake, HTTP heads).
+    pub max_reassembly: usize,
+}
+
+impl Default for DpiConfig {
+    fn default() -> Self {
+        Self { max_packets: 32, max_reassembly: 16 * 1024 }
+    }
+}
+
+/// What the flow table knows about a packet handed to [`Dpi::inspect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketCtx {
+    /// Whether the packet goes from the flow's client to its server.
+    pub from_client: bool,
+    /// IANA transport protocol (6 TCP, 17 UDP).
+    pub l4_proto: u8,
+    /// Client port.
+    pub client_port: u16,
+    /// Server port.
+    pub server_port: u16,
+    /// Packet time, nanoseconds since the Unix epoch (certificate validity is judged against it).
+    pub ts_ns: u64,
+    /// TCP sequence number of the first payload byte, for TCP.
+    pub tcp_seq: Option<u32>,
+}
+
+/// The DPI engine: configuration and static tables. Shared by every flow (`Send + Sync`).
+#[derive(Debug)]
+pub struct Dpi {
+    config: DpiConfig,
+    tables: Tables,
+    ids: Ids,
+}
+
+/// Protocol ids the engine refers to directly.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    tls: Option<ProtoId>,
+    dtls: Option<ProtoId>,
+    dns: Option<ProtoId>,
+    mdns: Option<ProtoId>,
+    llmnr: Option<ProtoId>,
+    http: Option<ProtoId>,
+    ssh: Option<ProtoId>,
+    dhcp: Option<ProtoId>,
+}
+
+/// Per-flow DPI state: 16 bytes until a dissector claims the flow.
+#[derive(Debug, Default)]
+pub struct FlowDpi {
+    packets: u32,
+    done: bool,
+    meta: Option<Box<Meta>>,
+}
+
+/// What is known once a dissector claimed the flow.
+#[derive(Debug)]
+struct Meta {
+    proto: Option<ProtoId>,
+    confidence: Confidence,
+    app: Option<AppInfo>,
+    kind: Kind,
+    ssh: Option<SshInfo>,
+    dhcp: Option<Box<DhcpInfo>>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    None,
+    Tls(Box<TlsFlow>),
+    Dns(Box<DnsFlow>),
+    Http(Box<HttpFlow>),
+}
+
+/// Risk ids used by the dissectors (nDPI `ndpi_risk_enum` values, as in `api::risk`; a test
+/// checks each against the catalogue).
+pub mod rid {
+    #![allow(missing_docs)]
+    pub const URL_POSSIBLE_XSS: u16 = 1;
+    pub const URL_POSSIBLE_SQL_INJECTION: u16 = 2;
+    pub const URL_POSSIBLE_RCE_INJECTION: u16 = 3;
+    pub const BINARY_APPLICATION_TRANSFER: u16 = 4;
+    pub const KNOWN_PROTOCOL_ON_NON_STANDARD_PORT: u16 = 5;
+    pub const TLS_SELFSIGNED_CERTIFICATE: u16 = 6;
+    pub const TLS_OBSOLETE_VERSION: u16 = 7;
+    pub const TLS_WEAK_CIPHER: u16 = 8;
+    pub const TLS_CERTIFICATE_EXPIRED: u16 = 9;
+    pub const TLS_CERTIFICATE_MISMATCH: u16 = 10;
+    pub const HTTP_SUSPICIOUS_USER_AGENT: u16 = 11;
+    pub const NUMERIC_IP_HOST: u16 = 12;
+    pub const HTTP_SUSPICIOUS_URL: u16 = 13;
+    pub const HTTP_SUSPICIOUS_HEADER: u16 = 14;
+    pub const TLS_NOT_CARRYING_HTTPS: u16 = 15;
+    pub const SUSPICIOUS_DGA_DOMAIN: u16 = 16;
+    pub const MALFORMED_PACKET: u16 = 17;
+    pub const TLS_SUSPICIOUS_ESNI_USAGE: u16 = 21;
+    pub const UNSAFE_PROTOCOL: u16 = 22;
+    pub const DNS_SUSPICIOUS_TRAFFIC: u16 = 23;
+    pub const TLS_MISSING_SNI: u16 = 24;
+    pub const TLS_UNCOMMON_ALPN: u16 = 31;
+    pub const TLS_CERT_VALIDITY_TOO_LONG: u16 = 32;
+    pub const TLS_SUSPICIOUS_EXTENSION: u16 = 33;
+    pub const TLS_FATAL_ALERT: u16 = 34;
+    pub const CLEAR_TEXT_CREDENTIALS: u16 = 36;
+    pub const DNS_LARGE_PACKET: u16 = 37;
+    pub const INVALID_CHARACTERS: u16 = 39;
+    pub const POSSIBLE_EXPLOIT: u16 = 40;
+    pub const TLS_CERTIFICATE_ABOUT_TO_EXPIRE: u16 = 41;
+    pub const PUNYCODE_IDN: u16 = 42;
+    pub const ERROR_CODE_DETECTED: u16 = 43;
+    pub const HTTP_CRAWLER_BOT: u16 = 44;
+    pub const HTTP_OBSOLETE_SERVER: u16 = 47;
+    pub const TLS_ALPN_SNI_MISMATCH: u16 = 52;
+    pub const BINARY_DATA_TRANSFER: u16 = 54;
+}
+
+/// A small set of risks with their details, as the dissectors raise them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Risks {
+    bits: u128,
+    details: Vec<(u16, String)>,
+}
+
+impl Risks {
+    /// Raises `id` (ids ≥ 128 are ignored) with an optional detail; the first detail wins.
+    pub fn set(&mut self, id: u16, detail: Option<String>) {
+        if id >= 128 || self.has(id) {
+            return;
+        }
+        self.bits |= 1 << id;
+        if let Some(mut d) = detail {
+            util::truncate(&mut d, util::MAX_FIELD);
+            self.details.push((id, d));
+        }
+    }
+
+    /// Whether `id` is raised.
+    pub fn has(&self, id: u16) -> bool {
+        id < 128 && self.bits & (1 << id) != 0
+    }
+
+    /// Adds every risk of `other`.
+    pub fn merge(&mut self, other: &Self) {
+        for id in other.ids() {
+            let detail = other.details.iter().find(|(i, _)| *i == id).map(|(_, d)| d.clone());
+            self.set(id, detail);
+        }
+    }
+
+    /// Raised ids, increasing.
+    pub fn ids(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..128u16).filter(|i| self.bits & (1 << i) != 0)
+    }
+
+    /// Writes the risks into `record` (risks already set there are not duplicated).
+    pub fn apply(&self, record: &mut FlowRecord) {
+        for id in self.ids() {
+            if record.has_risk(id) {
+                continue;
+            }
+            let detail = self.details.iter().find(|(i, _)| *i == id).map(|(_, d)| d.clone());
+            record.set_risk(id, detail);
+        }
+    }
+}
+
+impl Dpi {
+    /// Builds the engine and parses its tables.
+    pub fn new(config: DpiConfig) -> Self {
+        let tables = Tables::load();
+        let ids = Ids {
+            tls: tables.id("TLS"),
+            dtls: tables.id("DTLS"),
+            dns: tables.id("DNS"),
+            mdns: tables.id("MDNS"),
+            llmnr: tables.id("LLMNR"),
+            http: tables.id("HTTP"),
+            ssh: tables.id("SSH"),
+            dhcp: tables.id("DHCP"),
+        };
+        Self { config, tables, ids }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DpiConfig {
+        &self.config
+    }
+
+    /// The static tables.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Feeds one packet's transport payload; returns true once the flow needs no more packets.
+    pub fn inspect(&self, flow: &mut FlowDpi, ctx: &PacketCtx, payload: &[u8]) -> bool {
+        if flow.done {
+            return true;
+        }
+        if payload.is_empty() {
+            return false;
+        }
+        flow.packets += 1;
+        if flow.meta.is_none() {
+            flow.meta = self.probe(ctx, payload).map(Box::new);
+        }
+        let max = self.config.max_reassembly;
+        if let Some(meta) = flow.meta.as_deref_mut() {
+            let tcp = ctx.l4_proto == 6;
+            let complete = match &mut meta.kind {
+                Kind::Tls(t) => {
+                    t.on_payload(ctx.from_client, ctx.tcp_seq, payload, ctx.ts_ns, max);
+                    if t.is_confirmed() {
+                        meta.confidence = Confidence::Dpi;
+                    }
+                    if meta.app.is_none() {
+                        meta.app = t.sni.as_deref().and_then(|h| self.tables.app_for_host(h));
+                    }
+                    t.is_done()
+                }
+                Kind::Dns(d) => {
+                    d.on_payload(tcp, payload, max);
+                    if meta.app.is_none() && !d.host.is_empty() && meta.proto == self.ids.dns {
+                        meta.app = self.tables.app_for_host(&d.host);
+                    }
+                    d.is_done()
+                }
+                Kind::Http(h) => {
+                    h.on_payload(ctx.from_client, payload, max);
+                    if meta.app.is_none() && !h.host.is_empty() {
+                        meta.app = self.tables.app_for_host(&h.host);
+                    }
+                    h.is_done()
+                }
+                Kind::None => {
+                    if let (Some(ssh), Some(misc::Hit::Ssh(banner))) =
+                        (meta.ssh.as_mut(), misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload))
+                    {
+                        misc::ssh_banner(ssh, ctx.from_client, banner);
+                    }
+                    meta.ssh.as_ref().is_none_or(|s| !s.client_banner.is_empty() && !s.server_banner.is_empty())
+                }
+            };
+            if complete {
+                flow.done = true;
+            }
+        }
+        if flow.packets >= self.config.max_packets {
+            flow.done = true;
+        }
+        flow.done
+    }
+
+    /// Decides which dissector (if any) claims a flow from its first payload.
+    fn probe(&self, ctx: &PacketCtx, payload: &[u8]) -> Option<Meta> {
+        let meta = |proto, kind| Meta { proto, confidence: Confidence::Dpi, app: None, kind, ssh: None, dhcp: None };
+        let port = |p: u16| ctx.server_port == p || ctx.client_port == p;
+        match ctx.l4_proto {
+            6 => {
+                if tls::looks_like_tls(payload) {
+                    let mut m = meta(self.ids.tls, Kind::Tls(Box::new(TlsFlow::new(false))));
+                    m.confidence = Confidence::Unknown;
+                    return Some(m);
+                }
+                if matches!(payload, [0x17, 3, 1..=4, ..]) && payload.len() > 5 {
+                    // Mid-stream capture: TLS application data without the handshake.
+                    let mut m = meta(self.ids.tls, Kind::None);
+                    m.confidence = Confidence::DpiPartial;
+                    return Some(m);
+                }
+                if http::looks_like_request(payload) || http::looks_like_response(payload) {
+                    return Some(meta(self.ids.http, Kind::Http(Box::default())));
+                }
+                if port(53) && payload.len() > 14 && dns::looks_like_dns(&payload[2..]) {
+                    return Some(meta(self.ids.dns, Kind::Dns(Box::default())));
+                }
+            }
+            17 => {
+                if tls::looks_like_dtls(payload) {
+                    let mut m = meta(self.ids.dtls, Kind::Tls(Box::new(TlsFlow::new(true))));
+                    m.confidence = Confidence::Unknown;
+                    return Some(m);
+                }
+                let dns_port = if port(5353) {
+                    self.ids.mdns
+                } else if port(5355) {
+                    self.ids.llmnr
+                } else if port(53) {
+                    self.ids.dns
+                } else {
+                    None
+                };
+                if dns_port.is_some() && dns::looks_like_dns(payload) {
+                    return Some(meta(dns_port, Kind::Dns(Box::default())));
+                }
+            }
+            _ => return None,
+        }
+        match misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload)? {
+            misc::Hit::Proto(name) => Some(meta(self.tables.id(name), Kind::None)),
+            misc::Hit::Ssh(banner) => {
+                let mut m = meta(self.ids.ssh, Kind::None);
+                let mut info = SshInfo::default();
+                misc::ssh_banner(&mut info, ctx.from_client, banner);
+                m.ssh = Some(info);
+                Some(m)
+            }
+            misc::Hit::Dhcp(info) => {
+                let mut m = meta(self.ids.dhcp, Kind::None);
+                m.dhcp = Some(info);
+                Some(m)
+            }
+        }
+    }
+
+    /// Writes what was learned into the record: `l7` and risks. Cheap; called for every
+    /// exported record of the flow.
+    pub fn fill(&self, flow: &FlowDpi, record: &mut FlowRecord) {
+        let l4 = u8::try_from(record.l4_proto).unwrap_or(0);
+        let (sport, cport) = (record.server_port as u16, record.client_port as u16);
+        let Some(meta) = flow.meta.as_deref().filter(|m| m.proto.is_some() && m.confidence != Confidence::Unknown) else {
+            // Nothing claimed the flow (or a TLS-looking start never parsed): port guess.
+            if let Some(p) = self.tables.guess_by_port(l4, sport, cport).and_then(|id| self.tables.proto(id)) {
+                let l7 = record.l7.get_or_insert_with(L7Info::default);
+                l7.master_protocol = p.name.to_owned();
+                l7.app_protocol = p.name.to_owned();
+                l7.category = p.category.to_owned();
+                l7.confidence = Confidence::Port as i32;
+            }
+            return;
+        };
+        let Some(proto) = meta.proto.and_then(|id| self.tables.proto(id)) else { return };
+        let mut risks = Risks::default();
+        let mut l7 = L7Info { master_protocol: proto.name.to_owned(), confidence: meta.confidence as i32, ..L7Info::default() };
+        let mut app = meta.app.map(|a| (a.name, a.category));
+        match &meta.kind {
+            Kind::Tls(t) => {
+                l7.hostname = t.sni.clone().unwrap_or_default();
+                l7.tls = Some(t.info.clone());
+                t.risks(&mut risks);
+                if app.is_none() && l4 == 6 && (sport == 853 || cport == 853) {
+                    app = Some(("DoH_DoT", "Network"));
+                }
+            }
+            Kind::Dns(d) => {
+                l7.hostname.clone_from(&d.host);
+                l7.dns = Some(d.info.clone());
+                d.risks(meta.app.is_some(), &mut risks);
+            }
+            Kind::Http(h) => {
+                l7.hostname.clone_from(&h.host);
+                l7.http = Some(h.info.clone());
+                h.risks(&mut risks);
+                if app.is_none() {
+                    app = h.app_hint.map(|a| (a, "Web"));
+                }
+            }
+            Kind::None => {}
+        }
+        if let Some(ssh) = &meta.ssh {
+            l7.hostname.clone_from(&ssh.client_banner);
+            l7.ssh = Some(ssh.clone());
+        }
+        if let Some(dhcp) = &meta.dhcp {
+            l7.hostname.clone_from(&dhcp.hostname);
+            l7.dhcp = Some((**dhcp).clone());
+        }
+        // DNS keeps its own category for DNS.<app>, like nDPI.
+        let master_category = meta.proto == self.ids.dns || meta.proto == self.ids.mdns;
+        match app {
+            Some((name, category)) => {
+                l7.app_protocol = format!("{}.{name}", proto.name);
+                l7.category = if master_category { proto.category } else { category }.to_owned();
+            }
+            None => {
+                l7.app_protocol = proto.name.to_owned();
+                l7.category = proto.category.to_owned();
+            }
+        }
+        // Port checks, only for what the payload decided.
+        if meta.confidence == Confidence::Dpi {
+            let ports = proto.ports(l4);
+            if !ports.is_empty() && !ports.contains(&sport) && !ports.contains(&cport) {
+                risks.set(rid::KNOWN_PROTOCOL_ON_NON_STANDARD_PORT, Some(format!("Expected on port {}", ports[0])));
+            }
+            if proto.breed == Breed::Unsafe {
+                risks.set(rid::UNSAFE_PROTOCOL, None);
+            }
+        }
+        record.l7 = Some(l7);
+        risks.apply(record);
+    }
+
+    /// Frees per-flow state that is no longer needed (reassembly buffers).
+    pub fn shrink(&self, flow: &mut FlowDpi) {
+        if let Some(meta) = flow.meta.as_deref_mut() {
+            match &mut meta.kind {
+                Kind::Tls(t) => t.shrink(),
+                Kind::Dns(d) => d.shrink(),
+                Kind::Http(h) => h.shrink(),
+                Kind::None => {}
+            }
+        }
+    }
+}
+
+impl FlowDpi {
+    /// Payload packets inspected so far.
+    pub fn packets(&self) -> u32 {
+        self.packets
+    }
+
+    /// Whether inspection is over.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}

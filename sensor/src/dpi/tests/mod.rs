@@ -1,0 +1,163 @@
+//! Engine tests: the nDPI corpus replayed through a minimal flow harness, and hostile input.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use netwarden_api::flow::FlowRecord;
+use netwarden_api::risk;
+
+use super::*;
+
+mod corpus;
+
+/// Risks the DPI implements (what recall is measured over).
+const IN_SCOPE: &[u16] = &[
+    rid::URL_POSSIBLE_XSS,
+    rid::URL_POSSIBLE_SQL_INJECTION,
+    rid::URL_POSSIBLE_RCE_INJECTION,
+    rid::BINARY_APPLICATION_TRANSFER,
+    rid::KNOWN_PROTOCOL_ON_NON_STANDARD_PORT,
+    rid::TLS_SELFSIGNED_CERTIFICATE,
+    rid::TLS_OBSOLETE_VERSION,
+    rid::TLS_WEAK_CIPHER,
+    rid::TLS_CERTIFICATE_EXPIRED,
+    rid::TLS_CERTIFICATE_MISMATCH,
+    rid::HTTP_SUSPICIOUS_USER_AGENT,
+    rid::NUMERIC_IP_HOST,
+    rid::HTTP_SUSPICIOUS_URL,
+    rid::HTTP_SUSPICIOUS_HEADER,
+    rid::TLS_NOT_CARRYING_HTTPS,
+    rid::SUSPICIOUS_DGA_DOMAIN,
+    rid::MALFORMED_PACKET,
+    rid::TLS_SUSPICIOUS_ESNI_USAGE,
+    rid::UNSAFE_PROTOCOL,
+    rid::DNS_SUSPICIOUS_TRAFFIC,
+    rid::TLS_MISSING_SNI,
+    rid::TLS_UNCOMMON_ALPN,
+    rid::TLS_CERT_VALIDITY_TOO_LONG,
+    rid::TLS_SUSPICIOUS_EXTENSION,
+    rid::TLS_FATAL_ALERT,
+    rid::CLEAR_TEXT_CREDENTIALS,
+    rid::DNS_LARGE_PACKET,
+    rid::INVALID_CHARACTERS,
+    rid::POSSIBLE_EXPLOIT,
+    rid::TLS_CERTIFICATE_ABOUT_TO_EXPIRE,
+    rid::PUNYCODE_IDN,
+    rid::ERROR_CODE_DETECTED,
+    rid::HTTP_CRAWLER_BOT,
+    rid::HTTP_OBSOLETE_SERVER,
+    rid::TLS_ALPN_SNI_MISMATCH,
+    rid::BINARY_DATA_TRANSFER,
+];
+
+#[test]
+fn risk_ids_match_the_catalogue() {
+    let keys = [
+        (rid::URL_POSSIBLE_XSS, "url_possible_xss"),
+        (rid::KNOWN_PROTOCOL_ON_NON_STANDARD_PORT, "known_protocol_on_non_standard_port"),
+        (rid::TLS_ALPN_SNI_MISMATCH, "tls_alpn_sni_mismatch"),
+        (rid::BINARY_DATA_TRANSFER, "binary_data_transfer"),
+        (rid::HTTP_OBSOLETE_SERVER, "http_obsolete_server"),
+        (rid::TLS_CERTIFICATE_ABOUT_TO_EXPIRE, "tls_certificate_about_to_expire"),
+        (rid::DNS_LARGE_PACKET, "dns_large_packet"),
+        (rid::TLS_UNCOMMON_ALPN, "tls_uncommon_alpn"),
+        (rid::UNSAFE_PROTOCOL, "unsafe_protocol"),
+        (rid::MALFORMED_PACKET, "malformed_packet"),
+    ];
+    for (id, key) in keys {
+        assert_eq!(risk::by_id(id).map(|r| r.key), Some(key));
+    }
+    for id in IN_SCOPE {
+        assert!(risk::by_id(*id).is_some(), "{id}");
+    }
+}
+
+fn ctx(from_client: bool, l4: u8, seq: Option<u32>) -> PacketCtx {
+    PacketCtx { from_client, l4_proto: l4, client_port: 50000, server_port: 443, ts_ns: 0, tcp_seq: seq }
+}
+
+#[test]
+fn unknown_payload_stops_at_the_packet_limit_without_allocating() {
+    let dpi = Dpi::new(DpiConfig::default());
+    let mut flow = FlowDpi::default();
+    for i in 0..31 {
+        assert!(!dpi.inspect(&mut flow, &ctx(i % 2 == 0, 6, None), b"\x01\x02 nothing known"));
+    }
+    assert!(flow.meta.is_none());
+    assert!(dpi.inspect(&mut flow, &ctx(true, 6, None), b"\x01\x02 nothing known"));
+    let mut rec = FlowRecord { l4_proto: 6, server_port: 443, client_port: 50000, ..FlowRecord::default() };
+    dpi.fill(&flow, &mut rec);
+    let l7 = rec.l7.expect("port guess");
+    assert_eq!(l7.master_protocol, "TLS");
+    assert_eq!(l7.confidence, Confidence::Port as i32);
+    assert!(std::mem::size_of::<FlowDpi>() <= 16);
+}
+
+/// A flow of the harness: DPI state plus what the record needs.
+struct HarnessFlow {
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    l4: u8,
+    dpi: FlowDpi,
+    done: bool,
+}
+
+/// Runs every packet of `pcap` through the engine; returns the records by unordered endpoints.
+fn replay(dpi: &Dpi, path: &std::path::Path) -> HashMap<(u8, (IpAddr, u16), (IpAddr, u16)), FlowRecord> {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let mut flows: HashMap<(u8, (IpAddr, u16), (IpAddr, u16)), HarnessFlow> = HashMap::new();
+    let Ok(mut cap) = pcap::Capture::from_file(path) else { return HashMap::new() };
+    let link = cap.get_datalink().0;
+    while let Ok(pkt) = cap.next_packet() {
+        let ts_ns = (pkt.header.ts.tv_sec as u64) * 1_000_000_000 + (pkt.header.ts.tv_usec as u64) * 1000;
+        let data = pkt.data;
+        let sliced = match link {
+            1 => SlicedPacket::from_ethernet(data).ok(),
+            0 | 108 => data.get(4..).and_then(|d| SlicedPacket::from_ip(d).ok()),
+            101 | 12 | 14 | 228 | 229 => SlicedPacket::from_ip(data).ok(),
+            113 => SlicedPacket::from_linux_sll(data).ok(),
+            _ => None,
+        };
+        let Some(p) = sliced else { continue };
+        let (src, dst) = match &p.net {
+            Some(NetSlice::Ipv4(v4)) => (IpAddr::V4(v4.header().source_addr()), IpAddr::V4(v4.header().destination_addr())),
+            Some(NetSlice::Ipv6(v6)) => (IpAddr::V6(v6.header().source_addr()), IpAddr::V6(v6.header().destination_addr())),
+            _ => continue,
+        };
+        let (l4, sport, dport, payload, seq, syn_only) = match &p.transport {
+            Some(TransportSlice::Tcp(t)) => (6u8, t.source_port(), t.destination_port(), t.payload(), Some(t.sequence_number()), t.syn() && !t.ack()),
+            Some(TransportSlice::Udp(u)) => (17u8, u.source_port(), u.destination_port(), u.payload(), None, false),
+            _ => continue,
+        };
+        let a = (src, sport);
+        let b = (dst, dport);
+        let key = if a <= b { (l4, a, b) } else { (l4, b, a) };
+        let flow = flows.entry(key).or_insert_with(|| HarnessFlow { client: a, server: b, l4, dpi: FlowDpi::default(), done: false });
+        if syn_only && flow.client != a {
+            // The SYN sender is the client even if another packet came first.
+            std::mem::swap(&mut flow.client, &mut flow.server);
+        }
+        if flow.done || payload.is_empty() {
+            continue;
+        }
+        let from_client = flow.client == a;
+        let c = PacketCtx { from_client, l4_proto: l4, client_port: flow.client.1, server_port: flow.server.1, ts_ns, tcp_seq: seq };
+        if dpi.inspect(&mut flow.dpi, &c, payload) {
+            flow.done = true;
+            dpi.shrink(&mut flow.dpi);
+        }
+    }
+    flows
+        .into_iter()
+        .map(|(k, f)| {
+            let mut rec = FlowRecord {
+                l4_proto: u32::from(f.l4),
+                client_port: u32::from(f.client.1),
+                server_port: u32::from(f.server.1),
+                ..FlowRecord::default()
+            };
+            dpi.fill(&f.dpi, &mut rec);
+            (k, rec)
+        })
+        .collect()
+}
