@@ -13,7 +13,7 @@ use netwarden_api::names::shard_of;
 use serde::Deserialize;
 
 use crate::hosts::{
-    Counters, DeltaTracker, Host, HostKey, HostTable, HostUpdate, PointTable, Side,
+    Counters, DeltaTracker, Host, HostKey, HostTable, HostUpdate, Observation, PointTable, Side,
 };
 use crate::store::{FlowKey, FlowStore, ProtocolTotals};
 
@@ -220,24 +220,29 @@ impl State {
         ev: &mut Evictions,
     ) -> SideOutcome {
         let is_final = record.is_final();
-        let already_counted = self.deltas_l7_counted(flow, side);
+        let already_counted = self
+            .deltas
+            .current(flow, side, record.first_seen_ns)
+            .is_some_and(|s| s.l7_counted);
         // The flow counts under its L7 protocol once, when the DPI named it or when it ended.
         let count_l7 = !already_counted && (l7 != UNKNOWN_L7 || is_final);
-        let adv = self.deltas.advance(
-            flow,
-            side,
-            key,
+        let seen = Observation {
+            host: key,
             counters,
+            first_seen_ns: record.first_seen_ns,
             is_final,
-            already_counted || count_l7,
-        );
-        if let Some((lost_side, lost)) = adv.evicted {
-            // That flow's end will never be applied: stop counting it as active.
-            ev.deltas += 1;
+            l7_counted: already_counted || count_l7,
+        };
+        let adv = self.deltas.advance(flow, side, &seen);
+        // Flows whose end will never be applied here stop counting as active: one evicted to
+        // make room, or an earlier flow whose id was reused.
+        let released = adv.evicted.into_iter().chain(adv.stale.map(|s| (side, s)));
+        for (lost_side, lost) in released {
             if let Some(h) = self.hosts.get_mut(&lost.host) {
                 h.release_active(lost_side);
             }
         }
+        ev.deltas += u64::from(adv.evicted.is_some());
         let new_flow = adv.previous.is_none();
         let update = HostUpdate {
             side,
@@ -267,10 +272,6 @@ impl State {
             new_flow,
             count_l7,
         }
-    }
-
-    fn deltas_l7_counted(&self, flow: FlowKey, side: Side) -> bool {
-        self.deltas.peek(flow, side).is_some_and(|s| s.l7_counted)
     }
 
     fn release_host(&mut self, gone: &Host) {

@@ -77,6 +77,8 @@ pub struct Snapshot {
     pub host: HostKey,
     /// Counters applied so far.
     pub applied: Counters,
+    /// The flow's first packet time: tells a reused flow id from the flow it replaces.
+    pub first_seen_ns: u64,
     /// Whether the flow was already counted under an L7 protocol.
     pub l7_counted: bool,
 }
@@ -88,8 +90,25 @@ pub struct Advance {
     pub delta: Counters,
     /// The snapshot before this record; `None` when it is the first record seen for the side.
     pub previous: Option<Snapshot>,
+    /// A snapshot of an earlier flow with the same id, dropped.
+    pub stale: Option<Snapshot>,
     /// A snapshot evicted to make room, if any, with its side.
     pub evicted: Option<(Side, Snapshot)>,
+}
+
+/// One record as seen from one side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The host of that side.
+    pub host: HostKey,
+    /// The record's cumulative counters.
+    pub counters: Counters,
+    /// The record's `first_seen_ns`.
+    pub first_seen_ns: u64,
+    /// Whether the record is the flow's last.
+    pub is_final: bool,
+    /// Whether the flow is (now) counted under an L7 protocol.
+    pub l7_counted: bool,
 }
 
 /// Per-(flow, side) snapshots of applied counters, bounded.
@@ -115,36 +134,39 @@ impl DeltaTracker {
         self.snapshots.is_empty()
     }
 
-    /// The snapshot of (`flow`, `side`), if remembered.
-    pub fn peek(&self, flow: FlowKey, side: Side) -> Option<&Snapshot> {
-        self.snapshots.peek(&(flow, side))
+    /// The snapshot of (`flow`, `side`) for the flow that started at `first_seen_ns`.
+    pub fn current(&self, flow: FlowKey, side: Side, first_seen_ns: u64) -> Option<&Snapshot> {
+        self.snapshots
+            .peek(&(flow, side))
+            .filter(|s| s.first_seen_ns == first_seen_ns)
     }
 
-    /// Records that `counters` (cumulative) are now applied for (`flow`, `side`), and returns the
-    /// delta. A final record forgets the pair; `l7_counted` is stored for the next record.
-    pub fn advance(
-        &mut self,
-        flow: FlowKey,
-        side: Side,
-        host: HostKey,
-        counters: Counters,
-        is_final: bool,
-        l7_counted: bool,
-    ) -> Advance {
+    /// Records that `seen.counters` (cumulative) are now applied for (`flow`, `side`), and
+    /// returns the delta. A final record forgets the pair.
+    ///
+    /// A snapshot whose `first_seen_ns` differs from the record's belongs to an earlier flow
+    /// that reused the id (a restarted sensor): it is dropped and returned as `stale`, and the
+    /// record counts as a new flow.
+    pub fn advance(&mut self, flow: FlowKey, side: Side, seen: &Observation) -> Advance {
         let key = (flow, side);
-        let previous = if is_final {
+        let existing = if seen.is_final {
             self.snapshots.remove(&key)
         } else {
             self.snapshots.peek(&key).copied()
         };
+        let (previous, stale) = match existing {
+            Some(s) if s.first_seen_ns != seen.first_seen_ns => (None, Some(s)),
+            other => (other, None),
+        };
         let applied_before = previous.map(|p| p.applied).unwrap_or_default();
-        let delta = counters.since(applied_before);
+        let delta = seen.counters.since(applied_before);
         let mut evicted = None;
-        if !is_final {
+        if !seen.is_final {
             let snapshot = Snapshot {
-                host,
-                applied: counters.max(applied_before),
-                l7_counted,
+                host: seen.host,
+                applied: seen.counters.max(applied_before),
+                first_seen_ns: seen.first_seen_ns,
+                l7_counted: seen.l7_counted,
             };
             if let Some(slot) = self.snapshots.get_mut(&key) {
                 *slot = snapshot;
@@ -158,6 +180,7 @@ impl DeltaTracker {
         Advance {
             delta,
             previous,
+            stale,
             evicted,
         }
     }
@@ -178,24 +201,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cumulative_updates_become_deltas_and_final_forgets() {
-        let mut t = DeltaTracker::new(16);
-        let flow = FlowKey {
+    fn flow(id: u64) -> FlowKey {
+        FlowKey {
             point: PointKey(1),
-            flow_id: 9,
-        };
+            flow_id: id,
+        }
+    }
+
+    fn seen(counters: Counters, is_final: bool, l7_counted: bool) -> Observation {
         let host = HostKey {
             ip: "10.0.0.1".parse().unwrap(),
             vlan: 0,
         };
-        let a = t.advance(flow, Side::Client, host, counters(100, 200), false, false);
+        Observation {
+            host,
+            counters,
+            first_seen_ns: 1000,
+            is_final,
+            l7_counted,
+        }
+    }
+
+    #[test]
+    fn cumulative_updates_become_deltas_and_final_forgets() {
+        let mut t = DeltaTracker::new(16);
+        let a = t.advance(
+            flow(9),
+            Side::Client,
+            &seen(counters(100, 200), false, false),
+        );
         assert_eq!(a.delta, counters(100, 200));
         assert!(a.previous.is_none());
-        let b = t.advance(flow, Side::Client, host, counters(300, 200), false, true);
+        let b = t.advance(
+            flow(9),
+            Side::Client,
+            &seen(counters(300, 200), false, true),
+        );
         assert_eq!(b.delta, counters(200, 0));
         assert!(b.previous.is_some());
-        let c = t.advance(flow, Side::Client, host, counters(400, 500), true, true);
+        let c = t.advance(flow(9), Side::Client, &seen(counters(400, 500), true, true));
         assert_eq!(c.delta, counters(100, 300));
         assert!(c.previous.is_some_and(|p| p.l7_counted));
         assert!(t.is_empty());
@@ -204,40 +248,52 @@ mod tests {
     #[test]
     fn sides_are_tracked_separately_and_replays_add_nothing() {
         let mut t = DeltaTracker::new(16);
-        let flow = FlowKey {
-            point: PointKey(1),
-            flow_id: 9,
-        };
-        let host = HostKey {
-            ip: "10.0.0.1".parse().unwrap(),
-            vlan: 0,
-        };
-        t.advance(flow, Side::Client, host, counters(300, 300), false, false);
-        let s = t.advance(flow, Side::Server, host, counters(300, 300), false, false);
+        t.advance(
+            flow(9),
+            Side::Client,
+            &seen(counters(300, 300), false, false),
+        );
+        let s = t.advance(
+            flow(9),
+            Side::Server,
+            &seen(counters(300, 300), false, false),
+        );
         assert_eq!(s.delta, counters(300, 300));
-        let replay = t.advance(flow, Side::Client, host, counters(100, 100), false, false);
+        let replay = t.advance(
+            flow(9),
+            Side::Client,
+            &seen(counters(100, 100), false, false),
+        );
         assert_eq!(replay.delta, Counters::default());
         assert_eq!(t.len(), 2);
     }
 
     #[test]
+    fn a_reused_flow_id_starts_a_new_flow() {
+        let mut t = DeltaTracker::new(16);
+        t.advance(
+            flow(9),
+            Side::Client,
+            &seen(counters(300, 300), false, false),
+        );
+        let restarted = Observation {
+            first_seen_ns: 5000,
+            ..seen(counters(50, 50), false, false)
+        };
+        assert!(t.current(flow(9), Side::Client, 5000).is_none());
+        let a = t.advance(flow(9), Side::Client, &restarted);
+        assert_eq!(a.delta, counters(50, 50));
+        assert!(a.previous.is_none() && a.stale.is_some());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
     fn bounded_with_evictions_reported() {
         let mut t = DeltaTracker::new(2);
-        let host = HostKey {
-            ip: "10.0.0.1".parse().unwrap(),
-            vlan: 0,
-        };
         let mut evicted = 0;
         for id in 0..5 {
-            let flow = FlowKey {
-                point: PointKey(1),
-                flow_id: id,
-            };
-            evicted += usize::from(
-                t.advance(flow, Side::Client, host, counters(1, 1), false, false)
-                    .evicted
-                    .is_some(),
-            );
+            let out = t.advance(flow(id), Side::Client, &seen(counters(1, 1), false, false));
+            evicted += usize::from(out.evicted.is_some());
         }
         assert_eq!((t.len(), evicted), (2, 3));
     }

@@ -10,7 +10,7 @@ mod host;
 mod points;
 mod table;
 
-pub use deltas::{Counters, DeltaTracker, Snapshot};
+pub use deltas::{Advance, Counters, DeltaTracker, Observation, Snapshot};
 pub use host::{
     Host, HostUpdate, MAX_HOST_PEERS, MAX_HOST_POINTS, MAX_HOST_PROTOCOLS, PeerCount, ProtocolCount,
 };
