@@ -73,10 +73,9 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
     let mut sub = subject.split('.');
     loop {
         match (pat.next(), sub.next()) {
-            (Some(">"), Some(_)) => return true,
+            (Some(">"), Some(_)) | (None, None) => return true,
             (Some("*"), Some(_)) => {}
             (Some(p), Some(s)) if p == s => {}
-            (None, None) => return true,
             _ => return false,
         }
     }
