@@ -24,7 +24,7 @@ pub mod util;
 #[cfg(test)]
 mod tests;
 
-use netwarden_api::flow::{Confidence, FlowRecord, L7Info, SshInfo, DhcpInfo};
+use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SshInfo};
 
 use self::dns::DnsFlow;
 use self::http::HttpFlow;
@@ -42,7 +42,10 @@ pub struct DpiConfig {
 
 impl Default for DpiConfig {
     fn default() -> Self {
-        Self { max_packets: 32, max_reassembly: 16 * 1024 }
+        Self {
+            max_packets: 32,
+            max_reassembly: 16 * 1024,
+        }
     }
 }
 
@@ -181,7 +184,11 @@ impl Risks {
     /// Adds every risk of `other`.
     pub fn merge(&mut self, other: &Self) {
         for id in other.ids() {
-            let detail = other.details.iter().find(|(i, _)| *i == id).map(|(_, d)| d.clone());
+            let detail = other
+                .details
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, d)| d.clone());
             self.set(id, detail);
         }
     }
@@ -197,7 +204,11 @@ impl Risks {
             if record.has_risk(id) {
                 continue;
             }
-            let detail = self.details.iter().find(|(i, _)| *i == id).map(|(_, d)| d.clone());
+            let detail = self
+                .details
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, d)| d.clone());
             record.set_risk(id, detail);
         }
     }
@@ -217,7 +228,11 @@ impl Dpi {
             ssh: tables.id("SSH"),
             dhcp: tables.id("DHCP"),
         };
-        Self { config, tables, ids }
+        Self {
+            config,
+            tables,
+            ids,
+        }
     }
 
     /// The configuration.
@@ -271,12 +286,15 @@ impl Dpi {
                     h.is_done()
                 }
                 Kind::None => {
-                    if let (Some(ssh), Some(misc::Hit::Ssh(banner))) =
-                        (meta.ssh.as_mut(), misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload))
-                    {
+                    if let (Some(ssh), Some(misc::Hit::Ssh(banner))) = (
+                        meta.ssh.as_mut(),
+                        misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload),
+                    ) {
                         misc::ssh_banner(ssh, ctx.from_client, banner);
                     }
-                    meta.ssh.as_ref().is_none_or(|s| !s.client_banner.is_empty() && !s.server_banner.is_empty())
+                    meta.ssh
+                        .as_ref()
+                        .is_none_or(|s| !s.client_banner.is_empty() && !s.server_banner.is_empty())
                 }
             };
             if complete {
@@ -291,7 +309,14 @@ impl Dpi {
 
     /// Decides which dissector (if any) claims a flow from its first payload.
     fn probe(&self, ctx: &PacketCtx, payload: &[u8]) -> Option<Meta> {
-        let meta = |proto, kind| Meta { proto, confidence: Confidence::Dpi, app: None, kind, ssh: None, dhcp: None };
+        let meta = |proto, kind| Meta {
+            proto,
+            confidence: Confidence::Dpi,
+            app: None,
+            kind,
+            ssh: None,
+            dhcp: None,
+        };
         let port = |p: u16| ctx.server_port == p || ctx.client_port == p;
         match ctx.l4_proto {
             6 => {
@@ -329,7 +354,9 @@ impl Dpi {
                     None
                 };
                 if dns_port.is_some() && dns::looks_like_dns(payload) {
-                    return Some(meta(dns_port, Kind::Dns(Box::default())));
+                    let mut flow = DnsFlow::default();
+                    flow.check_size = dns_port == self.ids.dns;
+                    return Some(meta(dns_port, Kind::Dns(Box::new(flow))));
                 }
             }
             _ => return None,
@@ -356,20 +383,34 @@ impl Dpi {
     pub fn fill(&self, flow: &FlowDpi, record: &mut FlowRecord) {
         let l4 = u8::try_from(record.l4_proto).unwrap_or(0);
         let (sport, cport) = (record.server_port as u16, record.client_port as u16);
-        let Some(meta) = flow.meta.as_deref().filter(|m| m.proto.is_some() && m.confidence != Confidence::Unknown) else {
+        let Some(meta) = flow
+            .meta
+            .as_deref()
+            .filter(|m| m.proto.is_some() && m.confidence != Confidence::Unknown)
+        else {
             // Nothing claimed the flow (or a TLS-looking start never parsed): port guess.
-            if let Some(p) = self.tables.guess_by_port(l4, sport, cport).and_then(|id| self.tables.proto(id)) {
+            if let Some(p) = self
+                .tables
+                .guess_by_port(l4, sport, cport)
+                .and_then(|id| self.tables.proto(id))
+            {
                 let l7 = record.l7.get_or_insert_with(L7Info::default);
-                l7.master_protocol = p.name.to_owned();
-                l7.app_protocol = p.name.to_owned();
-                l7.category = p.category.to_owned();
+                p.name.clone_into(&mut l7.master_protocol);
+                p.name.clone_into(&mut l7.app_protocol);
+                p.category.clone_into(&mut l7.category);
                 l7.confidence = Confidence::Port as i32;
             }
             return;
         };
-        let Some(proto) = meta.proto.and_then(|id| self.tables.proto(id)) else { return };
+        let Some(proto) = meta.proto.and_then(|id| self.tables.proto(id)) else {
+            return;
+        };
         let mut risks = Risks::default();
-        let mut l7 = L7Info { master_protocol: proto.name.to_owned(), confidence: meta.confidence as i32, ..L7Info::default() };
+        let mut l7 = L7Info {
+            master_protocol: proto.name.to_owned(),
+            confidence: meta.confidence as i32,
+            ..L7Info::default()
+        };
         let mut app = meta.app.map(|a| (a.name, a.category));
         match &meta.kind {
             Kind::Tls(t) => {
@@ -393,7 +434,14 @@ impl Dpi {
                     app = h.app_hint.map(|a| (a, "Web"));
                 }
             }
-            Kind::None => {}
+            Kind::None => {
+                if app.is_none()
+                    && proto.name == "QUIC"
+                    && [784, 853].iter().any(|p| *p == sport || *p == cport)
+                {
+                    app = Some(("DoH_DoT", "Network"));
+                }
+            }
         }
         if let Some(ssh) = &meta.ssh {
             l7.hostname.clone_from(&ssh.client_banner);
@@ -405,21 +453,26 @@ impl Dpi {
         }
         // DNS keeps its own category for DNS.<app>, like nDPI.
         let master_category = meta.proto == self.ids.dns || meta.proto == self.ids.mdns;
-        match app {
-            Some((name, category)) => {
-                l7.app_protocol = format!("{}.{name}", proto.name);
-                l7.category = if master_category { proto.category } else { category }.to_owned();
-            }
-            None => {
-                l7.app_protocol = proto.name.to_owned();
-                l7.category = proto.category.to_owned();
-            }
+        if let Some((name, category)) = app {
+            l7.app_protocol = format!("{}.{name}", proto.name);
+            let cat = if master_category {
+                proto.category
+            } else {
+                category
+            };
+            cat.clone_into(&mut l7.category);
+        } else {
+            proto.name.clone_into(&mut l7.app_protocol);
+            proto.category.clone_into(&mut l7.category);
         }
         // Port checks, only for what the payload decided.
         if meta.confidence == Confidence::Dpi {
             let ports = proto.ports(l4);
             if !ports.is_empty() && !ports.contains(&sport) && !ports.contains(&cport) {
-                risks.set(rid::KNOWN_PROTOCOL_ON_NON_STANDARD_PORT, Some(format!("Expected on port {}", ports[0])));
+                risks.set(
+                    rid::KNOWN_PROTOCOL_ON_NON_STANDARD_PORT,
+                    Some(format!("Expected on port {}", ports[0])),
+                );
             }
             if proto.breed == Breed::Unsafe {
                 risks.set(rid::UNSAFE_PROTOCOL, None);

@@ -109,8 +109,14 @@ impl Tables {
             else {
                 continue;
             };
-            let Ok(id) = ProtoId::try_from(protocols.len()) else { break };
-            let parse = |s: &str| s.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            let Ok(id) = ProtoId::try_from(protocols.len()) else {
+                break;
+            };
+            let parse = |s: &str| {
+                s.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            };
             let info = ProtoInfo {
                 name,
                 category,
@@ -141,7 +147,13 @@ impl Tables {
                 suffixes.insert(suffix, app);
             }
         }
-        Self { protocols, by_name, by_port, suffixes, labels }
+        Self {
+            protocols,
+            by_name,
+            by_port,
+            suffixes,
+            labels,
+        }
     }
 
     /// The protocol named `name` (nDPI spelling).
@@ -178,10 +190,10 @@ impl Tables {
         }
         // Longest suffix first: walk the boundaries left to right.
         for (i, b) in host.bytes().enumerate() {
-            if b == b'.' || b == b'-' {
-                if let Some(app) = host.get(i + 1..).and_then(|s| self.suffixes.get(s)) {
-                    return Some(*app);
-                }
+            if (b == b'.' || b == b'-')
+                && let Some(app) = host.get(i + 1..).and_then(|s| self.suffixes.get(s))
+            {
+                return Some(*app);
             }
         }
         // `label.*`: a label followed by one or two more labels (google.it, google.co.uk).
@@ -198,7 +210,9 @@ impl Tables {
 
 /// Non-empty, non-comment lines of a data file, trimmed.
 fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 #[cfg(test)]
@@ -214,7 +228,11 @@ mod tests {
             assert!(!p.name.is_empty() && !p.category.is_empty(), "{p:?}");
         }
         let hosts = data_lines(HOSTS_CSV).count();
-        assert_eq!(t.suffixes.len() + t.labels.len(), hosts, "duplicate host rows");
+        assert_eq!(
+            t.suffixes.len() + t.labels.len(),
+            hosts,
+            "duplicate host rows"
+        );
     }
 
     #[test]

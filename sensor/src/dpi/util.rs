@@ -63,12 +63,14 @@ impl<'a> Reader<'a> {
 
     /// Big-endian 24-bit integer.
     pub fn u24(&mut self) -> Option<usize> {
-        self.take(3).map(|b| usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]))
+        self.take(3)
+            .map(|b| usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]))
     }
 
     /// Big-endian `u32`.
     pub fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// A vector with a 1-byte length prefix.
@@ -127,7 +129,11 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Whether `host` is an IPv4 or IPv6 literal (what nDPI calls a numeric host).
 pub fn is_ip_literal(host: &str) -> bool {
-    let h = host.trim_start_matches('[').split(']').next().unwrap_or(host);
+    let h = host
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap_or(host);
     h.parse::<std::net::IpAddr>().is_ok()
         || h.rsplit_once(':').is_some_and(|(ip, port)| {
             ip.parse::<std::net::Ipv4Addr>().is_ok() && port.parse::<u16>().is_ok()

@@ -4,8 +4,7 @@
 //! 1. it is a long (>= 32) hex string (encoded data, DNS tunnelling), or
 //! 2. letter pairs that are rare in English outnumber common ones (at least 5 rare pairs) and
 //!    digits are mixed in, or
-//! 3. it is long (>= 18), holds at least two digits and at least 4 rare pairs, or
-//! 4. it holds at least 8 rare pairs, more than twice the common ones (keyboard mash).
+//! 3. it is long (>= 18), holds at least two digits and at least 4 rare pairs.
 //!
 //! Names with `-` or `_`, reverse-lookup (`.arpa`) and `.local` names, and names without a dot
 //! are never flagged (as in nDPI); callers also skip names a host list already knows.
@@ -38,19 +37,24 @@ const COMMON_BIGRAMS: &[&str] = &[
 
 /// Whether `host` looks machine-generated (see the module documentation).
 pub fn is_dga(host: &str) -> bool {
-    let h = host.trim_end_matches('.');
+    let lower = host.trim_end_matches('.').to_ascii_lowercase();
+    let h = lower.as_str();
     if h.is_empty()
         || h.len() > 253
         || h.contains(['-', '_'])
         || !h.contains('.')
-        || h.ends_with(".arpa")
-        || h.ends_with(".local")
+        || std::path::Path::new(h)
+            .extension()
+            .is_some_and(|e| e == "arpa" || e == "local")
     {
         return false;
     }
     let mut labels = h.rsplit('.');
     labels.next(); // TLD
-    let Some(label) = labels.filter(|l| !l.eq_ignore_ascii_case("www")).max_by_key(|l| l.len()) else {
+    let Some(label) = labels
+        .filter(|l| !l.eq_ignore_ascii_case("www"))
+        .max_by_key(|l| l.len())
+    else {
         return false;
     };
     let n = label.len();
@@ -73,9 +77,7 @@ pub fn is_dga(host: &str) -> bool {
             }
         }
     }
-    (rare >= 5 && rare > common && digits >= 1)
-        || (n >= 18 && digits >= 2 && rare >= 4)
-        || (rare >= 8 && rare > 2 * common)
+    (rare >= 5 && rare > common && digits >= 1) || (n >= 18 && digits >= 2 && rare >= 4)
 }
 
 #[cfg(test)]

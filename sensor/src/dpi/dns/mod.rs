@@ -58,19 +58,27 @@ pub struct DnsMessage {
 /// Whether `payload` is plausibly a DNS message (header sanity only: opcode, counts).
 pub fn looks_like_dns(payload: &[u8]) -> bool {
     let mut r = Reader::new(payload);
-    let (Some(_id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) = (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
+    let (Some(_id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) =
+        (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
     else {
         return false;
     };
     let opcode = (flags >> 11) & 0xf;
     let is_response = flags & 0x8000 != 0;
-    opcode <= 5 && qd <= 16 && an <= 256 && ns <= 256 && ar <= 256 && (qd > 0 || is_response) && payload.len() > 12
+    opcode <= 5
+        && qd <= 16
+        && an <= 256
+        && ns <= 256
+        && ar <= 256
+        && (qd > 0 || is_response)
+        && payload.len() > 12
 }
 
 /// Parses one DNS message.
 pub fn parse(msg: &[u8]) -> Result<DnsMessage, DnsError> {
     let mut r = Reader::new(msg);
-    let (Some(id), Some(flags), Some(qd), Some(an), Some(_ns), Some(_ar)) = (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
+    let (Some(id), Some(flags), Some(qd), Some(an), Some(_ns), Some(_ar)) =
+        (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
     else {
         return Err(DnsError::Short);
     };
@@ -90,7 +98,9 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, DnsError> {
             return Err(DnsError::Malformed(r.pos()));
         };
         if i == 0 {
-            out.invalid_chars = name.iter().any(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')));
+            out.invalid_chars = name
+                .iter()
+                .any(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')));
             out.query = text(&name, MAX_HOST);
             out.qtype = qtype;
         }
@@ -118,7 +128,9 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, DnsError> {
                 let start = msg.len() - r.rest().len() - rdata.len();
                 let mut rr = Reader::new(msg);
                 let mut target = Vec::with_capacity(64);
-                rr.skip(start).and_then(|()| read_name(msg, &mut rr, &mut target)).map(|()| text(&target, MAX_HOST))
+                rr.skip(start)
+                    .and_then(|()| read_name(msg, &mut rr, &mut target))
+                    .map(|()| text(&target, MAX_HOST))
             }
             _ => None,
         };
@@ -182,6 +194,8 @@ pub struct DnsFlow {
     invalid_chars: bool,
     malformed: bool,
     large: Option<usize>,
+    /// Whether sizes are judged (plain DNS, not MDNS/LLMNR).
+    pub check_size: bool,
     /// Partial TCP message bytes.
     tcp_buf: Vec<u8>,
 }
@@ -205,7 +219,7 @@ impl DnsFlow {
     /// Feeds one UDP datagram or TCP segment.
     pub fn on_payload(&mut self, tcp: bool, payload: &[u8], max: usize) {
         if !tcp {
-            if payload.len() > 512 {
+            if self.check_size && payload.len() > 512 {
                 self.large = Some(payload.len());
             }
             self.on_message(payload);
@@ -262,19 +276,31 @@ impl DnsFlow {
     /// DNS risks (nDPI `dns.c` semantics where documented; see README of this module).
     pub fn risks(&self, known_host: bool, out: &mut super::Risks) {
         if self.response_seen && self.info.rcode != 0 {
-            out.set(rid::ERROR_CODE_DETECTED, Some(format!("DNS Error Code {}", rcode_name(self.info.rcode))));
+            out.set(
+                rid::ERROR_CODE_DETECTED,
+                Some(format!("DNS Error Code {}", rcode_name(self.info.rcode))),
+            );
         }
         if let Some(len) = self.large {
-            out.set(rid::DNS_LARGE_PACKET, Some(format!("{len} Bytes DNS Packet")));
+            out.set(
+                rid::DNS_LARGE_PACKET,
+                Some(format!("{len} Bytes DNS Packet")),
+            );
         }
         if self.malformed {
             out.set(rid::MALFORMED_PACKET, None);
         }
         if self.invalid_chars {
-            out.set(rid::INVALID_CHARACTERS, Some("Invalid chars detected in domain name".into()));
+            out.set(
+                rid::INVALID_CHARACTERS,
+                Some("Invalid chars detected in domain name".into()),
+            );
         }
         if self.host.len() > LONG_NAME {
-            out.set(rid::DNS_SUSPICIOUS_TRAFFIC, Some("Long DNS host name".into()));
+            out.set(
+                rid::DNS_SUSPICIOUS_TRAFFIC,
+                Some("Long DNS host name".into()),
+            );
         }
         if self.host.split('.').any(|l| l.starts_with("xn--")) {
             out.set(rid::PUNYCODE_IDN, Some(self.host.clone()));
@@ -303,4 +329,4 @@ fn rcode_name(rcode: u32) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -30,8 +30,15 @@ pub fn scan_url(url: &str) -> UrlFindings {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let mut f = UrlFindings::default();
     let dpath = decode(path, true).to_ascii_lowercase();
-    f.traversal = dpath.contains("../") || dpath.contains("..\\") || dpath.contains("..%5c") || dpath.contains("..%2f");
-    let mut values: Vec<String> = query.split('&').filter_map(|kv| kv.split_once('=').map(|(_, v)| v).or(Some(kv))).map(|v| decode(v, false).to_ascii_lowercase()).collect();
+    f.traversal = dpath.contains("../")
+        || dpath.contains("..\\")
+        || dpath.contains("..%5c")
+        || dpath.contains("..%2f");
+    let mut values: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').map(|(_, v)| v).or(Some(kv)))
+        .map(|v| decode(v, false).to_ascii_lowercase())
+        .collect();
     // Attacks sometimes sit in the path itself.
     values.push(dpath);
     for v in &values {
@@ -45,7 +52,11 @@ pub fn scan_url(url: &str) -> UrlFindings {
 /// Percent-decodes `s` (twice, to see through double encoding), `+` as space in queries.
 fn decode(s: &str, path: bool) -> String {
     let once = percent(s, !path);
-    if once.contains('%') { percent(&once, false) } else { once }
+    if once.contains('%') {
+        percent(&once, false)
+    } else {
+        once
+    }
 }
 
 fn percent(s: &str, plus: bool) -> String {
@@ -72,8 +83,17 @@ fn percent(s: &str, plus: bool) -> String {
 }
 
 fn is_xss(v: &str) -> bool {
-    const TAGS: &[&str] = &["<script", "<iframe", "<svg", "<img", "<body", "<object", "<embed", "<marquee", "<details"];
-    const HANDLERS: &[&str] = &["onerror=", "onload=", "onmouseover=", "onfocus=", "ontoggle=", "onclick="];
+    const TAGS: &[&str] = &[
+        "<script", "<iframe", "<svg", "<img", "<body", "<object", "<embed", "<marquee", "<details",
+    ];
+    const HANDLERS: &[&str] = &[
+        "onerror=",
+        "onload=",
+        "onmouseover=",
+        "onfocus=",
+        "ontoggle=",
+        "onclick=",
+    ];
     v.contains("javascript:")
         || v.contains("vbscript:")
         || TAGS.iter().any(|t| v.contains(t))
@@ -85,37 +105,85 @@ fn is_xss(v: &str) -> bool {
 fn is_sqli(v: &str) -> bool {
     let squeezed: String = v.split_whitespace().collect::<Vec<_>>().join(" ");
     let v = squeezed.as_str();
-    if v.contains("union select") || v.contains("union all select") || v.contains("information_schema") {
+    if v.contains("union select")
+        || v.contains("union all select")
+        || v.contains("information_schema")
+    {
         return true;
     }
     // A closing quote followed by SQL.
     for q in ['\'', '"'] {
         for (i, _) in v.match_indices(q) {
             let after = v[i + 1..].trim_start_matches(')').trim_start();
-            if ["or ", "and ", "union ", "select ", "order by", "group by", "--", "#", ";", "having "]
-                .iter()
-                .any(|k| after.starts_with(k))
+            if [
+                "or ", "and ", "union ", "select ", "order by", "group by", "--", "having ",
+            ]
+            .iter()
+            .any(|k| after.starts_with(k))
             {
                 return true;
             }
         }
     }
-    ["sleep(", "benchmark(", "waitfor delay", "; drop ", ";drop ", "' or '1'='1", " or 1=1"].iter().any(|k| v.contains(k))
+    [
+        "sleep(",
+        "benchmark(",
+        "waitfor delay",
+        "; drop ",
+        ";drop ",
+        "' or '1'='1",
+        " or 1=1",
+    ]
+    .iter()
+    .any(|k| v.contains(k))
 }
 
 fn is_rce(v: &str) -> bool {
     const COMMANDS: &[&str] = &[
-        "ls", "cat", "id", "uname", "wget", "curl", "nc", "bash", "sh", "whoami", "ping", "rm", "chmod", "perl",
-        "python", "/bin/sh", "/bin/bash", "cmd.exe", "cmd", "powershell", "echo", "nslookup", "ifconfig", "netstat",
+        "ls",
+        "cat",
+        "id",
+        "uname",
+        "wget",
+        "curl",
+        "nc",
+        "bash",
+        "sh",
+        "whoami",
+        "ping",
+        "rm",
+        "chmod",
+        "perl",
+        "python",
+        "/bin/sh",
+        "/bin/bash",
+        "cmd.exe",
+        "cmd",
+        "powershell",
+        "echo",
+        "nslookup",
+        "ifconfig",
+        "netstat",
     ];
-    const PHP: &[&str] = &["system(", "exec(", "passthru(", "shell_exec(", "popen(", "proc_open(", "eval(", "phpinfo(", "assert("];
+    const PHP: &[&str] = &[
+        "system(",
+        "exec(",
+        "passthru(",
+        "shell_exec(",
+        "popen(",
+        "proc_open(",
+        "eval(",
+        "phpinfo(",
+        "assert(",
+    ];
     if PHP.iter().any(|p| v.contains(p)) {
         return true;
     }
     let starts_cmd = |s: &str| {
         let s = s.trim_start();
         COMMANDS.iter().any(|c| {
-            s.strip_prefix(c).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ';', '|', '&', '\t']))
+            s.strip_prefix(c)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ';', '|', '&', '\t']))
         })
     };
     if starts_cmd(v) && v.len() < 256 && v.contains(' ') {

@@ -9,13 +9,29 @@ pub mod inject;
 
 use netwarden_api::flow::HttpInfo;
 
-use super::{Risks, rid};
 use super::util::{MAX_FIELD, MAX_HOST, MAX_URL, is_ip_literal, text};
+use super::{Risks, rid};
 
 /// Request methods recognised at the start of a client payload.
 const METHODS: &[&str] = &[
-    "GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "CONNECT ", "PATCH ", "TRACE ", "PROPFIND ",
-    "PROPPATCH ", "MKCOL ", "COPY ", "MOVE ", "LOCK ", "UNLOCK ", "REPORT ", "SEARCH ",
+    "GET ",
+    "POST ",
+    "HEAD ",
+    "PUT ",
+    "DELETE ",
+    "OPTIONS ",
+    "CONNECT ",
+    "PATCH ",
+    "TRACE ",
+    "PROPFIND ",
+    "PROPPATCH ",
+    "MKCOL ",
+    "COPY ",
+    "MOVE ",
+    "LOCK ",
+    "UNLOCK ",
+    "REPORT ",
+    "SEARCH ",
 ];
 
 /// Whether `payload` starts an HTTP/1.x request.
@@ -46,7 +62,10 @@ pub struct Head<'a> {
 impl<'a> Head<'a> {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| *v)
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -83,11 +102,11 @@ pub fn parse_head(data: &[u8]) -> Option<Head<'_>> {
         if end > data.len() {
             break; // last, unterminated line
         }
-        if head.headers.len() < MAX_HEADERS {
-            if let Some(colon) = line.iter().position(|&b| b == b':') {
-                let value = trim_ws(&line[colon + 1..]);
-                head.headers.push((trim_ws(&line[..colon]), value));
-            }
+        if head.headers.len() < MAX_HEADERS
+            && let Some(colon) = line.iter().position(|&b| b == b':')
+        {
+            let value = trim_ws(&line[colon + 1..]);
+            head.headers.push((trim_ws(&line[..colon]), value));
         }
     }
     Some(head)
@@ -121,13 +140,15 @@ pub struct HttpFlow {
     resp: Option<Vec<u8>>,
     request_done: bool,
     response_done: bool,
+    /// The response head ended with its segment: look at the next one for an MZ header.
+    await_body: bool,
     risks: Risks,
 }
 
 impl HttpFlow {
     /// Whether the first request and response were both parsed.
     pub fn is_done(&self) -> bool {
-        self.request_done && self.response_done
+        self.request_done && self.response_done && !self.await_body
     }
 
     /// Whether a request or response head was parsed.
@@ -148,10 +169,24 @@ impl HttpFlow {
         } else {
             (self.response_done, &mut self.resp)
         };
+        if !from_client && self.await_body {
+            self.await_body = false;
+            if payload.starts_with(b"MZ") {
+                self.risks.set(
+                    rid::BINARY_APPLICATION_TRANSFER,
+                    Some("Found MZ header".into()),
+                );
+            }
+            return;
+        }
         if done || payload.is_empty() {
             return;
         }
-        let starts = if from_client { looks_like_request(payload) } else { looks_like_response(payload) };
+        let starts = if from_client {
+            looks_like_request(payload)
+        } else {
+            looks_like_response(payload)
+        };
         let mut owned = buf.take();
         let data: &[u8] = match &mut owned {
             Some(b) => {
@@ -197,14 +232,19 @@ impl HttpFlow {
         self.info.method = text(h.method, 16);
         if let Some(host) = h.header("host") {
             self.raw_host = text(host, MAX_HOST);
-            let mut hn = self.raw_host.to_ascii_lowercase();
+            let lower = self.raw_host.to_ascii_lowercase();
             // Strip a port, but not from a bare IPv6 literal.
-            if let Some((name, port)) = hn.rsplit_once(':') {
-                if port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) {
-                    hn = name.trim_start_matches('[').trim_end_matches(']').to_owned();
+            self.host = match lower.rsplit_once(':') {
+                Some((name, port))
+                    if port.bytes().all(|b| b.is_ascii_digit())
+                        && (!name.contains(':') || name.ends_with(']')) =>
+                {
+                    name.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned()
                 }
-            }
-            self.host = hn;
+                _ => lower,
+            };
         }
         // nDPI prints the URL as host + target.
         let target = text(h.target, MAX_URL);
@@ -223,7 +263,10 @@ impl HttpFlow {
         }
         let r = &mut self.risks;
         if is_ip_literal(&self.host) {
-            r.set(rid::NUMERIC_IP_HOST, Some(format!("Found host {}", self.host)));
+            r.set(
+                rid::NUMERIC_IP_HOST,
+                Some(format!("Found host {}", self.host)),
+            );
         }
         if self.host.split('.').any(|l| l.starts_with("xn--")) {
             r.set(rid::PUNYCODE_IDN, Some(self.host.clone()));
@@ -245,10 +288,14 @@ impl HttpFlow {
         if target.starts_with("/.") {
             r.set(rid::POSSIBLE_EXPLOIT, Some("URL starting with dot".into()));
         }
-        if let Some(auth) = h.header("authorization") {
-            if auth.len() >= 6 && auth[..6].eq_ignore_ascii_case(b"basic ") {
-                r.set(rid::CLEAR_TEXT_CREDENTIALS, Some("Found credentials in HTTP Auth Line".into()));
-            }
+        if let Some(auth) = h.header("authorization")
+            && auth.len() >= 6
+            && auth[..6].eq_ignore_ascii_case(b"basic ")
+        {
+            r.set(
+                rid::CLEAR_TEXT_CREDENTIALS,
+                Some("Found credentials in HTTP Auth Line".into()),
+            );
         }
         let ua = self.info.user_agent.clone();
         if h.header("user-agent").is_some() {
@@ -256,7 +303,10 @@ impl HttpFlow {
                 r.set(rid::HTTP_SUSPICIOUS_USER_AGENT, Some(format!("UA {ua}")));
             }
             let lower = ua.to_ascii_lowercase();
-            if ["bot", "crawler", "spider", "slurp"].iter().any(|k| lower.contains(k)) {
+            if ["bot", "crawler", "spider", "slurp"]
+                .iter()
+                .any(|k| lower.contains(k))
+            {
                 r.set(rid::HTTP_CRAWLER_BOT, Some(format!("UA {ua}")));
             }
         }
@@ -281,25 +331,53 @@ impl HttpFlow {
         }
         let r = &mut self.risks;
         if h.status >= 400 {
-            r.set(rid::ERROR_CODE_DETECTED, Some(format!("HTTP Error Code {}", h.status)));
+            r.set(
+                rid::ERROR_CODE_DETECTED,
+                Some(format!("HTTP Error Code {}", h.status)),
+            );
         }
         let ct = self.info.content_type.to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or_default().trim();
         let body = h.body.unwrap_or_default();
+        self.await_body = body.is_empty() && h.status == 200;
         let mz = body.starts_with(b"MZ");
         let exe_mime = matches!(
             mime,
-            "application/x-dosexec" | "application/x-msdownload" | "application/x-msdos-program" | "application/x-executable" | "application/java-vm" | "application/x-java-vm"
+            "application/x-dosexec"
+                | "application/x-msdownload"
+                | "application/x-msdos-program"
+                | "application/x-executable"
+                | "application/java-vm"
+                | "application/x-java-vm"
         );
         if exe_mime || mz {
-            r.set(rid::BINARY_APPLICATION_TRANSFER, Some(format!("Found mime exe {mime}")));
+            r.set(
+                rid::BINARY_APPLICATION_TRANSFER,
+                Some(format!("Found mime exe {mime}")),
+            );
         }
-        let filename = h.header("content-disposition").map(|d| text(d, MAX_FIELD)).unwrap_or_default();
-        let binary_name = [".exe", ".dll", ".msi", ".bin", ".scr", ".ps1", ".bat"].iter().any(|e| filename.to_ascii_lowercase().contains(e));
-        if mime == "application/octet-stream" || (exe_mime && mime != "application/java-vm") || binary_name {
-            r.set(rid::BINARY_DATA_TRANSFER, Some(format!("Found binary mime {mime}")));
+        let filename = h
+            .header("content-disposition")
+            .map(|d| text(d, MAX_FIELD))
+            .unwrap_or_default();
+        let binary_name = [".exe", ".dll", ".msi", ".bin", ".scr", ".ps1", ".bat"]
+            .iter()
+            .any(|e| filename.to_ascii_lowercase().contains(e));
+        if mime == "application/octet-stream"
+            || (exe_mime && mime != "application/java-vm")
+            || binary_name
+        {
+            r.set(
+                rid::BINARY_DATA_TRANSFER,
+                Some(format!("Found binary mime {mime}")),
+            );
         }
-        if mime.starts_with("application/ocsp-") || self.info.request_content_type.starts_with("application/ocsp-") {
+        if mime.starts_with("application/ocsp-")
+            || self
+                .info
+                .request_content_type
+                .starts_with("application/ocsp-")
+        {
             self.app_hint = Some("OCSP");
         }
         if mime == "application/java-vm" && self.info.user_agent.starts_with("Java/") {
@@ -309,7 +387,9 @@ impl HttpFlow {
         if let Some(v) = obsolete_server(&self.info.server) {
             r.set(rid::HTTP_OBSOLETE_SERVER, Some(v));
         }
-        if h.header("server").is_some_and(|s| s.iter().any(|b| !(0x20..0x7f).contains(b))) {
+        if h.header("server")
+            .is_some_and(|s| s.iter().any(|b| !(0x20..0x7f).contains(b)))
+        {
             r.set(rid::HTTP_SUSPICIOUS_HEADER, Some("Suspicious Agent".into()));
         }
     }
@@ -321,7 +401,8 @@ impl HttpFlow {
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// nDPI-like User-Agent checks: too short, shell-shock/templating braces, or a random-looking
@@ -342,7 +423,10 @@ pub fn suspicious_user_agent(ua: &str) -> bool {
 /// as nDPI writes it), `None` otherwise.
 pub fn obsolete_server(server: &str) -> Option<String> {
     let (name, rest) = server.split_once('/')?;
-    let version: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let version: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next()?, parts.next().unwrap_or(0));
     let old = match name {
@@ -354,4 +438,4 @@ pub fn obsolete_server(server: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

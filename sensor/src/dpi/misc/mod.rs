@@ -23,7 +23,10 @@ pub fn detect(l4: u8, sport: u16, dport: u16, payload: &[u8]) -> Option<Hit> {
     match l4 {
         6 => {
             if payload.starts_with(b"SSH-") {
-                let line = payload.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+                let line = payload
+                    .split(|&b| b == b'\r' || b == b'\n')
+                    .next()
+                    .unwrap_or_default();
                 return Some(Hit::Ssh(text(line, MAX_FIELD)));
             }
             if port(3389) && payload.starts_with(&[3, 0]) {
@@ -32,7 +35,11 @@ pub fn detect(l4: u8, sport: u16, dport: u16, payload: &[u8]) -> Option<Hit> {
             if payload.starts_with(b"RFB 0") {
                 return Some(Hit::Proto("VNC"));
             }
-            if (port(25) || port(587)) && (payload.starts_with(b"220 ") || payload.starts_with(b"220-") || payload.starts_with(b"EHLO ")) {
+            if (port(25) || port(587))
+                && (payload.starts_with(b"220 ")
+                    || payload.starts_with(b"220-")
+                    || payload.starts_with(b"EHLO "))
+            {
                 return Some(Hit::Proto("SMTP"));
             }
             if port(110) && (payload.starts_with(b"+OK") || payload.starts_with(b"USER ")) {
@@ -41,7 +48,11 @@ pub fn detect(l4: u8, sport: u16, dport: u16, payload: &[u8]) -> Option<Hit> {
             if port(143) && payload.starts_with(b"* OK") {
                 return Some(Hit::Proto("IMAP"));
             }
-            if port(21) && (payload.starts_with(b"220 ") || payload.starts_with(b"220-") || payload.starts_with(b"USER ")) {
+            if port(21)
+                && (payload.starts_with(b"220 ")
+                    || payload.starts_with(b"220-")
+                    || payload.starts_with(b"USER "))
+            {
                 return Some(Hit::Proto("FTP_CONTROL"));
             }
             if port(139) && matches!(payload.first(), Some(0x81 | 0x82 | 0x85)) {
@@ -62,15 +73,19 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
     if port(123) && p.len() >= 48 && matches!((p[0] >> 3) & 7, 1..=4) && matches!(p[0] & 7, 1..=5) {
         return Some(Hit::Proto("NTP"));
     }
-    if p.starts_with(b"M-SEARCH * HTTP/1.1") || p.starts_with(b"NOTIFY * HTTP/1.1") || (port(1900) && p.starts_with(b"HTTP/1.1 200")) {
+    if p.starts_with(b"M-SEARCH * HTTP/1.1")
+        || p.starts_with(b"NOTIFY * HTTP/1.1")
+        || (port(1900) && p.starts_with(b"HTTP/1.1 200"))
+    {
         return Some(Hit::Proto("SSDP"));
     }
-    if port(161) || port(162) {
-        if let [0x30, _, ..] = p {
-            if p.windows(3).take(6).any(|w| w[0] == 2 && w[1] == 1 && w[2] <= 3) {
-                return Some(Hit::Proto("SNMP"));
-            }
-        }
+    if (port(161) || port(162))
+        && let [0x30, _, ..] = p
+        && p.windows(3)
+            .take(6)
+            .any(|w| w[0] == 2 && w[1] == 1 && w[2] <= 3)
+    {
+        return Some(Hit::Proto("SNMP"));
     }
     if port(514) && p.first() == Some(&b'<') && p.iter().skip(1).take(4).any(|&b| b == b'>') {
         return Some(Hit::Proto("Syslog"));
@@ -87,7 +102,10 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
     if port(57621) && p.starts_with(b"SpotUdp") {
         return Some(Hit::Proto("Spotify"));
     }
-    if port(3544) && p.len() >= 40 && (p[0] >> 4 == 6 || p.starts_with(&[0, 1]) || p.starts_with(&[0, 0])) {
+    if port(3544)
+        && p.len() >= 40
+        && (p[0] >> 4 == 6 || p.starts_with(&[0, 1]) || p.starts_with(&[0, 0]))
+    {
         return Some(Hit::Proto("Teredo"));
     }
     if port(5351) && p.first() == Some(&0) && p.len() >= 2 {
@@ -95,7 +113,8 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
     }
     // WireGuard (whitepaper §5.4): type 1..4 then three reserved zero bytes, fixed sizes.
     if let [t @ 1..=4, 0, 0, 0, ..] = p {
-        let ok = matches!((t, p.len()), (1, 148) | (2, 92) | (3, 64)) || (*t == 4 && p.len() >= 32 && p.len() % 16 == 0);
+        let ok = matches!((t, p.len()), (1, 148) | (2, 92) | (3, 64))
+            || (*t == 4 && p.len() >= 32 && p.len().is_multiple_of(16));
         if ok {
             return Some(Hit::Proto("WireGuard"));
         }
@@ -109,23 +128,33 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
 /// QUIC long header (RFC 9000 §17.2) with a known version: v1, v2, IETF drafts, Google Q0xx,
 /// Facebook mvfst.
 fn is_quic(p: &[u8]) -> bool {
-    let [first, v0, v1, v2, v3, ..] = p else { return false };
+    let [first, v0, v1, v2, v3, ..] = p else {
+        return false;
+    };
     if first & 0x80 == 0 || p.len() < 20 {
         return false;
     }
     let v = u32::from_be_bytes([*v0, *v1, *v2, *v3]);
-    let known = v == 1 || v == 0x6b33_43cf || (v & 0xffff_ff00) == 0xff00_0000 || (v & 0xffff_fff0) == 0xface_b000 || (&p[1..3] == b"Q0" && p[3].is_ascii_digit());
-    known
+
+    v == 1
+        || v == 0x6b33_43cf
+        || (v & 0xffff_ff00) == 0xff00_0000
+        || (v & 0xffff_fff0) == 0xface_b000
+        || (&p[1..3] == b"Q0" && p[3].is_ascii_digit())
 }
 
 /// DHCP (RFC 2131 §2, options RFC 2132): client MAC, host name (12), parameter list (55),
 /// vendor class (60).
 fn dhcp(p: &[u8]) -> DhcpInfo {
     let mut info = DhcpInfo::default();
-    if p.get(2) == Some(&6) {
-        if let Some(mac) = p.get(28..34) {
-            info.mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-        }
+    if p.get(2) == Some(&6)
+        && let Some(mac) = p.get(28..34)
+    {
+        info.mac = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
     }
     let mut r = Reader::new(p.get(240..).unwrap_or_default());
     while let Some(code) = r.u8() {
@@ -160,11 +189,17 @@ mod tests {
 
     #[test]
     fn signatures() {
-        assert_eq!(detect(6, 40000, 22, b"SSH-2.0-OpenSSH_8.2p1\r\n"), Some(Hit::Ssh("SSH-2.0-OpenSSH_8.2p1".into())));
+        assert_eq!(
+            detect(6, 40000, 22, b"SSH-2.0-OpenSSH_8.2p1\r\n"),
+            Some(Hit::Ssh("SSH-2.0-OpenSSH_8.2p1".into()))
+        );
         let mut ntp = [0u8; 48];
         ntp[0] = 0x23;
         assert_eq!(detect(17, 40000, 123, &ntp), Some(Hit::Proto("NTP")));
-        assert_eq!(detect(17, 40000, 1900, b"M-SEARCH * HTTP/1.1\r\n"), Some(Hit::Proto("SSDP")));
+        assert_eq!(
+            detect(17, 40000, 1900, b"M-SEARCH * HTTP/1.1\r\n"),
+            Some(Hit::Proto("SSDP"))
+        );
         let mut wg = vec![1u8, 0, 0, 0];
         wg.resize(148, 7);
         assert_eq!(detect(17, 40000, 51820, &wg), Some(Hit::Proto("WireGuard")));

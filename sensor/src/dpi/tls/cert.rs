@@ -83,7 +83,10 @@ fn dn(name: &X509Name<'_>) -> String {
             [0x55, 0x04, 0x03] => "CN",
             _ => continue,
         };
-        let value = attr.as_str().map_or_else(|_| text(attr.as_slice(), MAX_FIELD), |v| text(v.as_bytes(), MAX_FIELD));
+        let value = attr.as_str().map_or_else(
+            |_| text(attr.as_slice(), MAX_FIELD),
+            |v| text(v.as_bytes(), MAX_FIELD),
+        );
         if !s.is_empty() {
             s.push_str(", ");
         }
@@ -103,7 +106,8 @@ fn dn(name: &X509Name<'_>) -> String {
 pub fn host_matches(host: &str, pattern: &str) -> bool {
     let host = host.trim_end_matches('.');
     if let Some(rest) = pattern.strip_prefix("*.") {
-        host.split_once('.').is_some_and(|(label, tail)| !label.is_empty() && tail.eq_ignore_ascii_case(rest))
+        host.split_once('.')
+            .is_some_and(|(label, tail)| !label.is_empty() && tail.eq_ignore_ascii_case(rest))
     } else {
         host.eq_ignore_ascii_case(pattern)
     }

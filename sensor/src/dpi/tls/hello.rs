@@ -8,6 +8,8 @@
 //! walking the body directly is about 3× faster and allocation-free (see the module tests'
 //! ignored benchmark).
 
+use std::fmt::Write as _;
+
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
@@ -74,7 +76,10 @@ pub struct ClientHello<'a> {
 /// Parses a ClientHello body (after the 4-byte handshake header). `dtls` adds the cookie field.
 pub fn parse_client_hello(body: &[u8], dtls: bool) -> Option<ClientHello<'_>> {
     let mut r = Reader::new(body);
-    let mut ch = ClientHello { version: r.u16()?, ..ClientHello::default() };
+    let mut ch = ClientHello {
+        version: r.u16()?,
+        ..ClientHello::default()
+    };
     r.skip(32)?; // random
     r.vec8()?; // session id
     if dtls {
@@ -92,8 +97,12 @@ pub fn parse_client_hello(body: &[u8], dtls: bool) -> Option<ClientHello<'_>> {
             ext::ALPN => ch.alpn = Some(Reader::new(data).vec16().unwrap_or_default()),
             ext::SUPPORTED_VERSIONS => ch.supported_versions = Reader::new(data).vec8()?,
             ext::SUPPORTED_GROUPS => ch.groups = Reader::new(data).vec16().unwrap_or_default(),
-            ext::EC_POINT_FORMATS => ch.point_formats = Reader::new(data).vec8().unwrap_or_default(),
-            ext::SIGNATURE_ALGORITHMS => ch.sig_algs = Reader::new(data).vec16().unwrap_or_default(),
+            ext::EC_POINT_FORMATS => {
+                ch.point_formats = Reader::new(data).vec8().unwrap_or_default();
+            }
+            ext::SIGNATURE_ALGORITHMS => {
+                ch.sig_algs = Reader::new(data).vec16().unwrap_or_default();
+            }
             ext::ESNI => ch.esni = true,
             ext::ECH => ch.ech = true,
             _ => {}
@@ -146,7 +155,10 @@ pub fn alpn_names(list: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
 impl ClientHello<'_> {
     /// Highest non-GREASE supported_versions entry, else legacy_version.
     pub fn max_version(&self) -> u16 {
-        u16s(self.supported_versions).filter(|v| !is_grease(*v)).max().unwrap_or(self.version)
+        u16s(self.supported_versions)
+            .filter(|v| !is_grease(*v))
+            .max()
+            .unwrap_or(self.version)
     }
 
     /// JA3 string: `version,ciphers,extensions,groups,point_formats`, GREASE removed (nDPI).
@@ -156,7 +168,12 @@ impl ClientHello<'_> {
         s.push(',');
         push_list(&mut s, u16s(self.ciphers).filter(|c| !is_grease(*c)));
         s.push(',');
-        push_list(&mut s, Extensions(Reader::new(self.extensions)).map(|e| e.0).filter(|e| !is_grease(*e)));
+        push_list(
+            &mut s,
+            Extensions(Reader::new(self.extensions))
+                .map(|e| e.0)
+                .filter(|e| !is_grease(*e)),
+        );
         s.push(',');
         push_list(&mut s, u16s(self.groups).filter(|g| !is_grease(*g)));
         s.push(',');
@@ -169,7 +186,8 @@ impl ClientHello<'_> {
         hex(&Md5::digest(self.ja3_string().as_bytes()))
     }
 
-    /// JA4 (FoxIO, `ja4/README.md`): `<t|q|d><ver><d|i><nc><ne><alpn>_<sha12 ciphers>_<sha12 ext_sigalgs>`.
+    /// JA4 (FoxIO, `ja4/README.md`): `<t|q|d><ver><d|i><nc><ne><alpn>_<sha12 ciphers>_<sha12 ext_sigalgs>`,
+    /// with nDPI 4.11's three deviations (see the comments) so records compare with nDPI's.
     pub fn ja4(&self, transport: char) -> String {
         let version = match self.max_version() {
             0x0304 => "13",
@@ -184,24 +202,27 @@ impl ClientHello<'_> {
             _ => "00",
         };
         let mut ciphers: Vec<u16> = u16s(self.ciphers).filter(|c| !is_grease(*c)).collect();
-        let mut exts: Vec<u16> =
-            Extensions(Reader::new(self.extensions)).map(|e| e.0).filter(|e| !is_grease(*e)).collect();
-        let alpn = self.alpn.and_then(|l| alpn_names(l).next()).unwrap_or_default();
-        let alpn_code = match (alpn.first(), alpn.last()) {
-            (Some(&f), Some(&l)) if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() => {
-                [char::from(f), char::from(l)]
-            }
-            (Some(&f), Some(&l)) => {
-                let (hf, hl) = (hex(&[f]), hex(&[l]));
-                [hf.chars().next().unwrap_or('0'), hl.chars().last().unwrap_or('0')]
-            }
-            _ => ['0', '0'],
+        let mut exts: Vec<u16> = Extensions(Reader::new(self.extensions))
+            .map(|e| e.0)
+            .filter(|e| !is_grease(*e))
+            .collect();
+        let alpn = self
+            .alpn
+            .and_then(|l| alpn_names(l).next())
+            .unwrap_or_default();
+        // nDPI (the oracle of the test corpus) writes the first two characters of the first
+        // ALPN, where FoxIO writes the first and the last ("ht" vs "h1" for http/1.1).
+        let alpn_code = match alpn {
+            [a, b, ..] => [char::from(*a), char::from(*b)],
+            [a] => [char::from(*a), char::from(*a)],
+            [] => ['0', '0'],
         };
         let mut out = String::with_capacity(36);
         out.push(transport);
         out.push_str(version);
-        out.push(if self.sni.is_some() { 'd' } else { 'i' });
-        out.push_str(&format!("{:02}{:02}", ciphers.len().min(99), exts.len().min(99)));
+        // nDPI writes 'd' whether or not the hello carries an SNI; we follow it.
+        out.push('d');
+        let _ = write!(out, "{:02}{:02}", ciphers.len().min(99), exts.len().min(99));
         out.extend(alpn_code);
         out.push('_');
         ciphers.sort_unstable();
@@ -215,11 +236,7 @@ impl ClientHello<'_> {
             c.push('_');
             c.push_str(&hex_list(&sigs));
         }
-        if exts.is_empty() {
-            out.push_str("000000000000");
-        } else {
-            out.push_str(&sha12(&c));
-        }
+        out.push_str(&sha12(&c));
         out
     }
 }
@@ -242,7 +259,10 @@ pub struct ServerHello<'a> {
 /// Parses a ServerHello body (after the 4-byte handshake header).
 pub fn parse_server_hello(body: &[u8], dtls: bool) -> Option<ServerHello<'_>> {
     let mut r = Reader::new(body);
-    let mut sh = ServerHello { version: r.u16()?, ..ServerHello::default() };
+    let mut sh = ServerHello {
+        version: r.u16()?,
+        ..ServerHello::default()
+    };
     r.skip(32)?;
     r.vec8()?; // session id
     let _ = dtls; // DTLS ServerHello has no cookie; same layout as TLS.
@@ -275,7 +295,12 @@ impl ServerHello<'_> {
         s.push(',');
         push_num(&mut s, self.cipher);
         s.push(',');
-        push_list(&mut s, Extensions(Reader::new(self.extensions)).map(|e| e.0).filter(|e| !is_grease(*e)));
+        push_list(
+            &mut s,
+            Extensions(Reader::new(self.extensions))
+                .map(|e| e.0)
+                .filter(|e| !is_grease(*e)),
+        );
         s
     }
 
@@ -311,11 +336,9 @@ fn hex_list(items: &[u16]) -> String {
     s
 }
 
-/// First 12 hex digits of SHA-256, or twelve zeros for an empty input (JA4).
+/// First 12 hex digits of SHA-256 (JA4). Like nDPI, an empty list is hashed too
+/// (`e3b0c44298fc`), where FoxIO writes twelve zeros.
 fn sha12(s: &str) -> String {
-    if s.is_empty() {
-        return "000000000000".to_owned();
-    }
     let mut h = hex(&Sha256::digest(s.as_bytes()));
     h.truncate(12);
     h

@@ -9,9 +9,11 @@
 
 pub mod cert;
 pub mod hello;
+#[cfg(test)]
+pub(crate) mod tests;
 
-use netwarden_api::flow::TlsInfo;
 use super::rid;
+use netwarden_api::flow::TlsInfo;
 
 use self::cert::CertSummary;
 use self::hello::{ClientHello, ServerHello, alpn_names};
@@ -99,7 +101,10 @@ pub struct TlsFlow {
 impl TlsFlow {
     /// A TLS (`dtls = false`) or DTLS flow.
     pub fn new(dtls: bool) -> Self {
-        Self { dtls, ..Self::default() }
+        Self {
+            dtls,
+            ..Self::default()
+        }
     }
 
     /// Whether the handshake was seen far enough that nothing more can be learned.
@@ -122,7 +127,14 @@ impl TlsFlow {
     }
 
     /// Feeds one TCP segment (or UDP datagram for DTLS) of direction `from_client`.
-    pub fn on_payload(&mut self, from_client: bool, seq: Option<u32>, mut payload: &[u8], ts_ns: u64, max: usize) {
+    pub fn on_payload(
+        &mut self,
+        from_client: bool,
+        seq: Option<u32>,
+        mut payload: &[u8],
+        ts_ns: u64,
+        max: usize,
+    ) {
         let di = usize::from(!from_client);
         if self.dirs[di].done || payload.is_empty() {
             return;
@@ -150,7 +162,10 @@ impl TlsFlow {
             }
         }
         // After trimming, `payload` starts at the expected position.
-        let mut next = self.dirs[di].next_seq.or(seq).map(|s| s.wrapping_add(payload.len() as u32));
+        let mut next = self.dirs[di]
+            .next_seq
+            .or(seq)
+            .map(|s| s.wrapping_add(payload.len() as u32));
         self.dirs[di].next_seq = next;
         self.feed(di, payload, ts_ns, max);
         // Drain held segments that the stream has reached.
@@ -210,17 +225,24 @@ impl TlsFlow {
         let hdr = if self.dtls { 13 } else { 5 };
         let mut off = 0;
         while !self.dirs[di].done {
-            let Some(h) = data.get(off..off + hdr) else { break };
+            let Some(h) = data.get(off..off + hdr) else {
+                break;
+            };
             let ty = h[0];
             let len = usize::from(u16::from_be_bytes([h[hdr - 2], h[hdr - 1]]));
             let version_ok = if self.dtls { h[1] == 0xfe } else { h[1] == 3 };
-            if !(ct::CHANGE_CIPHER_SPEC..=ct::HEARTBEAT).contains(&ty) || !version_ok || len > MAX_RECORD {
+            if !(ct::CHANGE_CIPHER_SPEC..=ct::HEARTBEAT).contains(&ty)
+                || !version_ok
+                || len > MAX_RECORD
+            {
                 // Not (or no longer) a TLS stream we can follow.
                 self.desync[di] = true;
                 self.dirs[di].done = true;
                 return data.len();
             }
-            let Some(frag) = data.get(off + hdr..off + hdr + len) else { break };
+            let Some(frag) = data.get(off + hdr..off + hdr + len) else {
+                break;
+            };
             off += hdr + len;
             self.record(di, ty, frag, ts_ns, max);
         }
@@ -240,10 +262,8 @@ impl TlsFlow {
                 self.dirs[di].encrypted = true;
                 self.dirs[di].done = true;
             }
-            ct::ALERT if !self.dirs[di].encrypted => {
-                if frag.len() == 2 && frag[0] == 2 {
-                    self.fatal_alert = true;
-                }
+            ct::ALERT if !self.dirs[di].encrypted && frag.len() == 2 && frag[0] == 2 => {
+                self.fatal_alert = true;
             }
             ct::APPLICATION_DATA => self.dirs[di].done = true,
             _ => {}
@@ -263,7 +283,9 @@ impl TlsFlow {
         let mut used = 0;
         loop {
             let start = r.pos();
-            let (Some(ty), Some(len)) = (r.u8(), r.u24()) else { break };
+            let (Some(ty), Some(len)) = (r.u8(), r.u24()) else {
+                break;
+            };
             let Some(body) = r.take(len) else {
                 // Incomplete: a Certificate too large for the buffer still yields its leaf.
                 if ty == hs::CERTIFICATE && len + 4 > max {
@@ -294,7 +316,9 @@ impl TlsFlow {
     /// are reassembled when they arrive in order.
     fn dtls_handshake(&mut self, di: usize, frag: &[u8], ts_ns: u64, max: usize) {
         let mut r = Reader::new(frag);
-        while let (Some(ty), Some(len), Some(_seq), Some(off), Some(flen)) = (r.u8(), r.u24(), r.u16(), r.u24(), r.u24()) {
+        while let (Some(ty), Some(len), Some(_seq), Some(off), Some(flen)) =
+            (r.u8(), r.u24(), r.u16(), r.u24(), r.u24())
+        {
             let Some(body) = r.take(flen) else { return };
             if len > max {
                 if ty == hs::CERTIFICATE && off == 0 {
@@ -316,7 +340,12 @@ impl TlsFlow {
                     d.hs.extend_from_slice(body);
                     if d.hs.len() - 4 >= len {
                         let msg = std::mem::take(&mut d.hs);
-                        self.handshake_message(di, ty, msg.get(4..4 + len).unwrap_or_default(), ts_ns);
+                        self.handshake_message(
+                            di,
+                            ty,
+                            msg.get(4..4 + len).unwrap_or_default(),
+                            ts_ns,
+                        );
                     }
                 }
             }
@@ -326,27 +355,27 @@ impl TlsFlow {
         }
     }
 
+    /// Handles one handshake message. Dispatch is by message type, not direction, so a flow
+    /// whose client was guessed wrong (capture started after the SYN) is still understood.
     fn handshake_message(&mut self, di: usize, ty: u8, body: &[u8], ts_ns: u64) {
-        match (di, ty) {
-            (0, hs::CLIENT_HELLO) => {
+        match ty {
+            hs::CLIENT_HELLO if !self.client_hello => {
                 if let Some(ch) = hello::parse_client_hello(body, self.dtls) {
                     self.client_hello(&ch);
                 }
-                self.dirs[0].done = true;
+                self.dirs[di].done = true;
             }
-            (1, hs::SERVER_HELLO) => {
+            hs::SERVER_HELLO if !self.server_hello => {
                 if let Some(sh) = hello::parse_server_hello(body, self.dtls) {
                     self.server_hello(&sh);
                     if matches!(sh.negotiated_version(), 0x0304 | 0xfefc) {
                         // TLS 1.3: everything after the ServerHello is encrypted.
-                        self.dirs[1].done = true;
+                        self.dirs[di].done = true;
                     }
                 }
             }
-            (1, hs::CERTIFICATE) => {
-                self.certificate(body, ts_ns);
-            }
-            (1, hs::SERVER_HELLO_DONE) => self.dirs[1].done = true,
+            hs::CERTIFICATE if self.server_hello => self.certificate(body, ts_ns),
+            hs::SERVER_HELLO_DONE => self.dirs[di].done = true,
             _ => {}
         }
     }
@@ -378,7 +407,10 @@ impl TlsFlow {
                 self.alpn_uncommon = Some(String::new());
             }
         }
-        self.info.supported_versions = u16s(ch.supported_versions).take(MAX_LIST).map(u32::from).collect();
+        self.info.supported_versions = u16s(ch.supported_versions)
+            .take(MAX_LIST)
+            .map(u32::from)
+            .collect();
         self.esni = ch.esni;
         self.suspicious_ext = ch.suspicious_ext;
         self.info.ja3c = ch.ja3();
@@ -415,41 +447,58 @@ impl TlsFlow {
         let mut first = true;
         while let Some(der) = r.vec24() {
             if first {
-                let Some(summary) = cert::summarize(der, self.sni.as_deref()) else { return };
+                let Some(summary) = cert::summarize(der, self.sni.as_deref()) else {
+                    return;
+                };
                 self.info.certificate = Some(summary.cert.clone());
                 self.leaf = Some(summary);
                 self.cert_time = (ts_ns / 1_000_000_000) as i64;
                 first = false;
-            } else if self.info.chain_issuers.len() < MAX_LIST {
-                if let Some(issuer) = cert::issuer_of(der) {
-                    self.info.chain_issuers.push(issuer);
-                }
+            } else if self.info.chain_issuers.len() < MAX_LIST
+                && let Some(issuer) = cert::issuer_of(der)
+            {
+                self.info.chain_issuers.push(issuer);
             }
         }
     }
 
     /// The negotiated version, else the client's highest.
     fn version(&self) -> u16 {
-        if self.server_hello { self.info.version as u16 } else { self.client_version }
+        if self.server_hello {
+            self.info.version as u16
+        } else {
+            self.client_version
+        }
     }
 
     /// TLS risks with nDPI's semantics (REFERENCE.md §11), from what was learned so far.
     pub fn risks(&self, out: &mut Risks) {
         let version = self.version();
-        let tls12_or_later = if self.dtls { version <= 0xfefd && version >= 0xfe00 } else { version >= 0x0303 };
-        if self.client_hello || self.server_hello {
-            if !self.dtls && version != 0 && version < 0x0303 && !self.quic {
-                out.set(rid::TLS_OBSOLETE_VERSION, None);
-            }
+        // DTLS versions count down (0xfeff = 1.0); nDPI checks ALPN on every DTLS flow.
+        let tls12_or_later = self.dtls || version >= 0x0303;
+        if (self.client_hello || self.server_hello)
+            && !self.dtls
+            && version != 0
+            && version < 0x0303
+            && !self.quic
+        {
+            out.set(rid::TLS_OBSOLETE_VERSION, None);
         }
         if self.server_hello && weak_cipher(self.info.cipher as u16) {
-            out.set(rid::TLS_WEAK_CIPHER, Some(format!("Cipher 0x{:04x}", self.info.cipher)));
+            out.set(
+                rid::TLS_WEAK_CIPHER,
+                Some(format!("Cipher 0x{:04x}", self.info.cipher)),
+            );
         }
         if self.fatal_alert {
             out.set(rid::TLS_FATAL_ALERT, None);
         }
         if self.client_hello {
-            let version_for_sni = if self.dtls { 0xffff } else { self.client_version };
+            let version_for_sni = if self.dtls {
+                0xffff
+            } else {
+                self.client_version
+            };
             match &self.sni {
                 None if version_for_sni >= 0x0302 && !self.esni => {
                     out.set(rid::TLS_MISSING_SNI, None);
@@ -470,7 +519,10 @@ impl TlsFlow {
                 out.set(rid::TLS_UNCOMMON_ALPN, Some(alpn.clone()));
             }
             if let Some(ext) = self.suspicious_ext {
-                out.set(rid::TLS_SUSPICIOUS_EXTENSION, Some(format!("Extn id {ext}")));
+                out.set(
+                    rid::TLS_SUSPICIOUS_EXTENSION,
+                    Some(format!("Extn id {ext}")),
+                );
             }
         }
         if let Some(leaf) = &self.leaf {
@@ -484,9 +536,13 @@ impl TlsFlow {
             } else if c.not_after - now <= ABOUT_TO_EXPIRE_SECS {
                 out.set(rid::TLS_CERTIFICATE_ABOUT_TO_EXPIRE, None);
             }
-            if c.not_before >= VALIDITY_RULE_START && c.not_after - c.not_before > MAX_VALIDITY_SECS {
+            if c.not_before >= VALIDITY_RULE_START && c.not_after - c.not_before > MAX_VALIDITY_SECS
+            {
                 let days = (c.not_after - c.not_before) / 86_400;
-                out.set(rid::TLS_CERT_VALIDITY_TOO_LONG, Some(format!("TLS Cert lasts {days} days")));
+                out.set(
+                    rid::TLS_CERT_VALIDITY_TOO_LONG,
+                    Some(format!("TLS Cert lasts {days} days")),
+                );
             }
             if self.sni.is_some() && leaf.has_san && !leaf.sni_matches {
                 out.set(rid::TLS_CERTIFICATE_MISMATCH, self.sni.clone());
@@ -500,17 +556,58 @@ impl TlsFlow {
 pub fn weak_cipher(cipher: u16) -> bool {
     matches!(
         cipher,
-        0x009d | 0x003d | 0x0035 | 0x0084 | 0x009c | 0x003c | 0x002f | 0x0041 | 0xc012 | 0x000a | 0x0096 | 0x0007
+        0x009d
+            | 0x003d
+            | 0x0035
+            | 0x0084
+            | 0x009c
+            | 0x003c
+            | 0x002f
+            | 0x0041
+            | 0xc012
+            | 0x000a
+            | 0x0096
+            | 0x0007
     )
 }
 
 /// ALPN values nDPI considers common (its `common_alpns` list, by family).
 pub fn is_common_alpn(alpn: &str) -> bool {
     const EXACT: &[&str] = &[
-        "http/0.9", "http/1.0", "http/1.1", "h2", "h2c", "h3", "hq-interop", "webrtc", "c-webrtc",
-        "ftp", "imap", "pop3", "managesieve", "coap", "xmpp-client", "xmpp-server", "acme-tls/1",
-        "mqtt", "dot", "doq", "ntske/1", "sunrpc", "smb", "irc", "nntp", "nnsp", "sip/2", "tds/8.0",
-        "dicom", "postgresql", "radius/1.0", "radius/1.1", "grpc-exp", "h2-fb",
+        "http/0.9",
+        "http/1.0",
+        "http/1.1",
+        "h2",
+        "h2c",
+        "h3",
+        "hq-interop",
+        "webrtc",
+        "c-webrtc",
+        "ftp",
+        "imap",
+        "pop3",
+        "managesieve",
+        "coap",
+        "xmpp-client",
+        "xmpp-server",
+        "acme-tls/1",
+        "mqtt",
+        "dot",
+        "doq",
+        "ntske/1",
+        "sunrpc",
+        "smb",
+        "irc",
+        "nntp",
+        "nnsp",
+        "sip/2",
+        "tds/8.0",
+        "dicom",
+        "postgresql",
+        "radius/1.0",
+        "radius/1.1",
+        "grpc-exp",
+        "h2-fb",
     ];
     const PREFIX: &[&str] = &["spdy/", "h2-", "h3-", "hq-", "doq-", "stun."];
     EXACT.contains(&alpn) || PREFIX.iter().any(|p| alpn.starts_with(p))
