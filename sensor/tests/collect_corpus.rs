@@ -65,9 +65,9 @@ fn check(rels: &[&str], source: Option<FlowSource>) -> (Vec<ExportedFlow>, Colle
                 if let (Some(rp), Some(ro)) = (r["rev_packets"].as_u64(), r["rev_octets"].as_u64())
                 {
                     let rev = if flow.extras.swapped {
-                        flow.record.c2s.clone()
+                        flow.record.c2s
                     } else {
-                        flow.record.s2c.clone()
+                        flow.record.s2c
                     }
                     .unwrap();
                     let rate = u64::from(flow.record.sampling_rate);

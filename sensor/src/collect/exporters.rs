@@ -84,11 +84,6 @@ impl ExporterTable {
         self.map.len()
     }
 
-    /// Whether none is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
     /// One exporter.
     pub fn get(&self, addr: &IpAddr) -> Option<&Exporter> {
         self.map.get(addr)

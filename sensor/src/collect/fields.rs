@@ -308,10 +308,10 @@ pub fn build_flow(
     rate: u32,
     flow_id: u64,
 ) -> Option<ExportedFlow> {
-    let (src, dst) = match (f.src, f.dst) {
-        (Some(s @ IpAddr::V4(_)), Some(d @ IpAddr::V4(_)))
-        | (Some(s @ IpAddr::V6(_)), Some(d @ IpAddr::V6(_))) => (s, d),
-        _ => return None,
+    let ((Some(src @ IpAddr::V4(_)), Some(dst @ IpAddr::V4(_)))
+    | (Some(src @ IpAddr::V6(_)), Some(dst @ IpAddr::V6(_)))) = (f.src, f.dst)
+    else {
+        return None;
     };
     let scale = u64::from(rate.max(1));
     let fwd = DirectionStats {

@@ -544,7 +544,7 @@ impl Cx<'_> {
             let mut fields = FlowFields::default();
             pos = template
                 .walk(body, pos, |spec, value| {
-                    fields.apply(spec.id, spec.pen, value)
+                    fields.apply(spec.id, spec.pen, value);
                 })
                 .map_err(|(o, what)| at.truncated(id, offset + o, what))?;
             records += 1;

@@ -17,6 +17,7 @@ macro_rules! counters {
 
         impl $name {
             /// Adds `after - before` of every counter to `self`.
+            #[allow(dead_code)]
             pub(crate) fn add_delta(&mut self, after: &Self, before: &Self) {
                 $(self.$field += after.$field.wrapping_sub(before.$field);)*
             }

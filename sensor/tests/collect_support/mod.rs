@@ -113,8 +113,8 @@ pub fn as_exported(f: &ExportedFlow) -> (String, String, u32, u32, u32, u64, u64
         r.server_addr().unwrap().to_string(),
     );
     let (c2s, s2c) = (
-        r.c2s.clone().unwrap_or_default(),
-        r.s2c.clone().unwrap_or_default(),
+        r.c2s.unwrap_or_default(),
+        r.s2c.unwrap_or_default(),
     );
     if f.extras.swapped {
         (

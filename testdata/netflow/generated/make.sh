@@ -34,13 +34,19 @@ for spec in "${cases[@]}"; do
   # shellcheck disable=SC2086 # opts are words
   softflowd -d -r "$input" $opts -n "127.0.0.1:$port" -c "$work/ctl" -p "$work/pid" >/dev/null 2>&1 &
   flowd=$!
-  # softflowd -r blocks on its control socket between batches (TOOLS.md quirk 1).
+  # softflowd -r may block on its control socket between batches (TOOLS.md quirk 1): poll
+  # until every packet is processed or ignored, then shut it down (it may exit by itself
+  # at the end of the capture first).
   for _ in $(seq 100); do
-    done_pkts="$(softflowctl -c "$work/ctl" statistics 2>/dev/null | awk -F': *' '/Packets processed/ {print $2}' || true)"
-    [ "${done_pkts:-0}" -ge "$packets" ] && break
+    kill -0 "$flowd" 2>/dev/null || break
+    seen="$(softflowctl -c "$work/ctl" statistics 2>/dev/null \
+      | awk '/^Packets processed:/ {n += $3} /^Ignored packets:/ {n += $3} END {print n + 0}' || true)"
+    if [ "${seen:-0}" -ge "$packets" ]; then
+      softflowctl -c "$work/ctl" shutdown >/dev/null 2>&1 || true
+      break
+    fi
     sleep 0.1
   done
-  softflowctl -c "$work/ctl" shutdown >/dev/null 2>&1 || true
   wait "$flowd" || true
   sleep 1
   kill -TERM "$dump"

@@ -67,9 +67,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
             2 => templates(cx, at, body, body_at, false, &mut learned),
             3 => templates(cx, at, body, body_at, true, &mut learned),
             0..=255 => Ok(()),
-            _ => match cx.template(domain, id) {
-                Some(t) => cx
-                    .data_set(
+            _ => {
+                if let Some(t) = cx.template(domain, id) {
+                    cx.data_set(
                         &t,
                         domain,
                         id,
@@ -79,8 +79,8 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
                         FlowSource::Ipfix,
                         sink,
                     )
-                    .map(|n| records += n),
-                None => {
+                    .map(|n| records += n)
+                } else {
                     cx.buffer(PendingSet {
                         domain,
                         template: id,
@@ -91,7 +91,7 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
                     });
                     Ok(())
                 }
-            },
+            }
         };
         if let Err(e) = step {
             result = Err(e);

@@ -54,9 +54,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
             0 => templates(cx, at, body, body_at, &mut learned),
             1 => options_templates(cx, at, body, body_at, &mut learned),
             2..=255 => Ok(()),
-            _ => match cx.template(domain, id) {
-                Some(t) => cx
-                    .data_set(
+            _ => {
+                if let Some(t) = cx.template(domain, id) {
+                    cx.data_set(
                         &t,
                         domain,
                         id,
@@ -66,8 +66,8 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
                         FlowSource::Netflow9,
                         sink,
                     )
-                    .map(|_| ()),
-                None => {
+                    .map(|_| ())
+                } else {
                     cx.buffer(PendingSet {
                         domain,
                         template: id,
@@ -78,7 +78,7 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
                     });
                     Ok(())
                 }
-            },
+            }
         };
         if let Err(e) = step {
             result = Err(e);

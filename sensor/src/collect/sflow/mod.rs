@@ -96,7 +96,7 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
 }
 
 /// Flow sample (format 1) or expanded flow sample (format 3).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::many_single_char_names)]
 fn flow_sample(
     cx: &mut Cx<'_>,
     at: At,
@@ -216,7 +216,7 @@ fn raw_header(r: &[u8], f: &mut FlowFields) -> bool {
 }
 
 /// Counter sample (format 2) or expanded counter sample (format 4).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::many_single_char_names)]
 fn counter_sample(
     cx: &mut Cx<'_>,
     at: At,
