@@ -22,7 +22,9 @@ static COLLECTOR: LazyLock<Mutex<(Collector, u64)>> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, body)) = data.split_first() else { return };
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
     let version: u16 = match sel & 3 {
         0 => 5,
         1 | 2 => 9,
@@ -31,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
     let mut datagram = version.to_be_bytes().to_vec();
     datagram.extend_from_slice(body);
     let exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, (sel >> 2) & 7));
-    let mut guard = COLLECTOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut guard = COLLECTOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (collector, clock) = &mut *guard;
     *clock += u64::from(sel >> 5) * 1_000_000_000;
     let _ = collector.handle(exporter, &datagram, *clock, &mut |_| {});

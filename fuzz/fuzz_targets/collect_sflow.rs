@@ -13,7 +13,9 @@ static COLLECTOR: LazyLock<Mutex<Collector>> =
 fuzz_target!(|data: &[u8]| {
     let mut datagram = vec![0, 0, 0, 5];
     datagram.extend_from_slice(data);
-    let mut c = COLLECTOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = COLLECTOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     let _ = c.handle(exporter, &datagram, 0, &mut |o| {
         if let Output::Flow(f) = o {
