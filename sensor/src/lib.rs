@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod capture;
+pub mod collect;
 pub mod decode;
+pub mod dpi;
 pub mod error;
 pub mod export;
 pub mod flow;
