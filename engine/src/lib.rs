@@ -6,18 +6,27 @@
 //! * [`state`]: the pure core — what a record does to hosts, flows and totals (DESIGN.md §5).
 //! * [`hosts`]: the host table, cumulative-to-delta snapshots, observation-point totals.
 //! * [`store`]: active flows, a bounded history of ended flows, protocol totals.
+//! * [`checks`]: flow and host checks (what is wrong), [`exclusions`]: what not to report.
+//! * [`score`]: the live score per host, point and network, every point explained.
+//! * [`anomaly`]: Double Exponential Smoothing baselines.
+//! * [`alerts`]: the analysis core joining the above, and the bounded alert store.
 //! * [`api`]: the REST API v2, health, readiness and Prometheus metrics.
 //! * [`metrics`]: the engine's own metrics.
 //! * [`report`]: the end-of-run report (text or JSON).
 //! * [`standalone`]: sensor and engine in one process over the in-process bus.
 
+pub mod alerts;
+pub mod anomaly;
 pub mod api;
 mod bounded;
+pub mod checks;
 pub mod error;
+pub mod exclusions;
 pub mod hosts;
 pub mod ingest;
 pub mod metrics;
 pub mod report;
+pub mod score;
 pub mod standalone;
 pub mod state;
 pub mod store;

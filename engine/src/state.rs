@@ -12,6 +12,8 @@ use netwarden_api::flow::{FlowRecord, Role};
 use netwarden_api::names::shard_of;
 use serde::Deserialize;
 
+use crate::alerts::{Analysis, AnalysisConfig};
+use crate::exclusions::Exclusions;
 use crate::hosts::{
     Counters, DeltaTracker, Host, HostKey, HostTable, HostUpdate, Observation, PointTable, Side,
 };
@@ -95,8 +97,12 @@ pub struct State {
     pub protocols: ProtocolTotals,
     /// Whole-engine totals.
     pub totals: Totals,
+    /// Checks, score, anomalies and alerts.
+    pub analysis: Analysis,
     deltas: DeltaTracker,
     shards: u32,
+    hosts_capacity: usize,
+    flows_capacity: usize,
 }
 
 /// The state shared by ingest (writer) and the API (readers).
@@ -117,10 +123,25 @@ impl State {
             flows: FlowStore::new(config.max_active_flows, config.history),
             protocols: ProtocolTotals::default(),
             totals: Totals::default(),
+            analysis: Analysis::new(
+                AnalysisConfig::default(),
+                config.max_hosts,
+                config.max_active_flows,
+            ),
             // Two sides per flow, and room for flows the active table already forgot.
             deltas: DeltaTracker::new(config.max_active_flows.saturating_mul(2).max(1024)),
             shards: config.shards.max(1),
+            hosts_capacity: config.max_hosts,
+            flows_capacity: config.max_active_flows,
         }
+    }
+
+    /// Replaces the analysis configuration and the exclusions (scores and alerts start over).
+    pub fn configure_analysis(&mut self, config: AnalysisConfig, exclusions: Exclusions) {
+        let hosts = self.hosts_capacity;
+        let flows = self.flows_capacity;
+        self.analysis = Analysis::new(config, hosts, flows);
+        self.analysis.exclusions = exclusions;
     }
 
     /// Applies every record of a batch; returns what was evicted.
@@ -129,6 +150,7 @@ impl State {
         for r in records {
             ev += self.apply_record(r);
         }
+        self.analysis.tick(&self.hosts, &self.points);
         ev
     }
 
@@ -158,10 +180,12 @@ impl State {
         let counters = Counters::of(&record);
         let l7 = l7_name(&record);
         let vlan = record.vlan;
+        // Flow checks are pure: every copy computes the same alerts (DESIGN.md §5).
+        let alerts = self.analysis.check_flow(&record);
 
         if server_side {
             let host = HostKey { ip: server, vlan };
-            self.apply_side(
+            let adv = self.apply_side(
                 &record,
                 flow,
                 Side::Server,
@@ -171,6 +195,8 @@ impl State {
                 &l7,
                 &mut ev,
             );
+            self.analysis
+                .apply_flow_side(&record, &alerts, flow, Side::Server, host, adv.new_flow);
         }
         if client_side {
             let host = HostKey { ip: client, vlan };
@@ -184,6 +210,8 @@ impl State {
                 &l7,
                 &mut ev,
             );
+            self.analysis
+                .apply_flow_side(&record, &alerts, flow, Side::Client, host, adv.new_flow);
             let (new_flow, count_l7) = (adv.new_flow, adv.count_l7);
             self.totals.flows += u64::from(new_flow);
             self.totals.packets += adv.delta.packets();
