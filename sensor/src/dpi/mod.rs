@@ -22,7 +22,7 @@ pub mod tls;
 pub mod util;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SshInfo};
 

@@ -4,9 +4,10 @@
 //! their output strings only.
 //!
 //! Hand-written rather than `tls-parser`: fingerprints need the raw, ordered id lists (ciphers,
-//! extensions, groups) including GREASE, which `tls-parser` turns into owned, typed vectors;
-//! walking the body directly is about 3× faster and allocation-free (see the module tests'
-//! ignored benchmark).
+//! extensions, groups) including GREASE, which `tls-parser` turns into owned, typed vectors.
+//! Measured on the ClientHello of `443-curl.pcap` (release build, 2 vCPU): this walk 59 ns;
+//! `tls_parser::parse_tls_plaintext` 183 ns, 850 ns with its extension parser. Computing JA3 and
+//! JA4 (MD5, two SHA-256, string building) dominates either way, once per flow.
 
 use std::fmt::Write as _;
 
