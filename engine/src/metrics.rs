@@ -89,6 +89,14 @@ pub struct EngineMetrics {
     pub ingest_running: Gauge,
     /// HTTP requests served, by route and status.
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Alerts published on the bus.
+    pub alerts_published: Counter,
+    /// Alerts the bus refused.
+    pub alerts_publish_errors: Counter,
+    /// Alert rows in the store.
+    pub alerts_stored: Gauge,
+    /// Flow alerts raised.
+    pub flow_alerts: Counter,
 }
 
 impl Default for EngineMetrics {
@@ -118,6 +126,10 @@ impl Default for EngineMetrics {
             last_ingest_lag_seconds: Gauge::default(),
             ingest_running: Gauge::default(),
             http_requests: Family::default(),
+            alerts_published: Counter::default(),
+            alerts_publish_errors: Counter::default(),
+            alerts_stored: Gauge::default(),
+            flow_alerts: Counter::default(),
         }
     }
 }
@@ -147,6 +159,26 @@ impl EngineMetrics {
             self.records_invalid.clone(),
         );
         r.register("hosts", "Hosts in the host table", self.hosts.clone());
+        r.register(
+            "alerts_published",
+            "Alerts published on the bus",
+            self.alerts_published.clone(),
+        );
+        r.register(
+            "alerts_publish_errors",
+            "Alerts the bus refused",
+            self.alerts_publish_errors.clone(),
+        );
+        r.register(
+            "alerts_stored",
+            "Alert rows in the alert store",
+            self.alerts_stored.clone(),
+        );
+        r.register(
+            "flow_alerts",
+            "Flow alerts raised (one per flow and type)",
+            self.flow_alerts.clone(),
+        );
         r.register(
             "active_flows",
             "Flows in the active-flow table",

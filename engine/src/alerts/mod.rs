@@ -307,7 +307,9 @@ impl Analysis {
                 since_ns: self.now_ns,
                 roll: None,
             };
-            let fresh = points > 0 && self.scores.add(host, roll, contribution);
+            if points > 0 {
+                self.scores.add(host, roll, contribution);
+            }
             let tracked = self
                 .flow_sides
                 .get_or_insert_with((flow, as_client), || FlowSide {
@@ -325,13 +327,12 @@ impl Analysis {
                 self.store.upsert(alert.clone());
                 self.push_outbox(alert);
             }
-            let _ = fresh;
         }
-        if record.is_final() {
-            if let Some(fs) = self.flow_sides.remove(&(flow, as_client)) {
-                for k in &fs.keys {
-                    self.scores.remove(fs.host, k, self.now_ns);
-                }
+        if record.is_final()
+            && let Some(fs) = self.flow_sides.remove(&(flow, as_client))
+        {
+            for k in &fs.keys {
+                self.scores.remove(fs.host, k, self.now_ns);
             }
         }
         let facts = flow_facts(record, as_client, new_flow);

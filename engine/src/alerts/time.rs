@@ -11,6 +11,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+#[allow(clippy::many_single_char_names)]
 /// Parses `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.5+02:00` (also with a space or `t`);
 /// `None` when malformed or before 1970.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {

@@ -30,6 +30,10 @@ pub struct FlowQuery {
     pub vlan: Option<String>,
     /// Observation point name (`sensor/interface`) or sensor name.
     pub observation_point: Option<String>,
+    /// Flows last seen at or after this time (RFC 3339 or seconds since the epoch).
+    pub from: Option<String>,
+    /// Flows first seen at or before this time (RFC 3339 or seconds since the epoch).
+    pub to: Option<String>,
     /// `bytes`, `packets`, `first_seen`, `last_seen`, `duration`; `-` prefix for descending.
     pub sort: Option<String>,
     /// Items skipped.
@@ -65,6 +69,8 @@ struct Filter {
     points: Option<Vec<PointKey>>,
     active: bool,
     ended: bool,
+    from: Option<u64>,
+    to: Option<u64>,
 }
 
 impl Filter {
@@ -76,6 +82,8 @@ impl Filter {
                 .port
                 .is_none_or(|p| r.client_port == p || r.server_port == p)
             && self.l4.is_none_or(|p| r.l4_proto == u32::from(p))
+            && self.from.is_none_or(|f| r.last_seen_ns >= f)
+            && self.to.is_none_or(|t| r.first_seen_ns <= t)
             && self.vlan.is_none_or(|v| r.vlan == v)
             && self.l7.as_ref().is_none_or(|needle| {
                 r.l7.as_ref().is_some_and(|l7| {
@@ -138,8 +146,22 @@ pub async fn list(
             )));
         }
     };
+    let time = |name: &str, v: Option<&str>| {
+        v.map(|v| {
+            crate::alerts::time::parse_time(v.trim()).ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "query parameter `{name}`: invalid value {v:?}, expected an RFC 3339 time or seconds since the epoch"
+                ))
+            })
+        })
+        .transpose()
+    };
+    let from = time("from", q.from.as_deref())?;
+    let to = time("to", q.to.as_deref())?;
     let state = api.engine.read();
     let filter = Filter {
+        from,
+        to,
         host: host.map(netwarden_api::flow::ip_to_bytes),
         port: port.map(u32::from),
         l4,

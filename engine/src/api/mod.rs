@@ -5,6 +5,7 @@
 //! Owns nothing but the HTTP shell: what the numbers mean is decided in `state`, `hosts` and
 //! `store`.
 
+pub mod alerts;
 pub mod flows;
 pub mod health;
 pub mod hosts;
@@ -53,9 +54,14 @@ pub struct ApiState {
 /// The router with every route and layer.
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/api/v2/alerts", get(alerts::list))
+        .route("/api/v2/alerts/summary", get(alerts::summary))
+        .route("/api/v2/alerts/{id}", get(alerts::detail))
         .route("/api/v2/flows", get(flows::list))
         .route("/api/v2/hosts", get(hosts::list))
         .route("/api/v2/hosts/{ip}", get(hosts::detail))
+        .route("/api/v2/hosts/{ip}/score", get(alerts::host_score))
+        .route("/api/v2/hosts/{ip}/timeseries", get(alerts::host_timeseries))
         .route("/api/v2/observation-points", get(points::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -130,6 +130,7 @@ impl Ctx<'_> {
     }
 }
 
+#[allow(clippy::fn_params_excessive_bools)]
 const fn roles(ca: bool, cv: bool, sa: bool, sv: bool) -> Roles {
     Roles {
         client_attacker: ca,
@@ -297,10 +298,7 @@ fn tcp_checks(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
     }
     let r = c.r;
     let (cf, sf) = c.flags();
-    let (c2s, s2c) = (
-        r.c2s.clone().unwrap_or_default(),
-        r.s2c.clone().unwrap_or_default(),
-    );
+    let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
     if c.packet_source() && (c2s.zero_window > 0 || s2c.zero_window > 0) {
         c.push(
             out,

@@ -336,9 +336,7 @@ mod tests {
         let ev = s.evaluate(&cfg, 5 * NS + 300_000_000, 0, 0, on);
         assert_eq!(ev.len(), 1);
         assert_eq!((ev[0].alert_type, ev[0].value), ("flow_flood", 300));
-        assert!(
-            s.evaluate(&cfg, 5 * NS + 300_000_000, 0, 0, |t| t != "flow_flood")[0].engaged == false
-        );
+        assert!(!s.evaluate(&cfg, 5 * NS + 300_000_000, 0, 0, |t| t != "flow_flood")[0].engaged);
     }
 
     #[test]

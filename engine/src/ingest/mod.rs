@@ -107,7 +107,7 @@ async fn run(
             "ingesting flows"
         );
         engine.status.set_running(&engine, true);
-        let stopped = consume(&engine, current, &mut shutdown).await;
+        let stopped = consume(&engine, bus.as_ref(), current, &mut shutdown).await;
         engine.status.set_running(&engine, false);
         if stopped {
             break;
@@ -123,6 +123,7 @@ async fn run(
 /// Consumes `stream` until it ends (false) or shutdown is asked (true).
 async fn consume(
     engine: &Engine,
+    bus: &dyn Bus,
     mut stream: MessageStream,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -135,7 +136,10 @@ async fn consume(
                 }
             }
             msg = stream.next() => match msg {
-                Some(msg) => ingest_message(engine, &msg),
+                Some(msg) => {
+                    ingest_message(engine, &msg);
+                    publish_alerts(engine, bus).await;
+                }
                 None => return false,
             },
         }
@@ -147,6 +151,31 @@ async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, delay: Duration)
     tokio::select! {
         changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
         () = tokio::time::sleep(delay) => false,
+    }
+}
+
+/// Publishes the alerts raised or changed since the last call on `nw.alerts.<entity>.<type>`
+/// (JSON; a core publish: the JetStream stream `NW_ALERTS` comes with the scale-out work).
+pub async fn publish_alerts(engine: &Engine, bus: &dyn Bus) {
+    let alerts = engine
+        .state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .analysis
+        .drain_outbox();
+    for a in alerts {
+        let subject = names::alerts_subject(a.entity.as_str(), &a.alert_type);
+        match serde_json::to_vec(&a) {
+            Ok(body) => {
+                if let Err(e) = bus.publish(subject, body.into()).await {
+                    debug!(error = %e, "cannot publish an alert");
+                    engine.metrics.alerts_publish_errors.inc();
+                } else {
+                    engine.metrics.alerts_published.inc();
+                }
+            }
+            Err(e) => debug!(error = %e, "cannot encode an alert"),
+        }
     }
 }
 
@@ -187,7 +216,11 @@ pub fn ingest_batch(engine: &Engine, batch: FlowBatch) {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let invalid_before = state.totals.invalid_records;
+        let flow_alerts_before = state.analysis.counters.flow_alerts;
         let ev = state.apply_batch(batch.records);
+        m.flow_alerts
+            .inc_by(state.analysis.counters.flow_alerts - flow_alerts_before);
+        m.alerts_stored.set(state.analysis.store.len() as i64);
         (
             ev,
             state.hosts.len(),

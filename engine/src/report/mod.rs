@@ -6,6 +6,8 @@
 //! by score, service map): add a field to [`Report`] and a `write_*` step to
 //! [`Report::write_text`].
 
+pub mod analysis;
+
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -107,6 +109,8 @@ pub struct Report {
     pub l7_protocols: Vec<ProtocolTotalsRow>,
     /// Observation points.
     pub observation_points: Vec<PointTotals>,
+    /// Alerts, scores and anomalies.
+    pub analysis: analysis::AnalysisSection,
 }
 
 impl Report {
@@ -168,6 +172,7 @@ impl Report {
             l4_protocols: state.protocols.l4_rows(),
             l7_protocols: l7,
             observation_points: points,
+            analysis: analysis::AnalysisSection::build(state),
         }
     }
 
@@ -220,8 +225,7 @@ impl Report {
         write_protocols(out, "L4 protocols", &self.l4_protocols)?;
         write_protocols(out, "L7 protocols", &self.l7_protocols)?;
         self.write_points(out)?;
-        // Alerts by type and top hosts by score go here once the checks and score stages exist.
-        Ok(())
+        self.analysis.write_text(out)
     }
 
     fn write_talkers(&self, out: &mut impl Write) -> std::io::Result<()> {

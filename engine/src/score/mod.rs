@@ -168,6 +168,23 @@ pub struct HostScore {
     pub omitted_points: u64,
     /// Points ever added (never decreases): "how much trouble over the run".
     pub accumulated: u64,
+    /// `accumulated` by alert type and side (bounded by [`MAX_CONTRIBUTIONS`]).
+    pub accumulated_by: Vec<Accumulated>,
+}
+
+/// Points a host earned over the run from one alert type on one side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Accumulated {
+    /// The alert type.
+    pub alert_type: String,
+    /// As client (else as server).
+    pub as_client: bool,
+    /// Network or security.
+    pub kind: ScoreKind,
+    /// Points.
+    pub points: u64,
+    /// Alerts counted.
+    pub alerts: u64,
 }
 
 /// What a score change applies to besides the host.
@@ -225,6 +242,22 @@ impl ScoreBook {
         let pts = u64::from(c.points);
         hs.gauges.add(side, c.kind, pts);
         hs.accumulated += pts;
+        if let Some(a) = hs
+            .accumulated_by
+            .iter_mut()
+            .find(|a| a.alert_type == c.alert_type && a.as_client == c.as_client)
+        {
+            a.points += pts;
+            a.alerts += 1;
+        } else if hs.accumulated_by.len() < MAX_CONTRIBUTIONS {
+            hs.accumulated_by.push(Accumulated {
+                alert_type: c.alert_type.clone(),
+                as_client: c.as_client,
+                kind: c.kind,
+                points: pts,
+                alerts: 1,
+            });
+        }
         if hs.contributions.len() < MAX_CONTRIBUTIONS {
             hs.contributions.push(c.clone());
         } else {
