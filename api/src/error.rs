@@ -42,6 +42,14 @@ pub enum Error {
     /// Flushing the bus failed.
     #[error("cannot flush the bus: {0}")]
     Flush(String),
+    /// A key-value bucket operation failed.
+    #[error("KV bucket {bucket}: {reason}")]
+    Kv {
+        /// The bucket.
+        bucket: String,
+        /// What failed, and why.
+        reason: String,
+    },
     /// The bus was closed.
     #[error("the bus is closed")]
     Closed,

@@ -2,40 +2,61 @@
 //! `NotificationEndpoint`, `InterfacePolicy`, `ServicePolicy`) into validated configuration
 //! in the NATS KV bucket `nw-config`, and folds `nw-status` back into each CR's status.
 //!
-//! This crate is a skeleton for now: the CRD types, reconcilers, config and directory
-//! publishers and `crdgen` are the operator issue's work. What exists is the error type and
-//! the names the reconcilers will use, so the binary and the workspace layout are in place.
+//! * [`crdgen`]: the generated CRD YAML (`crds/`).
+//! * [`controller`]: the reconcilers (kube-rs runtime `Controller`, one per kind): validate →
+//!   publish → fold status → server-side apply the status → events; a finalizer removes the
+//!   KV entry on delete.
+//! * [`desired`]: pure functions from an object and the reports to its KV entry and status.
+//! * [`store`]: the KV side (`nw-config` writes, `nw-status` reads) over async-nats or in memory.
+//!
+//! The directory publisher (`nw-directory` from Pod/Service/Node watches) is not built yet.
+
+pub mod controller;
+pub mod crdgen;
+pub mod desired;
+pub mod store;
+
+pub use netwarden_api::crd::{GROUP, KINDS, VERSION};
 
 /// Errors of the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A part of the operator that is not built yet was asked for.
-    #[error("{0} is not implemented yet (see the operator issue)")]
-    NotYet(&'static str),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[source] kube::Error),
+    /// Adding or removing the finalizer, or the reconcile behind it, failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The KV store could not be read or written.
+    #[error("KV {bucket}: {reason}")]
+    Kv {
+        /// The bucket.
+        bucket: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// Serialising YAML or JSON failed.
+    #[error("cannot serialise: {0}")]
+    Yaml(String),
+    /// A file could not be written.
+    #[error("cannot write {path}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object has no name or namespace where one is required.
+    #[error("object without {0}")]
+    MissingMeta(&'static str),
 }
 
 /// Result alias of the operator.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The CRD group every Netwarden kind lives in.
-pub const GROUP: &str = "netwarden.io";
-/// The served version of every kind.
-pub const VERSION: &str = "v1alpha1";
-/// The kinds the operator reconciles.
-pub const KINDS: [&str; 4] = ["AlertExclusion", "NotificationEndpoint", "InterfacePolicy", "ServicePolicy"];
+/// The field manager of the operator's server-side applies, and its event reporter name.
+pub const MANAGER: &str = "netwarden-operator";
 
-/// The config-bucket key of a namespaced object (`<kind>.<namespace>.<name>`, DESIGN.md section 6).
-pub fn config_key(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}.{namespace}.{name}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_keys_follow_the_design() {
-        assert_eq!(config_key("AlertExclusion", "payments", "noisy-dga"), "AlertExclusion.payments.noisy-dga");
-        assert_eq!(netwarden_api::names::CONFIG_BUCKET, "nw-config");
-    }
-}
+/// The finalizer the operator puts on every object it published.
+pub const FINALIZER: &str = "netwarden.io/config-cleanup";

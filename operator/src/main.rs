@@ -1,6 +1,17 @@
-//! `netwarden-operator`: the Kubernetes operator binary (skeleton).
+//! `netwarden-operator`: the Kubernetes operator binary.
+//!
+//! * `run`: reconciles the four kinds into NATS KV (`nw-config`) and folds `nw-status` back into
+//!   their status. Uses the in-cluster service account, or `KUBECONFIG` / `~/.kube/config`.
+//! * `crdgen --out DIR`: writes the CRD YAML, one file per kind.
+//! * `kinds`: lists the kinds.
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use netwarden_api::bus::{NatsBus, nats::NatsOptions};
+use netwarden_operator::controller::{self, Context};
+use netwarden_operator::store::Stores;
 
 /// Netwarden's Kubernetes operator.
 #[derive(Parser)]
@@ -14,22 +25,57 @@ struct Cli {
 enum Command {
     /// Lists the CRD kinds this operator reconciles.
     Kinds,
-    /// Runs the reconcilers against the cluster (not built yet).
-    Run,
-    /// Writes the generated CRD YAML to `crds/` (not built yet).
-    Crdgen,
+    /// Runs the reconcilers against the cluster (in-cluster config, or KUBECONFIG).
+    Run {
+        /// NATS server URL(s), comma-separated.
+        #[arg(long, env = "NW_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
+    /// Writes the generated CRD YAML, one `<kind>.yaml` per kind.
+    Crdgen {
+        /// Output directory.
+        #[arg(long, default_value = "crds")]
+        out: PathBuf,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
     match Cli::parse().command {
         Command::Kinds => {
             for kind in netwarden_operator::KINDS {
-                println!("{kind}.{}/{}", netwarden_operator::GROUP, netwarden_operator::VERSION);
+                println!(
+                    "{kind}.{}/{}",
+                    netwarden_operator::GROUP,
+                    netwarden_operator::VERSION
+                );
             }
             Ok(())
         }
-        Command::Run => Err(netwarden_operator::Error::NotYet("the reconcilers").into()),
-        Command::Crdgen => Err(netwarden_operator::Error::NotYet("crdgen").into()),
+        Command::Crdgen { out } => {
+            for name in netwarden_operator::crdgen::write_all(&out)? {
+                eprintln!("wrote {}", out.join(name).display());
+            }
+            Ok(())
+        }
+        Command::Run { nats_url } => {
+            let client = kube::Client::try_default()
+                .await
+                .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+            let mut options = NatsOptions::new(nats_url, "netwarden-operator");
+            options.wait_for_connection = true;
+            let bus = NatsBus::connect(options).await?;
+            let stores = Stores::nats(bus.client().clone()).await?;
+            tracing::info!("reconciling {:?}", netwarden_operator::KINDS);
+            controller::run(Context::new(client, stores)).await?;
+            Ok(())
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! Everything else in Netwarden talks to `dyn Bus`, so the standalone mode runs the very code
 //! path of the cluster except for the transport.
 
+pub mod kv;
 pub mod memory;
 pub mod nats;
 
@@ -13,6 +14,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::{Stream, future::BoxFuture};
 
+pub use kv::{ConfigSnapshot, Kv, KvChange, MemoryKv, NatsKv, watch_config};
 pub use memory::MemoryBus;
 pub use nats::NatsBus;
 

@@ -1,0 +1,394 @@
+//! The reconcilers, one kube-rs runtime `Controller` per kind, all running [`reconcile`]:
+//!
+//! read the object → validate (pure, [`netwarden_api::crd::Validate`]) → check references (the
+//! Secret of a `NotificationEndpoint`, by name and key only) → publish the [`ConfigEntry`] to
+//! `nw-config` → fold the `nw-status` reports ([`crate::desired`]) → server-side apply the status
+//! → an event when Ready changes. A finalizer deletes the entry (and its reports) on delete.
+//!
+//! An invalid spec is not published; whatever the key held (the last valid generation) stays,
+//! so a typo in `kubectl apply` does not silently drop live configuration. Secrets never leave
+//! the API server: the entry carries the reference, and no log, event or status holds a value.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt, future::BoxFuture};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use netwarden_api::crd::{
+    AlertExclusion, ConfigKind, ConfigStatus, InterfacePolicy, NotificationEndpoint, ServicePolicy,
+    Validate, config_key, parse_status_key, reasons,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::desired::{self, Outcome};
+use crate::store::Stores;
+use crate::{Error, FINALIZER, MANAGER, Result};
+
+/// What every reconciler shares.
+pub struct Context {
+    /// The Kubernetes client (a mocked service in tests).
+    pub client: Client,
+    /// `nw-config` and `nw-status`.
+    pub stores: Stores,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+}
+
+impl Context {
+    /// A context for `client` and `stores`; events are reported as `netwarden-operator`.
+    pub fn new(client: Client, stores: Stores) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Arc::new(Self {
+            client,
+            stores,
+            recorder,
+        })
+    }
+}
+
+/// A kind the operator reconciles: the generic code's view of it.
+pub trait Reconciled:
+    ConfigKind
+    + Resource<DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The API of this kind (namespaced in `namespace`, or cluster-scoped).
+    fn api(client: Client, namespace: Option<&str>) -> Api<Self>;
+    /// The current status.
+    fn current_status(&self) -> Option<&ConfigStatus>;
+    /// Checks what the spec references outside itself; `Some(message)` when something is missing.
+    fn check_references<'a>(
+        &'a self,
+        _client: &'a Client,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        futures::future::ready(Ok(None)).boxed()
+    }
+}
+
+macro_rules! namespaced {
+    ($kind:ty) => {
+        fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
+            Api::namespaced(client, namespace.unwrap_or("default"))
+        }
+        fn current_status(&self) -> Option<&ConfigStatus> {
+            self.status.as_ref()
+        }
+    };
+}
+
+impl Reconciled for AlertExclusion {
+    namespaced!(AlertExclusion);
+}
+
+impl Reconciled for ServicePolicy {
+    namespaced!(ServicePolicy);
+}
+
+impl Reconciled for InterfacePolicy {
+    fn api(client: Client, _namespace: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+    fn current_status(&self) -> Option<&ConfigStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl Reconciled for NotificationEndpoint {
+    namespaced!(NotificationEndpoint);
+
+    fn check_references<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<Option<String>>> {
+        async move {
+            let namespace = self.namespace().ok_or(Error::MissingMeta("namespace"))?;
+            let reference = &self.spec.secret_key_ref;
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+            // Only presence is checked; the value is never read into a log, event or status.
+            let found = secrets
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::Kube)?;
+            Ok(match found {
+                None => Some(format!(
+                    "Secret {namespace}/{} does not exist",
+                    reference.name
+                )),
+                Some(secret)
+                    if !secret
+                        .data
+                        .as_ref()
+                        .is_some_and(|d| d.contains_key(&reference.key)) =>
+                {
+                    Some(format!(
+                        "Secret {namespace}/{} has no key {:?}",
+                        reference.name, reference.key
+                    ))
+                }
+                Some(_) => None,
+            })
+        }
+        .boxed()
+    }
+}
+
+/// How often a published object is looked at again even without changes (status reports
+/// also trigger a reconcile at once, see [`run`]).
+const RESYNC: Duration = Duration::from_secs(300);
+/// Requeue of an object whose Secret is missing (Secrets are not watched).
+const SECRET_RETRY: Duration = Duration::from_secs(60);
+
+/// Reconciles one object (the finalizer decides between apply and cleanup).
+pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let api = K::api(ctx.client.clone(), obj.namespace().as_deref());
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(obj) => apply(obj.as_ref(), &ctx).await,
+            Finalizer::Cleanup(obj) => cleanup(obj.as_ref(), &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeues a failed reconcile (the runtime coalesces repeated triggers of the same object).
+#[allow(clippy::needless_pass_by_value)] // the signature `Controller::run` expects
+pub fn error_policy<K: Reconciled>(obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn key_of<K: Reconciled>(obj: &K) -> String {
+    config_key(K::KIND, obj.namespace().as_deref(), &obj.name_any())
+}
+
+async fn apply<K: Reconciled>(obj: &K, ctx: &Context) -> Result<Action> {
+    let key = key_of(obj);
+    let generation = obj.meta().generation.unwrap_or_default();
+    let outcome = match Outcome::from_errors(&obj.config_spec().validate()) {
+        Some(invalid) => invalid,
+        None => match obj.check_references(&ctx.client).await? {
+            Some(missing) => Outcome::SecretMissing(missing),
+            None => publish(obj, &key, ctx).await,
+        },
+    };
+    tracing::info!(kind = K::KIND, %key, generation, outcome = ?outcome_name(&outcome), "reconciled");
+    let reports = read_reports(&key, ctx).await;
+    let status = desired::desired_status(
+        generation,
+        &outcome,
+        &reports,
+        obj.current_status(),
+        Timestamp::now(),
+    );
+    let previous_ready = desired::ready_of(obj.current_status());
+    patch_status(obj, &status, ctx).await?;
+    let ready = desired::ready_of(Some(&status));
+    if ready != previous_ready {
+        publish_event(obj, &outcome, generation, ctx).await?;
+    }
+    Ok(match outcome {
+        Outcome::Published => Action::requeue(RESYNC),
+        Outcome::Invalid(_) => Action::await_change(),
+        Outcome::SecretMissing(_) => Action::requeue(SECRET_RETRY),
+        Outcome::PublishFailed(reason) => {
+            return Err(Error::Kv {
+                bucket: netwarden_api::names::CONFIG_BUCKET,
+                reason,
+            });
+        }
+    })
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Published => reasons::PUBLISHED,
+        Outcome::Invalid(_) => reasons::INVALID_SPEC,
+        Outcome::SecretMissing(_) => reasons::SECRET_MISSING,
+        Outcome::PublishFailed(_) => reasons::PUBLISH_FAILED,
+    }
+}
+
+async fn publish<K: Reconciled>(obj: &K, key: &str, ctx: &Context) -> Outcome {
+    let entry = desired::config_entry(obj);
+    let json = match serde_json::to_vec(&entry) {
+        Ok(json) => json,
+        Err(e) => return Outcome::PublishFailed(format!("cannot serialise the entry: {e}")),
+    };
+    match ctx.stores.config.put(key, Bytes::from(json)).await {
+        Ok(()) => Outcome::Published,
+        Err(e) => Outcome::PublishFailed(e.to_string()),
+    }
+}
+
+/// The reports of every reporter on `key`; a malformed report is logged and skipped.
+async fn read_reports(key: &str, ctx: &Context) -> Vec<(String, netwarden_api::crd::StatusReport)> {
+    let entries = match ctx.stores.status.entries(&format!("{key}.*")).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "cannot read nw-status");
+            return Vec::new();
+        }
+    };
+    entries
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let (_, reporter) = parse_status_key(&k)?;
+            match serde_json::from_slice(&v) {
+                Ok(report) => Some((reporter, report)),
+                Err(e) => {
+                    tracing::warn!(key = %k, error = %e, "ignoring a malformed nw-status report");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+async fn patch_status<K: Reconciled>(obj: &K, status: &ConfigStatus, ctx: &Context) -> Result<()> {
+    let api = K::api(ctx.client.clone(), obj.namespace().as_deref());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn publish_event<K: Reconciled>(
+    obj: &K,
+    outcome: &Outcome,
+    generation: i64,
+    ctx: &Context,
+) -> Result<()> {
+    let (type_, note) = match outcome {
+        Outcome::Published => (
+            EventType::Normal,
+            format!("generation {generation} published to nw-config"),
+        ),
+        Outcome::Invalid(m) | Outcome::SecretMissing(m) | Outcome::PublishFailed(m) => {
+            (EventType::Warning, m.clone())
+        }
+    };
+    let event = Event {
+        type_,
+        reason: outcome_name(outcome).into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    ctx.recorder
+        .publish(&event, &obj.object_ref(&()))
+        .await
+        .map_err(Error::Kube)
+}
+
+async fn cleanup<K: Reconciled>(obj: &K, ctx: &Context) -> Result<Action> {
+    let key = key_of(obj);
+    ctx.stores
+        .config
+        .delete(&key)
+        .await
+        .map_err(|e| Error::Kv {
+            bucket: "nw-config",
+            reason: e.to_string(),
+        })?;
+    if let Ok(reports) = ctx.stores.status.entries(&format!("{key}.*")).await {
+        for (k, _) in reports {
+            if let Err(e) = ctx.stores.status.delete(&k).await {
+                tracing::warn!(key = %k, error = %e, "cannot delete a nw-status report");
+            }
+        }
+    }
+    tracing::info!(kind = K::KIND, %key, "unpublished");
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Unpublished".into(),
+        note: Some(format!("removed {key} from nw-config")),
+        action: "Cleanup".into(),
+        secondary: None,
+    };
+    ctx.recorder
+        .publish(&event, &obj.object_ref(&()))
+        .await
+        .map_err(Error::Kube)?;
+    Ok(Action::await_change())
+}
+
+/// Object references of kind `K` whose `nw-status` reports change (to fold them at once).
+async fn status_triggers<K: Reconciled>(
+    stores: &Stores,
+) -> Result<impl futures::Stream<Item = ObjectRef<K>> + Send + use<K>> {
+    let filter = format!("{}.>", K::KIND);
+    let changes = stores.status.watch(&filter).await.map_err(|e| Error::Kv {
+        bucket: "nw-status",
+        reason: e.to_string(),
+    })?;
+    Ok(changes.filter_map(|change| {
+        let key = match &change {
+            netwarden_api::bus::KvChange::Put { key, .. }
+            | netwarden_api::bus::KvChange::Delete { key } => key,
+        };
+        let target = parse_status_key(key).map(|(object, _)| {
+            let r = ObjectRef::new(&object.name);
+            match object.namespace {
+                Some(ns) => r.within(&ns),
+                None => r,
+            }
+        });
+        std::future::ready(target)
+    }))
+}
+
+/// Runs the controller of kind `K` until shutdown (SIGTERM / Ctrl-C).
+pub async fn run_kind<K: Reconciled>(ctx: Arc<Context>) -> Result<()> {
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let triggers = status_triggers::<K>(&ctx.stores).await?;
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .reconcile_on(triggers)
+        .shutdown_on_signal()
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(kind = K::KIND, error = %e, "reconcile error");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Runs the four controllers until shutdown.
+pub async fn run(ctx: Arc<Context>) -> Result<()> {
+    let (a, b, c, d) = tokio::join!(
+        run_kind::<AlertExclusion>(ctx.clone()),
+        run_kind::<NotificationEndpoint>(ctx.clone()),
+        run_kind::<InterfacePolicy>(ctx.clone()),
+        run_kind::<ServicePolicy>(ctx),
+    );
+    a.and(b).and(c).and(d)
+}
