@@ -96,10 +96,12 @@ impl<'de> Deserialize<'de> for Cidr {
     }
 }
 
-/// The default local networks: RFC 1918, IPv6 ULA (RFC 4193) and link-local (RFC 3927,
-/// RFC 4291 section 2.5.6).
+/// The default local networks: RFC 1918, IPv6 ULA (RFC 4193), link-local (RFC 3927,
+/// RFC 4291 section 2.5.6) and loopback.
 pub fn default_local_networks() -> Vec<Cidr> {
     [
+        "127.0.0.0/8",
+        "::1/128",
         "10.0.0.0/8",
         "172.16.0.0/12",
         "192.168.0.0/16",
