@@ -26,6 +26,9 @@ pub enum Error {
     /// Writing the report failed.
     #[error("cannot write the report")]
     Report(#[source] std::io::Error),
+    /// The configuration (`--config DIR`) is invalid.
+    #[error("invalid configuration")]
+    Config(#[source] crate::exclusions::LoadError),
     /// Encoding the JSON report failed.
     #[error("cannot encode the JSON report")]
     ReportJson(#[source] serde_json::Error),

@@ -89,6 +89,10 @@ struct StandaloneArgs {
     /// Interfaces to capture live.
     #[arg(long, num_args = 1..)]
     interface: Vec<String>,
+    /// Directory of YAML configuration: `AlertExclusion` documents (the CRD spec shape) and
+    /// one `kind: Analysis` document (checks, local networks, blocklists, DES); see docs/checks.md.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -151,6 +155,7 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let options = StandaloneOptions {
         pcaps: args.pcap,
         interfaces: args.interface,
+        config: args.config,
         listen: args.listen,
         exit: args.exit,
         report: args.report,

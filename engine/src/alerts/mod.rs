@@ -5,6 +5,7 @@
 //! an outbox of alerts raised or changed for the ingest shell to publish on
 //! `nw.alerts.<entity>.<type>`. Pure: time is flow time ([`Analysis::now_ns`]).
 
+pub mod config;
 pub mod store;
 pub mod time;
 

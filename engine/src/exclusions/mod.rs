@@ -279,21 +279,29 @@ pub fn parse_yaml(path: &str, text: &str) -> Result<Vec<(String, ExclusionSpec)>
     Ok(out)
 }
 
-/// Loads every `*.yaml`/`*.yml` file of `dir`, in name order.
-pub fn load_dir(dir: &Path) -> Result<Exclusions, LoadError> {
-    let io = |e: std::io::Error| LoadError {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    };
+/// The `*.yaml`/`*.yml` files of `dir`, in name order.
+pub fn yaml_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, LoadError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
+        .map_err(|e| LoadError {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?
         .filter_map(std::result::Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Loads the `AlertExclusion` documents of every `*.yaml`/`*.yml` file of `dir`, in name order.
+pub fn load_dir(dir: &Path) -> Result<Exclusions, LoadError> {
+    let io = |e: std::io::Error| LoadError {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
     let mut rules = Vec::new();
-    for f in files {
+    for f in yaml_files(dir)? {
         let text = std::fs::read_to_string(&f).map_err(io)?;
         rules.extend(parse_yaml(&f.display().to_string(), &text)?);
     }

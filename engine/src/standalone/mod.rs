@@ -32,6 +32,8 @@ pub struct StandaloneOptions {
     pub pcaps: Vec<PathBuf>,
     /// Interfaces to capture live.
     pub interfaces: Vec<String>,
+    /// Configuration directory (`--config DIR`): analysis settings and alert exclusions.
+    pub config: Option<PathBuf>,
     /// API address.
     pub listen: SocketAddr,
     /// Exit after the report instead of serving until Ctrl-C.
@@ -50,6 +52,12 @@ pub struct StandaloneOptions {
 pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) -> Result<Report> {
     let bus = MemoryBus::default();
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus);
+    let analysis = options
+        .config
+        .as_deref()
+        .map(crate::alerts::config::load_dir)
+        .transpose()
+        .map_err(Error::Config)?;
     let sensor_metrics = Arc::new(SensorMetrics::default());
     let state = StateConfig {
         shards: options.shards,
@@ -63,6 +71,15 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         shutdown.clone(),
     )
     .await?;
+    if let Some((config, exclusions)) = analysis {
+        info!(exclusions = exclusions.rules.len(), "analysis configuration loaded");
+        launched
+            .engine
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .configure_analysis(config, exclusions);
+    }
     if options.report == ReportFormat::Text {
         // stderr: stdout belongs to the report.
         eprintln!("API on http://{}", launched.addr);
