@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
                 server_port: port,
                 ts_ns: 0,
                 tcp_seq: None,
+                fragmented: false,
             };
             if dpi.inspect(&mut flow, &ctx, chunk) {
                 break;

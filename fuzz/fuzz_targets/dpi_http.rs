@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 server_port: 80,
                 ts_ns: 0,
                 tcp_seq: None,
+                fragmented: false,
             };
             let _ = dpi.inspect(&mut flow, &ctx, chunk);
         }

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
                 server_port: 443,
                 ts_ns: 1_600_000_000_000_000_000,
                 tcp_seq: (l4 == 6).then_some(seq[d]),
+                fragmented: false,
             };
             seq[d] = seq[d].wrapping_add(n as u32);
             if dpi.inspect(&mut flow, &ctx, seg) {

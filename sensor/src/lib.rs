@@ -10,6 +10,7 @@ pub mod collect;
 pub mod decode;
 pub mod dpi;
 pub mod error;
+pub mod eval;
 pub mod export;
 pub mod flow;
 pub mod metrics;

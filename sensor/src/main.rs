@@ -36,8 +36,10 @@ enum Command {
     Run(RunArgs),
     /// Print the flow records of a pcap file.
     Flows(FlowsArgs),
-    /// Measure decode + flow table throughput on pcap files replayed from memory.
+    /// Measure decode + flow table + DPI throughput on pcap files replayed from memory.
     Bench(BenchArgs),
+    /// Score the DPI against nDPI's expected results (`X.pcap` + `X.expected.json`).
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -134,6 +136,22 @@ struct BenchArgs {
     /// Passes over the in-memory packets.
     #[arg(long, default_value_t = 5)]
     repeat: u32,
+    /// Decode + flow table only, without DPI.
+    #[arg(long)]
+    no_dpi: bool,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// Folder of `X.pcap`/`X.pcapng` files with their `X.expected.json`.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Folder of nDPI list files (default: `CORPUS/lists` when it exists).
+    #[arg(long)]
+    lists: Option<PathBuf>,
+    /// Print every disagreement under its pcap.
+    #[arg(long)]
+    verbose: bool,
 }
 
 fn init_logging(level: Option<&str>) {
@@ -160,6 +178,7 @@ fn main() -> Result<()> {
         }
         Command::Flows(args) => flows(&args),
         Command::Bench(args) => bench(&args),
+        Command::Eval(args) => eval(&args),
     }
 }
 
@@ -368,6 +387,26 @@ fn print_table(out: &mut impl std::io::Write, records: &[FlowRecord]) -> Result<
     Ok(())
 }
 
+fn eval(args: &EvalArgs) -> Result<()> {
+    use netwarden_sensor::eval;
+    let lists = args
+        .lists
+        .clone()
+        .or_else(|| Some(args.corpus.join("lists")).filter(|d| d.is_dir()));
+    let report = eval::evaluate(&args.corpus, eval::engine(lists.as_deref())?)?;
+    print!("{}", report.table());
+    if args.verbose {
+        for p in report.pcaps.iter().filter(|p| !p.notes.is_empty()) {
+            println!("== {}", p.name);
+            for n in &p.notes {
+                println!("   {n}");
+            }
+        }
+    }
+    print!("{}", report.summary());
+    Ok(())
+}
+
 fn bench(args: &BenchArgs) -> Result<()> {
     use netwarden_sensor::bench::{Corpus, run_pass};
     let corpus = Corpus::load(&args.pcap)?;
@@ -377,7 +416,14 @@ fn bench(args: &BenchArgs) -> Result<()> {
         corpus.wire_bytes(),
         args.pcap.len()
     );
-    let config = FlowConfig::default();
+    let config = FlowConfig {
+        dpi: if args.no_dpi {
+            None
+        } else {
+            FlowConfig::default().dpi
+        },
+        ..FlowConfig::default()
+    };
     let mut best: Option<netwarden_sensor::bench::Pass> = None;
     let mut total = std::time::Duration::ZERO;
     let mut total_packets = 0u64;

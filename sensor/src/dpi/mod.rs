@@ -16,6 +16,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod lists;
 pub mod misc;
 pub mod table;
 pub mod tls;
@@ -28,6 +29,7 @@ use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SshInfo};
 
 use self::dns::DnsFlow;
 use self::http::HttpFlow;
+pub use self::lists::Lists;
 use self::table::{AppInfo, Breed, ProtoId, Tables};
 use self::tls::TlsFlow;
 
@@ -64,6 +66,9 @@ pub struct PacketCtx {
     pub ts_ns: u64,
     /// TCP sequence number of the first payload byte, for TCP.
     pub tcp_seq: Option<u32>,
+    /// Whether the payload is the first fragment of a fragmented IP packet (the rest of the
+    /// message is not seen: a cut-short message is not malformed).
+    pub fragmented: bool,
 }
 
 /// The DPI engine: configuration and static tables. Shared by every flow (`Send + Sync`).
@@ -72,6 +77,7 @@ pub struct Dpi {
     config: DpiConfig,
     tables: Tables,
     ids: Ids,
+    lists: Lists,
 }
 
 /// Protocol ids the engine refers to directly.
@@ -139,6 +145,9 @@ pub mod rid {
     pub const UNSAFE_PROTOCOL: u16 = 22;
     pub const DNS_SUSPICIOUS_TRAFFIC: u16 = 23;
     pub const TLS_MISSING_SNI: u16 = 24;
+    pub const RISKY_DOMAIN: u16 = 27;
+    pub const MALICIOUS_FINGERPRINT: u16 = 28;
+    pub const MALICIOUS_SHA1_CERTIFICATE: u16 = 29;
     pub const TLS_UNCOMMON_ALPN: u16 = 31;
     pub const TLS_CERT_VALIDITY_TOO_LONG: u16 = 32;
     pub const TLS_SUSPICIOUS_EXTENSION: u16 = 33;
@@ -153,6 +162,7 @@ pub mod rid {
     pub const HTTP_CRAWLER_BOT: u16 = 44;
     pub const HTTP_OBSOLETE_SERVER: u16 = 47;
     pub const TLS_ALPN_SNI_MISMATCH: u16 = 52;
+    pub const MALWARE_HOST_CONTACTED: u16 = 53;
     pub const BINARY_DATA_TRANSFER: u16 = 54;
 }
 
@@ -232,7 +242,20 @@ impl Dpi {
             config,
             tables,
             ids,
+            lists: Lists::default(),
         }
+    }
+
+    /// The engine with threat-intelligence `lists` (list-driven risks).
+    #[must_use]
+    pub fn with_lists(mut self, lists: Lists) -> Self {
+        self.lists = lists;
+        self
+    }
+
+    /// The loaded lists.
+    pub fn lists(&self) -> &Lists {
+        &self.lists
     }
 
     /// The configuration.
@@ -272,7 +295,7 @@ impl Dpi {
                     t.is_done()
                 }
                 Kind::Dns(d) => {
-                    d.on_payload(tcp, payload, max);
+                    d.on_payload(tcp, ctx.fragmented, payload, max);
                     if meta.app.is_none() && !d.host.is_empty() && meta.proto == self.ids.dns {
                         meta.app = self.tables.app_for_host(&d.host);
                     }
@@ -381,6 +404,38 @@ impl Dpi {
     /// Writes what was learned into the record: `l7` and risks. Cheap; called for every
     /// exported record of the flow.
     pub fn fill(&self, flow: &FlowDpi, record: &mut FlowRecord) {
+        self.fill_l7(flow, record);
+        if !self.lists.is_empty() {
+            self.list_risks(record);
+        }
+    }
+
+    /// The list-driven risks, from what `record` says (hostname, JA3, certificate, server).
+    fn list_risks(&self, record: &mut FlowRecord) {
+        let lists = &self.lists;
+        let mut risks = Risks::default();
+        let server = record.server_addr();
+        let host = record.l7.as_ref().map_or("", |l| l.hostname.as_str());
+        if let Some(tls) = record.l7.as_ref().and_then(|l| l.tls.as_ref()) {
+            if lists.malicious_ja3(&tls.ja3c) {
+                risks.set(rid::MALICIOUS_FINGERPRINT, Some(tls.ja3c.clone()));
+            }
+            if let Some(cert) = &tls.certificate
+                && lists.malicious_sha1(&cert.sha1)
+            {
+                risks.set(rid::MALICIOUS_SHA1_CERTIFICATE, Some(cert.sha1.clone()));
+            }
+        }
+        if lists.risky_domain(host) {
+            risks.set(rid::RISKY_DOMAIN, Some(host.to_owned()));
+        }
+        if lists.malware_host(host, server) {
+            risks.set(rid::MALWARE_HOST_CONTACTED, None);
+        }
+        risks.apply(record);
+    }
+
+    fn fill_l7(&self, flow: &FlowDpi, record: &mut FlowRecord) {
         let l4 = u8::try_from(record.l4_proto).unwrap_or(0);
         let (sport, cport) = (record.server_port as u16, record.client_port as u16);
         let Some(meta) = flow
@@ -388,8 +443,23 @@ impl Dpi {
             .as_deref()
             .filter(|m| m.proto.is_some() && m.confidence != Confidence::Unknown)
         else {
-            // Nothing claimed the flow (or a TLS-looking start never parsed): port guess.
-            if let Some(p) = self
+            // Nothing claimed the flow (or a TLS-looking start never parsed): the network
+            // protocol names it (ICMP, ICMPv6, IGMP, as nDPI does), else a port guess.
+            let by_l4 = match l4 {
+                1 => Some("ICMP"),
+                2 => Some("IGMP"),
+                58 => Some("ICMPV6"),
+                _ => None,
+            };
+            if let Some(p) =
+                by_l4.and_then(|n| self.tables.id(n).and_then(|id| self.tables.proto(id)))
+            {
+                let l7 = record.l7.get_or_insert_with(L7Info::default);
+                p.name.clone_into(&mut l7.master_protocol);
+                p.name.clone_into(&mut l7.app_protocol);
+                p.category.clone_into(&mut l7.category);
+                l7.confidence = Confidence::Dpi as i32;
+            } else if let Some(p) = self
                 .tables
                 .guess_by_port(l4, sport, cport)
                 .and_then(|id| self.tables.proto(id))

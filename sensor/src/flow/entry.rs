@@ -8,6 +8,7 @@ use netwarden_api::flow::{
 use super::key::FlowKey;
 use super::tcp::{SeqTrack, TcpCounters};
 use crate::decode::{PacketView, tcp_flags};
+use crate::dpi::{Dpi, FlowDpi, PacketCtx};
 
 /// Ports that identify the server side of a conversation when the first packet is ambiguous,
 /// besides every port below 1024.
@@ -45,6 +46,14 @@ pub fn sender_is_client(pkt: &PacketView<'_>) -> bool {
     !is_server_port(pkt.src_port) || is_server_port(pkt.dst_port)
 }
 
+/// Multicast, limited broadcast, or an IPv4 address ending in `.255` (a /24 broadcast).
+fn is_multicast_or_broadcast(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast() || v4.octets()[3] == 255,
+        std::net::IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
 /// Counters of one direction.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Direction {
@@ -74,49 +83,71 @@ impl Direction {
     }
 }
 
+/// Handshake timestamps seen (bits of [`Flow::handshake_seen`]).
+mod hs {
+    pub const SYN: u8 = 1;
+    pub const SYNACK: u8 = 2;
+    pub const RTT_CLIENT: u8 = 4;
+}
+
 /// One flow's state. Directions are stored `[lo → hi, hi → lo]` (see [`FlowKey`]).
-#[derive(Debug, Clone)]
+///
+/// The key is not stored here: the table's map holds it, and the functions that need it take
+/// it as an argument. This keeps a table bucket small (small-packet throughput is bound by
+/// cache misses on flow lookup; see docs/PERFORMANCE.md).
+#[derive(Debug)]
 pub struct Flow {
-    pub key: FlowKey,
     pub id: u64,
-    /// Index in the table's interface names of where the flow was first seen.
-    pub interface: u16,
-    /// Whether the client is the `lo` endpoint of the key.
-    pub client_is_lo: bool,
     pub first_ns: u64,
     pub last_ns: u64,
     /// Packet time of the last record emitted (or of the first packet).
     pub last_report_ns: u64,
-    pub update_seq: u32,
     pub dirs: [Direction; 2],
-    pub fin_seen: [bool; 2],
     /// When the flow ended (both FINs or a RST) and why; kept for a linger before finalising.
     pub closed: Option<(u64, EndReason)>,
-    pub syn_ns: Option<u64>,
-    pub synack_ns: Option<u64>,
-    pub rtt_client_ns: Option<u64>,
-    pub rtt_server_ns: Option<u64>,
+    /// SYN time (valid when `handshake_seen & hs::SYN`).
+    pub syn_ns: u64,
+    /// SYN-ACK time (valid when `handshake_seen & hs::SYNACK`).
+    pub synack_ns: u64,
+    /// SYN-ACK → ACK, 0 until measured.
+    pub rtt_client_ns: u64,
+    /// SYN → SYN-ACK, 0 until measured.
+    pub rtt_server_ns: u64,
+    /// DPI state: 16 bytes until a dissector claims the flow.
+    pub dpi: FlowDpi,
+    pub update_seq: u32,
+    /// Index in the table's interface names of where the flow was first seen.
+    pub interface: u16,
+    /// Whether the client is the `lo` endpoint of the key.
+    pub client_is_lo: bool,
+    pub fin_seen: [bool; 2],
+    /// Which handshake times are set (`hs` bits).
+    pub handshake_seen: u8,
+    /// Whether DPI is over for this flow (done, or disabled).
+    pub dpi_done: bool,
 }
 
 impl Flow {
     /// A new flow for the first packet `pkt` (travelling `lo → hi` when `forward`).
-    pub fn new(key: FlowKey, id: u64, interface: u16, pkt: &PacketView<'_>, forward: bool) -> Self {
+    pub fn new(id: u64, interface: u16, pkt: &PacketView<'_>, forward: bool) -> Self {
         Self {
-            key,
             id,
-            interface,
-            client_is_lo: sender_is_client(pkt) == forward,
             first_ns: pkt.ts_ns,
             last_ns: pkt.ts_ns,
             last_report_ns: pkt.ts_ns,
-            update_seq: 0,
             dirs: [Direction::default(); 2],
-            fin_seen: [false; 2],
             closed: None,
-            syn_ns: None,
-            synack_ns: None,
-            rtt_client_ns: None,
-            rtt_server_ns: None,
+            syn_ns: 0,
+            synack_ns: 0,
+            rtt_client_ns: 0,
+            rtt_server_ns: 0,
+            dpi: FlowDpi::default(),
+            update_seq: 0,
+            interface,
+            client_is_lo: sender_is_client(pkt) == forward,
+            fin_seen: [false; 2],
+            handshake_seen: 0,
+            dpi_done: false,
         }
     }
 
@@ -128,8 +159,8 @@ impl Flow {
 
     /// Whether this is a TCP flow that saw traffic both ways (longer idle timeout).
     #[inline]
-    pub fn is_established_tcp(&self) -> bool {
-        self.key.proto == proto::TCP && self.dirs[0].packets > 0 && self.dirs[1].packets > 0
+    pub fn is_established_tcp(&self, key: &FlowKey) -> bool {
+        key.proto == proto::TCP && self.dirs[0].packets > 0 && self.dirs[1].packets > 0
     }
 
     /// Accounts one packet (not a later fragment) travelling in direction `dir`.
@@ -173,19 +204,73 @@ impl Flow {
     fn handshake(&mut self, ts: u64, flags: u8, from_client: bool) {
         const SA: u8 = tcp_flags::SYN | tcp_flags::ACK;
         match flags & (SA | tcp_flags::RST) {
-            tcp_flags::SYN if from_client && self.syn_ns.is_none() => self.syn_ns = Some(ts),
-            SA if !from_client && self.synack_ns.is_none() => {
-                self.synack_ns = Some(ts);
-                if let Some(syn) = self.syn_ns {
-                    self.rtt_server_ns = Some(ts.saturating_sub(syn));
+            tcp_flags::SYN if from_client && self.handshake_seen & hs::SYN == 0 => {
+                self.syn_ns = ts;
+                self.handshake_seen |= hs::SYN;
+            }
+            SA if !from_client && self.handshake_seen & hs::SYNACK == 0 => {
+                self.synack_ns = ts;
+                self.handshake_seen |= hs::SYNACK;
+                if self.handshake_seen & hs::SYN != 0 {
+                    self.rtt_server_ns = ts.saturating_sub(self.syn_ns);
                 }
             }
-            tcp_flags::ACK if from_client && self.rtt_client_ns.is_none() => {
-                if let Some(synack) = self.synack_ns {
-                    self.rtt_client_ns = Some(ts.saturating_sub(synack));
-                }
+            tcp_flags::ACK
+                if from_client
+                    && self.handshake_seen & (hs::SYNACK | hs::RTT_CLIENT) == hs::SYNACK =>
+            {
+                self.rtt_client_ns = ts.saturating_sub(self.synack_ns);
+                self.handshake_seen |= hs::RTT_CLIENT;
             }
             _ => {}
+        }
+    }
+
+    /// Hands the packet's payload (direction `dir`) to `dpi` while the flow's inspection is
+    /// not over; frees the reassembly state once it is. Packets cut short by the snaplen are
+    /// skipped, as ndpiReader does.
+    #[inline]
+    pub fn inspect(&mut self, dpi: &Dpi, key: &FlowKey, pkt: &PacketView<'_>, dir: usize) {
+        if self.dpi_done || pkt.payload.is_empty() || pkt.is_truncated() {
+            return;
+        }
+        let ctx = PacketCtx {
+            from_client: dir == self.c2s_index(),
+            l4_proto: key.proto,
+            client_port: key.endpoint(self.client_is_lo).1,
+            server_port: key.endpoint(!self.client_is_lo).1,
+            ts_ns: pkt.ts_ns,
+            tcp_seq: pkt.tcp.map(|t| t.seq),
+            fragmented: matches!(pkt.fragment, crate::decode::Fragment::First { .. }),
+        };
+        if dpi.inspect(&mut self.dpi, &ctx, pkt.payload) {
+            dpi.shrink(&mut self.dpi);
+            self.dpi_done = true;
+        }
+    }
+
+    /// Risks the flow table knows of by itself (nDPI ids, as in `api::risk`):
+    /// `unidirectional_traffic` on the final record of a flow seen one way only, and
+    /// `dns_fragmented` for DNS carried in IP fragments.
+    pub fn flow_risks(&self, record: &mut FlowRecord, is_final: bool) {
+        const DNS_FRAGMENTED: u16 = 38;
+        const UNIDIRECTIONAL_TRAFFIC: u16 = 46;
+        // nDPI leaves out traffic to multicast and broadcast addresses, one-way by nature.
+        let one_to_many = [record.client_addr(), record.server_addr()]
+            .into_iter()
+            .flatten()
+            .any(is_multicast_or_broadcast);
+        if is_final && !one_to_many && (self.dirs[0].packets == 0 || self.dirs[1].packets == 0) {
+            record.set_risk(UNIDIRECTIONAL_TRAFFIC, None);
+        }
+        let fragmented = self.dirs.iter().any(|d| d.fragments > 0);
+        if fragmented
+            && record
+                .l7
+                .as_ref()
+                .is_some_and(|l7| l7.master_protocol == "DNS")
+        {
+            record.set_risk(DNS_FRAGMENTED, None);
         }
     }
 
@@ -205,14 +290,15 @@ impl Flow {
     /// The record of this flow as of now.
     pub fn record(
         &self,
+        key: &FlowKey,
         sensor: &str,
         interface: &str,
         update: FlowUpdate,
         reason: EndReason,
     ) -> FlowRecord {
         let (client, server) = (
-            self.key.endpoint(self.client_is_lo),
-            self.key.endpoint(!self.client_is_lo),
+            key.endpoint(self.client_is_lo),
+            key.endpoint(!self.client_is_lo),
         );
         let c2s = self.c2s_index();
         FlowRecord {
@@ -224,22 +310,22 @@ impl Flow {
             }),
             source: FlowSource::Pcap as i32,
             sampling_rate: 1,
-            vlan: u32::from(self.key.vlan),
-            ip_version: self.key.ip_version(),
+            vlan: u32::from(key.vlan),
+            ip_version: key.ip_version(),
             client_ip: ip_to_bytes(client.0),
             server_ip: ip_to_bytes(server.0),
             client_port: u32::from(client.1),
             server_port: u32::from(server.1),
-            l4_proto: u32::from(self.key.proto),
-            tunnel: self.key.tunnel.as_str().to_owned(),
+            l4_proto: u32::from(key.proto),
+            tunnel: key.tunnel.as_str().to_owned(),
             first_seen_ns: self.first_ns,
             last_seen_ns: self.last_ns,
             update: update as i32,
             end_reason: reason as i32,
             c2s: Some(self.dirs[c2s].stats()),
             s2c: Some(self.dirs[1 - c2s].stats()),
-            rtt_client_ns: self.rtt_client_ns.unwrap_or(0),
-            rtt_server_ns: self.rtt_server_ns.unwrap_or(0),
+            rtt_client_ns: self.rtt_client_ns,
+            rtt_server_ns: self.rtt_server_ns,
             update_seq: self.update_seq,
             ..Default::default()
         }

@@ -20,7 +20,10 @@ mod tcp;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use crate::dpi::{Dpi, DpiConfig};
 
 pub use entry::{is_server_port, sender_is_client};
 pub use key::FlowKey;
@@ -47,7 +50,37 @@ pub struct FlowConfig {
     pub max_flows: usize,
     /// Most fragment ids remembered at once.
     pub max_fragments: usize,
+    /// The DPI engine run on each flow's first payload packets; `None` disables DPI.
+    pub dpi: Option<SharedDpi>,
 }
+
+/// A DPI engine shared by flow tables (one per capture thread). Two handles are equal when
+/// they are the same engine.
+#[derive(Debug, Clone)]
+pub struct SharedDpi(pub Arc<Dpi>);
+
+impl SharedDpi {
+    /// Wraps an engine.
+    pub fn new(dpi: Dpi) -> Self {
+        Self(Arc::new(dpi))
+    }
+
+    /// The engine with [`DpiConfig::default`] and no lists, built once per process.
+    pub fn default_engine() -> Self {
+        static ENGINE: OnceLock<Arc<Dpi>> = OnceLock::new();
+        Self(Arc::clone(
+            ENGINE.get_or_init(|| Arc::new(Dpi::new(DpiConfig::default()))),
+        ))
+    }
+}
+
+impl PartialEq for SharedDpi {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedDpi {}
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -60,6 +93,7 @@ impl Default for FlowConfig {
             sweep_interval: Duration::from_secs(1),
             max_flows: 262_144,
             max_fragments: 8192,
+            dpi: Some(SharedDpi::default_engine()),
         }
     }
 }

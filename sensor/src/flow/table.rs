@@ -1,5 +1,7 @@
 //! The flow table proper: lookup, creation, expiry sweeps, eviction.
 
+use std::sync::Arc;
+
 use hashbrown::HashMap;
 use netwarden_api::flow::{EndReason, FlowRecord, FlowUpdate};
 
@@ -8,6 +10,7 @@ use super::fragments::{FragmentId, FragmentMap, FragmentTarget};
 use super::key::FlowKey;
 use super::{FlowConfig, FlowStats};
 use crate::decode::{Fragment, PacketView};
+use crate::dpi::Dpi;
 
 fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -25,13 +28,13 @@ struct Timeouts {
 }
 
 /// Why a flow leaves the table now, if it does.
-fn due(flow: &Flow, now: u64, t: &Timeouts) -> Option<EndReason> {
+fn due(key: &FlowKey, flow: &Flow, now: u64, t: &Timeouts) -> Option<EndReason> {
     if let Some((closed_at, reason)) = flow.closed
         && now.saturating_sub(closed_at) >= t.linger
     {
         return Some(reason);
     }
-    let idle = if flow.closed.is_none() && flow.is_established_tcp() {
+    let idle = if flow.closed.is_none() && flow.is_established_tcp(key) {
         t.tcp_established_idle
     } else {
         t.idle
@@ -58,6 +61,8 @@ pub struct FlowTable {
     last_sweep: u64,
     stats: FlowStats,
     scratch: Vec<(u64, FlowKey, EndReason)>,
+    /// The DPI engine, when enabled (shared with other tables).
+    dpi: Option<Arc<Dpi>>,
 }
 
 impl FlowTable {
@@ -72,7 +77,9 @@ impl FlowTable {
             sweep: nanos(config.sweep_interval).max(1),
         };
         let capacity = config.max_flows.min(16_384);
+        let dpi = config.dpi.as_ref().map(|d| Arc::clone(&d.0));
         Self {
+            dpi,
             config,
             timeouts,
             sensor: sensor.into(),
@@ -139,8 +146,11 @@ impl FlowTable {
         let dir = usize::from(!forward);
         // A flow found past its time (between two sweeps) ends before this packet starts anew.
         if let Some(flow) = self.flows.get_mut(&key) {
-            if due(flow, pkt.ts_ns, &self.timeouts).is_none() {
+            if due(&key, flow, pkt.ts_ns, &self.timeouts).is_none() {
                 flow.update(pkt, dir);
+                if let Some(dpi) = &self.dpi {
+                    flow.inspect(dpi, &key, pkt, dir);
+                }
                 if let Fragment::First { id } = pkt.fragment {
                     self.first_fragment(pkt, key, dir, id);
                 }
@@ -152,8 +162,12 @@ impl FlowTable {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows_created += 1;
-        let mut flow = Flow::new(key, id, self.interface, pkt, forward);
+        let mut flow = Flow::new(id, self.interface, pkt, forward);
         flow.update(pkt, dir);
+        match &self.dpi {
+            Some(dpi) => flow.inspect(dpi, &key, pkt, dir),
+            None => flow.dpi_done = true,
+        }
         self.flows.insert(key, flow);
         self.stats.flows_active = self.flows.len() as u64;
         if let Fragment::First { id } = pkt.fragment {
@@ -175,9 +189,9 @@ impl FlowTable {
     /// Ends every flow (end of capture): a final record each, by flow id. Flows closed by
     /// FIN/RST keep that reason; the others end with `END_REASON_END_OF_CAPTURE`.
     pub fn finish(&mut self, sink: &mut impl FnMut(FlowRecord)) {
-        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        all.sort_unstable_by_key(|f| f.id);
-        for flow in all {
+        let mut all: Vec<(FlowKey, Flow)> = self.flows.drain().collect();
+        all.sort_unstable_by_key(|(_, f)| f.id);
+        for (key, flow) in all {
             let reason = if let Some((_, reason)) = flow.closed {
                 self.stats.closed += 1;
                 reason
@@ -185,13 +199,14 @@ impl FlowTable {
                 self.stats.ended_at_capture_end += 1;
                 EndReason::EndOfCapture
             };
-            self.emit(&flow, FlowUpdate::Final, reason, sink);
+            self.emit(&key, &flow, FlowUpdate::Final, reason, sink);
         }
         self.stats.flows_active = 0;
     }
 
     fn emit(
         &mut self,
+        key: &FlowKey,
         flow: &Flow,
         update: FlowUpdate,
         reason: EndReason,
@@ -205,15 +220,20 @@ impl FlowTable {
         if update == FlowUpdate::Periodic {
             self.stats.periodic_records += 1;
         }
-        sink(flow.record(&self.sensor, interface, update, reason));
+        let mut record = flow.record(key, &self.sensor, interface, update, reason);
+        if let Some(dpi) = &self.dpi {
+            dpi.fill(&flow.dpi, &mut record);
+        }
+        flow.flow_risks(&mut record, update == FlowUpdate::Final);
+        sink(record);
     }
 
     /// Removes `key` and emits its final record (reason decided at `now`).
     fn end_flow(&mut self, key: &FlowKey, now: u64, sink: &mut impl FnMut(FlowRecord)) {
         if let Some(flow) = self.flows.remove(key) {
-            let reason = due(&flow, now, &self.timeouts).unwrap_or(EndReason::IdleTimeout);
+            let reason = due(key, &flow, now, &self.timeouts).unwrap_or(EndReason::IdleTimeout);
             self.count_end(reason);
-            self.emit(&flow, FlowUpdate::Final, reason, sink);
+            self.emit(key, &flow, FlowUpdate::Final, reason, sink);
             self.stats.flows_active = self.flows.len() as u64;
         }
     }
@@ -236,7 +256,7 @@ impl FlowTable {
         due_list.clear();
         let mut periodic = Vec::new();
         for (key, flow) in &self.flows {
-            if let Some(reason) = due(flow, now, &t) {
+            if let Some(reason) = due(key, flow, now, &t) {
                 due_list.push((flow.id, *key, reason));
             } else if t.active > 0
                 && flow.closed.is_none()
@@ -250,13 +270,19 @@ impl FlowTable {
         for (_, key, reason) in &due_list {
             if let Some(flow) = self.flows.remove(key) {
                 self.count_end(*reason);
-                self.emit(&flow, FlowUpdate::Final, *reason, sink);
+                self.emit(key, &flow, FlowUpdate::Final, *reason, sink);
             }
         }
         periodic.sort_unstable_by_key(|e| e.0);
         for (_, key) in periodic {
             if let Some(mut flow) = self.flows.remove(&key) {
-                self.emit(&flow, FlowUpdate::Periodic, EndReason::ActiveTimeout, sink);
+                self.emit(
+                    &key,
+                    &flow,
+                    FlowUpdate::Periodic,
+                    EndReason::ActiveTimeout,
+                    sink,
+                );
                 flow.update_seq += 1;
                 flow.last_report_ns = now;
                 self.flows.insert(key, flow);
@@ -282,8 +308,8 @@ impl FlowTable {
         let n = (max / 100).max(1).min(self.flows.len());
         let mut oldest: Vec<(u64, u64, FlowKey)> = self
             .flows
-            .values()
-            .map(|f| (f.last_ns, f.id, f.key))
+            .iter()
+            .map(|(k, f)| (f.last_ns, f.id, *k))
             .collect();
         oldest.select_nth_unstable_by_key(n - 1, |e| (e.0, e.1));
         oldest.truncate(n);
@@ -291,7 +317,7 @@ impl FlowTable {
         for (_, _, key) in oldest {
             if let Some(flow) = self.flows.remove(&key) {
                 self.count_end(EndReason::Evicted);
-                self.emit(&flow, FlowUpdate::Final, EndReason::Evicted, sink);
+                self.emit(&key, &flow, FlowUpdate::Final, EndReason::Evicted, sink);
             }
         }
         self.stats.flows_active = self.flows.len() as u64;

@@ -431,3 +431,44 @@ fn offline_config_never_splits_on_time() {
     assert_eq!(recs[0].update_seq, 0);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn table_entry_stays_small() {
+    // A hash-map bucket holds the key and the flow; small-packet throughput is bound by cache
+    // misses on it (docs/PERFORMANCE.md). It was 360 bytes before the key copy and the
+    // `Option<u64>` times left the flow, and before the 16-byte DPI state joined it.
+    let bucket = std::mem::size_of::<(FlowKey, entry::Flow)>();
+    println!("flow table bucket: {bucket} bytes");
+    assert!(bucket <= 304, "flow table bucket grew to {bucket} bytes");
+}
+
+#[test]
+fn dpi_metadata_and_risks_reach_the_records() {
+    // One DNS query and its answer: the final record names DNS and the query.
+    let query = hex_dns_query();
+    let mut q: PacketView<'_> = udp(SEC, C, 40000, S, 53, query.len() as u32);
+    q.payload = &query;
+    let recs = finals(FlowConfig::default(), &[q]);
+    let l7 = recs[0].l7.as_ref().unwrap();
+    assert_eq!(l7.master_protocol, "DNS");
+    assert_eq!(l7.hostname, "example.com");
+    // Seen one way only: nDPI's unidirectional_traffic at the final record.
+    assert!(recs[0].has_risk(46));
+    // Without DPI, no L7.
+    let config = FlowConfig {
+        dpi: None,
+        ..FlowConfig::default()
+    };
+    assert!(finals(config, &[q])[0].l7.is_none());
+}
+
+/// A standard query for `example.com` A (RFC 1035 section 4.1).
+fn hex_dns_query() -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["example", "com"] {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m
+}

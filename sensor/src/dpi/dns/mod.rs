@@ -217,12 +217,17 @@ impl DnsFlow {
     }
 
     /// Feeds one UDP datagram or TCP segment.
-    pub fn on_payload(&mut self, tcp: bool, payload: &[u8], max: usize) {
+    pub fn on_payload(&mut self, tcp: bool, fragmented: bool, payload: &[u8], max: usize) {
         if !tcp {
             if self.check_size && payload.len() > 512 {
                 self.large = Some(payload.len());
             }
+            let malformed = self.malformed;
             self.on_message(payload);
+            if fragmented {
+                // Only the first fragment is seen: records cut short are expected.
+                self.malformed = malformed;
+            }
             return;
         }
         let mut buf = std::mem::take(&mut self.tcp_buf);

@@ -20,8 +20,8 @@ fn query_and_response_of_dns_pcap() {
         check_size: true,
         ..DnsFlow::default()
     };
-    f.on_payload(false, &unhex(QUERY), 16384);
-    f.on_payload(false, &unhex(RESPONSE), 16384);
+    f.on_payload(false, false, &unhex(QUERY), 16384);
+    f.on_payload(false, false, &unhex(RESPONSE), 16384);
     assert!(f.is_done());
 }
 
@@ -31,9 +31,9 @@ fn tcp_messages_are_length_prefixed_and_reassembled() {
     let mut stream = (msg.len() as u16).to_be_bytes().to_vec();
     stream.extend_from_slice(&msg);
     let mut f = DnsFlow::default();
-    f.on_payload(true, &stream[..7], 16384);
+    f.on_payload(true, false, &stream[..7], 16384);
     assert!(!f.is_confirmed());
-    f.on_payload(true, &stream[7..], 16384);
+    f.on_payload(true, false, &stream[7..], 16384);
     assert_eq!(f.host, "www.l.google.com");
 }
 

@@ -86,6 +86,7 @@ fn ctx(from_client: bool, l4: u8, seq: Option<u32>) -> PacketCtx {
         server_port: 443,
         ts_ns: 0,
         tcp_seq: seq,
+        fragmented: false,
     }
 }
 
@@ -202,6 +203,7 @@ fn replay(dpi: &Dpi, path: &std::path::Path) -> HashMap<Key, FlowRecord> {
             server_port: flow.server.1,
             ts_ns,
             tcp_seq: seq,
+            fragmented: false,
         };
         if dpi.inspect(&mut flow.dpi, &c, payload) {
             flow.done = true;
@@ -246,7 +248,7 @@ proptest::proptest! {
             if i == 0 {
                 bytes.splice(0..0, prefix.iter().copied());
             }
-            let c = PacketCtx { from_client, l4_proto: l4, client_port: 40001, server_port: port, ts_ns: 1, tcp_seq: (l4 == 6).then_some(seq) };
+            let c = PacketCtx { from_client, l4_proto: l4, client_port: 40001, server_port: port, ts_ns: 1, tcp_seq: (l4 == 6).then_some(seq), fragmented: false };
             seq = seq.wrapping_add(bytes.len() as u32);
             if dpi.inspect(&mut flow, &c, &bytes) {
                 dpi.shrink(&mut flow);
@@ -306,6 +308,7 @@ fn dpi_micro_benchmark() {
             server_port: 8443,
             ts_ns: 0,
             tcp_seq: None,
+            fragmented: false,
         };
         std::hint::black_box(dpi.inspect(&mut f, &c, b"\x00\x01\x02 unknown protocol payload"));
     }
