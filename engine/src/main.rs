@@ -36,7 +36,8 @@ struct Cli {
 enum Command {
     /// Cluster mode: ingest flows from NATS and serve the API.
     Run(RunArgs),
-    /// Sensor and engine in one process: replay pcaps or capture interfaces, report, serve.
+    /// Sensor and engine in one process: replay pcaps, capture interfaces or collect NetFlow/
+    /// IPFIX/sFlow; report, serve.
     Standalone(StandaloneArgs),
 }
 
@@ -81,7 +82,7 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface", "netflow"]))]
 struct StandaloneArgs {
     /// Pcap files to replay, in order.
     #[arg(long, num_args = 1..)]
@@ -89,6 +90,9 @@ struct StandaloneArgs {
     /// Interfaces to capture live.
     #[arg(long, num_args = 1..)]
     interface: Vec<String>,
+    /// UDP addresses to collect NetFlow v5/v9, IPFIX and sFlow v5 on (until Ctrl-C).
+    #[arg(long, num_args = 1.., alias = "sflow")]
+    netflow: Vec<SocketAddr>,
     /// Directory of YAML configuration: `AlertExclusion` documents (the CRD spec shape) and
     /// one `kind: Analysis` document (checks, local networks, blocklists, DES); see docs/checks.md.
     #[arg(long)]
@@ -156,6 +160,7 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         pcaps: args.pcap,
         interfaces: args.interface,
         config: args.config,
+        netflow: args.netflow,
         listen: args.listen,
         exit: args.exit,
         report: args.report,

@@ -61,11 +61,20 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A flow-collection listener could not bind its UDP socket.
+    #[error("cannot listen for flow exports on {address}")]
+    BindListener {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// What the socket said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The configuration is not usable.
     #[error("invalid sensor configuration: {0}")]
     Config(String),
     /// No input was given.
-    #[error("no input: give at least one pcap file or interface")]
+    #[error("no input: give at least one pcap file, interface or flow listener (--netflow)")]
     NoInput,
 }
 

@@ -1,5 +1,6 @@
-//! `netwarden-sensor`: capture flows from interfaces or pcap files and publish them on NATS;
-//! print the flows of a pcap; benchmark decode + flow table.
+//! `netwarden-sensor`: capture flows from interfaces or pcap files and collect NetFlow/IPFIX/
+//! sFlow exports, and publish them on NATS; print the flows of a pcap or of a flow listener;
+//! benchmark decode + flow table.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use anyhow::{Context as _, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use netwarden_api::bus::{Bus, NatsBus, nats::NatsOptions};
 use netwarden_api::flow::{FlowRecord, proto};
+use netwarden_sensor::collect::{Listener, ListenerConfig, Output};
 use netwarden_sensor::export::OverflowPolicy;
 use netwarden_sensor::flow::FlowConfig;
 use netwarden_sensor::metrics::SensorMetrics;
@@ -32,10 +34,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Capture from interfaces or pcap files and publish flow batches on NATS (cluster mode).
+    /// Capture from interfaces or pcap files and/or collect NetFlow/IPFIX/sFlow, and publish
+    /// flow batches on NATS (cluster mode).
     Run(RunArgs),
     /// Print the flow records of a pcap file.
     Flows(FlowsArgs),
+    /// Print the flow records exporters send to a listener until Ctrl-C (like `nfdump`).
+    Collect(CollectArgs),
     /// Measure decode + flow table + DPI throughput on pcap files replayed from memory.
     Bench(BenchArgs),
     /// Score the DPI against nDPI's expected results (`X.pcap` + `X.expected.json`).
@@ -61,7 +66,7 @@ enum Progress {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("input").required(true).args(["interface", "pcap"])))]
+#[command(group(ArgGroup::new("input").required(true).multiple(true).args(["interface", "pcap", "netflow"])))]
 struct RunArgs {
     /// Network interface(s) to capture on.
     #[arg(long, num_args = 1.., conflicts_with = "pcap")]
@@ -69,6 +74,12 @@ struct RunArgs {
     /// Pcap/pcapng file(s) to read, one after the other.
     #[arg(long, num_args = 1..)]
     pcap: Vec<PathBuf>,
+    /// UDP address(es) to collect NetFlow v5/v9, IPFIX and sFlow v5 on (`0.0.0.0:2055`).
+    #[arg(long, num_args = 1.., alias = "sflow")]
+    netflow: Vec<SocketAddr>,
+    /// `SO_RCVBUF` requested for flow listeners (the kernel caps it at `net.core.rmem_max`).
+    #[arg(long, default_value_t = ListenerConfig::default().recv_buffer_bytes)]
+    recv_buffer: usize,
     /// NATS server URL(s).
     #[arg(long, env = "NATS_URL")]
     nats: String,
@@ -129,6 +140,25 @@ struct FlowsArgs {
 }
 
 #[derive(Debug, Args)]
+struct CollectArgs {
+    /// UDP address(es) to listen on; each takes NetFlow v5/v9, IPFIX and sFlow v5.
+    #[arg(long, num_args = 1.., required = true, alias = "netflow", alias = "sflow")]
+    listen: Vec<SocketAddr>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+    /// Stop after this many seconds without a datagram (once one arrived).
+    #[arg(long)]
+    exit_after_idle: Option<f64>,
+    /// `SO_RCVBUF` requested (the kernel caps it at `net.core.rmem_max`).
+    #[arg(long, default_value_t = ListenerConfig::default().recv_buffer_bytes)]
+    recv_buffer: usize,
+    /// Sensor name written in the observation points.
+    #[arg(long)]
+    sensor_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
 struct BenchArgs {
     /// Pcap/pcapng file(s), concatenated in memory.
     #[arg(long, num_args = 1.., required = true)]
@@ -177,6 +207,12 @@ fn main() -> Result<()> {
             runtime.block_on(run(args))
         }
         Command::Flows(args) => flows(&args),
+        Command::Collect(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(collect(args))
+        }
         Command::Bench(args) => bench(&args),
         Command::Eval(args) => eval(&args),
     }
@@ -208,6 +244,10 @@ async fn run(args: RunArgs) -> Result<()> {
             Progress::Lines => ProgressMode::Lines,
             Progress::Quiet => ProgressMode::Quiet,
         },
+        listener: ListenerConfig {
+            recv_buffer_bytes: args.recv_buffer,
+            ..ListenerConfig::default()
+        },
     };
     let inputs: Vec<Input> = args
         .interface
@@ -215,6 +255,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .cloned()
         .map(Input::Interface)
         .chain(args.pcap.iter().cloned().map(Input::Pcap))
+        .chain(args.netflow.iter().copied().map(Input::Netflow))
         .collect();
     let metrics = Arc::new(SensorMetrics::new());
     if let Some(addr) = args.metrics_listen {
@@ -338,6 +379,14 @@ fn flows(args: &FlowsArgs) -> Result<()> {
 }
 
 fn print_table(out: &mut impl std::io::Write, records: &[FlowRecord]) -> Result<()> {
+    print_table_header(out)?;
+    for r in records {
+        print_table_row(out, r)?;
+    }
+    Ok(())
+}
+
+fn print_table_header(out: &mut impl std::io::Write) -> Result<()> {
     writeln!(
         out,
         "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",
@@ -353,36 +402,110 @@ fn print_table(out: &mut impl std::io::Write, records: &[FlowRecord]) -> Result<
         "s2c_bytes",
         "end"
     )?;
-    for r in records {
-        let ep = |ip: Option<std::net::IpAddr>, port: u32| match ip {
-            Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
-            Some(ip) => format!("{ip}:{port}"),
-            None => "?".into(),
+    Ok(())
+}
+
+fn print_table_row(out: &mut impl std::io::Write, r: &FlowRecord) -> Result<()> {
+    let ep = |ip: Option<std::net::IpAddr>, port: u32| match ip {
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        Some(ip) => format!("{ip}:{port}"),
+        None => "?".into(),
+    };
+    let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
+    let end = netwarden_api::flow::EndReason::try_from(r.end_reason).map_or_else(
+        |_| r.end_reason.to_string(),
+        |e| {
+            e.as_str_name()
+                .trim_start_matches("END_REASON_")
+                .to_lowercase()
+        },
+    );
+    writeln!(
+        out,
+        "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",
+        r.flow_id,
+        proto::name(r.l4_proto as u8),
+        ep(r.client_addr(), r.client_port),
+        ep(r.server_addr(), r.server_port),
+        r.vlan,
+        r.tunnel,
+        c2s.packets,
+        c2s.bytes,
+        s2c.packets,
+        s2c.bytes,
+        end
+    )?;
+    Ok(())
+}
+
+/// `collect`: listeners print what exporters send, one line per record, until Ctrl-C or
+/// `--exit-after-idle`; the listeners' statistics go to stderr as JSON at the end.
+async fn collect(args: CollectArgs) -> Result<()> {
+    let sensor = args
+        .sensor_name
+        .clone()
+        .unwrap_or_else(pipeline::default_sensor_name);
+    let (stop, shutdown) = watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Output>(65_536);
+    let mut jobs = Vec::new();
+    for address in &args.listen {
+        let mut config = ListenerConfig {
+            address: *address,
+            recv_buffer_bytes: args.recv_buffer,
+            ..ListenerConfig::default()
         };
-        let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
-        let end = netwarden_api::flow::EndReason::try_from(r.end_reason).map_or_else(
-            |_| r.end_reason.to_string(),
-            |e| {
-                e.as_str_name()
-                    .trim_start_matches("END_REASON_")
-                    .to_lowercase()
-            },
+        config.collector.sensor.clone_from(&sensor);
+        let listener =
+            Listener::bind(config).with_context(|| format!("cannot listen on {address}"))?;
+        eprintln!(
+            "listening on {} (NetFlow v5/v9, IPFIX, sFlow v5)",
+            listener.local_addr()
         );
-        writeln!(
-            out,
-            "{:>6} {:<6} {:<46} {:<46} {:>5} {:<6} {:>8} {:>10} {:>8} {:>10} {:<14}",
-            r.flow_id,
-            proto::name(r.l4_proto as u8),
-            ep(r.client_addr(), r.client_port),
-            ep(r.server_addr(), r.server_port),
-            r.vlan,
-            r.tunnel,
-            c2s.packets,
-            c2s.bytes,
-            s2c.packets,
-            s2c.bytes,
-            end
-        )?;
+        let mut shutdown = shutdown.clone();
+        jobs.push(listener.spawn(tx.clone(), async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        }));
+    }
+    drop(tx);
+    let idle = args
+        .exit_after_idle
+        .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if matches!(args.format, Format::Table) {
+        print_table_header(&mut out)?;
+    }
+    let mut heard = false;
+    loop {
+        let next = async {
+            match idle {
+                Some(idle) if heard => tokio::time::timeout(idle, rx.recv()).await.ok(),
+                _ => Some(rx.recv().await),
+            }
+        };
+        let output = tokio::select! {
+            () = &mut signal => break,
+            output = next => output,
+        };
+        let Some(Some(output)) = output else {
+            break;
+        };
+        heard = true;
+        write_output(&mut out, &output, args.format)?;
+        if rx.is_empty() {
+            out.flush()?;
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(output) = rx.recv().await {
+        write_output(&mut out, &output, args.format)?;
+    }
+    out.flush()?;
+    for job in jobs {
+        let stats = job.await.context("flow listener task")?;
+        eprintln!("{}", serde_json::to_string(&stats)?);
     }
     Ok(())
 }
@@ -404,6 +527,21 @@ fn eval(args: &EvalArgs) -> Result<()> {
         }
     }
     print!("{}", report.summary());
+    Ok(())
+}
+
+/// One collected output: a flow record as a JSON line or a table row; sFlow interface
+/// counters as a JSON line `{"interface_counters": {...}}` in either format.
+fn write_output(out: &mut impl std::io::Write, output: &Output, format: Format) -> Result<()> {
+    match (output, format) {
+        (Output::Flow(flow), Format::Table) => return print_table_row(out, &flow.record),
+        (Output::Flow(flow), Format::Jsonl) => serde_json::to_writer(&mut *out, &flow.record)?,
+        (Output::Counters(counters), _) => serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({ "interface_counters": counters }),
+        )?,
+    }
+    writeln!(out)?;
     Ok(())
 }
 

@@ -3,10 +3,13 @@
 //!
 //! Threads: one capture thread for all pcap files (read one after the other into one flow
 //! table, time from packets) and one per live interface (each with its own table); decode and
-//! the flow table run in that thread, per frame. Records cross one bounded queue to the async
-//! publisher task.
+//! the flow table run in that thread, per frame. Flow listeners ([`Input::Netflow`]) are async
+//! tasks, one per address, each with its own collector. Every record, captured or collected,
+//! crosses the same bounded queue to the async publisher task (batching, shard copies,
+//! overflow policy); a listener never waits on that queue: when full it drops and counts.
 
 use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,11 +22,13 @@ use tokio::sync::watch;
 use crate::capture::Frame;
 use crate::capture::file::CaptureFile;
 use crate::capture::live::{CaptureStats, LiveCapture, LiveOptions, Poll};
+use crate::collect::{CollectorConfig, Listener, ListenerConfig, ListenerStats, Output};
 use crate::decode::{LinkType, decode, decode_stats_key};
 use crate::error::{Error, Result};
 use crate::export::{self, ExportConfig, ExportCounters, OverflowPolicy, RecordSender};
 use crate::flow::{self, FlowStats, FlowTable};
 use crate::metrics::SensorMetrics;
+use tracing::Instrument as _;
 
 pub use crate::capture::file::FileSummary;
 
@@ -34,6 +39,9 @@ pub enum Input {
     Pcap(PathBuf),
     /// A live network interface.
     Interface(String),
+    /// A UDP flow-collection listener on this address: NetFlow v5/v9, IPFIX and sFlow v5
+    /// (the protocol is detected per datagram, so one port takes them all).
+    Netflow(SocketAddr),
 }
 
 /// How progress is shown while reading pcap files.
@@ -71,6 +79,9 @@ pub struct SensorConfig {
     pub bpf_filter: Option<String>,
     /// Progress display for pcap files.
     pub progress: ProgressMode,
+    /// Settings of flow listeners (`SO_RCVBUF`, decoder limits); the address comes from each
+    /// [`Input::Netflow`] and the observation points' sensor from `sensor_name`.
+    pub listener: ListenerConfig,
 }
 
 impl Default for SensorConfig {
@@ -85,6 +96,7 @@ impl Default for SensorConfig {
             promiscuous: true,
             bpf_filter: None,
             progress: ProgressMode::Auto,
+            listener: ListenerConfig::default(),
         }
     }
 }
@@ -118,6 +130,10 @@ pub struct RunSummary {
     pub records_dropped: u64,
     /// Per pcap file: name, frames, and the error that cut it short, if any.
     pub files: Vec<FileSummary>,
+    /// Export datagrams received by flow listeners.
+    pub collected_datagrams: u64,
+    /// Flow records decoded by flow listeners (part of `records_exported` or `records_dropped`).
+    pub collected_records: u64,
 }
 
 impl RunSummary {
@@ -127,6 +143,11 @@ impl RunSummary {
         self.decode_errors += part.stats.decode_errors;
         self.flows += part.stats.flows_created;
         self.files.extend(part.files.iter().cloned());
+    }
+
+    fn add_listener(&mut self, stats: &ListenerStats) {
+        self.collected_datagrams += stats.collector.totals.datagrams;
+        self.collected_records += stats.collector.totals.records;
     }
 }
 
@@ -421,6 +442,7 @@ pub async fn run(
     }
     let mut files = Vec::new();
     let mut interfaces = Vec::new();
+    let mut listeners = Vec::new();
     let live_options = LiveOptions {
         snaplen: config.snaplen,
         promiscuous: config.promiscuous,
@@ -431,18 +453,36 @@ pub async fn run(
         match input {
             Input::Pcap(path) => files.push(CaptureFile::open(path, config.bpf_filter.as_deref())?),
             Input::Interface(name) => interfaces.push(LiveCapture::open(name, &live_options)?),
+            Input::Netflow(address) => {
+                let listener_config = ListenerConfig {
+                    address: *address,
+                    collector: CollectorConfig {
+                        sensor: config.sensor_name.clone(),
+                        ..config.listener.collector.clone()
+                    },
+                    ..config.listener.clone()
+                };
+                listeners.push(Listener::bind(listener_config).map_err(|source| {
+                    Error::BindListener {
+                        address: *address,
+                        source,
+                    }
+                })?);
+            }
         }
     }
+    let live = !interfaces.is_empty() || !listeners.is_empty();
     let export_config = ExportConfig {
         sensor_name: config.sensor_name.clone(),
         shards: config.shards,
-        overflow: config.overflow.resolve(!interfaces.is_empty()),
+        overflow: config.overflow.resolve(live),
         queue_capacity: config.queue_capacity,
         ..ExportConfig::default()
     };
     tracing::info!(
         files = files.len(),
         interfaces = interfaces.len(),
+        listeners = listeners.len(),
         bus = bus.kind(),
         overflow = ?export_config.overflow,
         "sensor pipeline starting"
@@ -495,6 +535,10 @@ pub async fn run(
             }),
         ));
     }
+    let collecting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| spawn_listener(l, sender.clone(), metrics.clone(), shutdown.clone()))
+        .collect();
     drop(sender);
     let mut summary = RunSummary::default();
     let mut failure = None;
@@ -504,6 +548,17 @@ pub async fn run(
             Err(e) => {
                 failure = Some(Error::CaptureThread {
                     input,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    for (address, job) in collecting {
+        match job.await {
+            Ok(stats) => summary.add_listener(&stats),
+            Err(e) => {
+                failure = Some(Error::CaptureThread {
+                    input: format!("flow listener {address}"),
                     reason: e.to_string(),
                 });
             }
@@ -519,6 +574,71 @@ pub async fn run(
     }
     tracing::info!(?summary, "sensor pipeline finished");
     Ok(summary)
+}
+
+/// How often a flow listener's counters are added to the metrics.
+const COLLECT_METRICS_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs one flow listener until shutdown: exported records go to the export queue without
+/// waiting (a full queue drops and counts), sFlow interface counters to the metrics.
+fn spawn_listener(
+    listener: Listener,
+    sender: RecordSender,
+    metrics: Arc<SensorMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> (SocketAddr, tokio::task::JoinHandle<ListenerStats>) {
+    let address = listener.local_addr();
+    let (stats, exporters) = (listener.stats_handle(), listener.exporters_handle());
+    let report_metrics = Arc::clone(&metrics);
+    let report = move || {
+        let stats = *stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let exporters = exporters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        report_metrics.collect.report_listener(&stats, &exporters);
+    };
+    let sink = move |output: Output| match output {
+        Output::Flow(flow) => sender.try_send(flow.record),
+        Output::Counters(counters) => {
+            metrics.collect.report_interface(&counters);
+            true
+        }
+    };
+    let job = tokio::spawn(
+        async move {
+            let run = listener.run(sink, stopped(shutdown));
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(COLLECT_METRICS_EVERY);
+            let stats = loop {
+                tokio::select! {
+                    stats = &mut run => break stats,
+                    _ = tick.tick() => report(),
+                }
+            };
+            report();
+            tracing::info!(
+                datagrams = stats.collector.totals.datagrams,
+                records = stats.collector.totals.records,
+                sink_dropped = stats.collector.global.sink_dropped,
+                "flow listener stopped"
+            );
+            stats
+        }
+        .instrument(tracing::info_span!("collect", listener = %address)),
+    );
+    (address, job)
+}
+
+/// Completes when `shutdown` turns true or its sender is gone.
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn fill_export(summary: &mut RunSummary, counters: &ExportCounters) {

@@ -4,6 +4,9 @@
 //!   one test, and kills it on drop. It fails loudly when the binary is missing: tests never
 //!   silently skip.
 //! * [`repo_root`] and [`testdata`]: paths to the fixtures the repository owns.
+//! * [`softflowd`]: a real NetFlow/IPFIX exporter replaying a pcap to a loopback port.
+
+pub mod softflowd;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +15,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root (the workspace directory).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A path under `testdata/`.

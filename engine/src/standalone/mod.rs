@@ -2,7 +2,8 @@
 //! (DESIGN.md section 9) — the cluster's code path except for the transport.
 //!
 //! The only place the engine uses the sensor (as a library). Order matters: the engine
-//! subscribes before the sensor publishes, pcap inputs block on a full queue instead of dropping
+//! subscribes before the sensor publishes, flow listeners (`--netflow`) and interfaces run until
+//! shutdown and drop when the queue is full, pcap inputs block on a full queue instead of dropping
 //! (nothing is lost in-process), and the report is printed only once the engine has applied
 //! every batch the sensor published.
 
@@ -34,6 +35,8 @@ pub struct StandaloneOptions {
     pub interfaces: Vec<String>,
     /// Configuration directory (`--config DIR`): analysis settings and alert exclusions.
     pub config: Option<PathBuf>,
+    /// UDP addresses to collect NetFlow v5/v9, IPFIX and sFlow v5 on.
+    pub netflow: Vec<SocketAddr>,
     /// API address.
     pub listen: SocketAddr,
     /// Exit after the report instead of serving until Ctrl-C.
@@ -85,13 +88,14 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         eprintln!("API on http://{}", launched.addr);
     }
 
-    let live = !options.interfaces.is_empty();
+    let live = !options.interfaces.is_empty() || !options.netflow.is_empty();
     let inputs: Vec<Input> = options
         .pcaps
         .iter()
         .cloned()
         .map(Input::Pcap)
         .chain(options.interfaces.iter().cloned().map(Input::Interface))
+        .chain(options.netflow.iter().copied().map(Input::Netflow))
         .collect();
     let config = SensorConfig {
         sensor_name: pipeline::default_sensor_name(),

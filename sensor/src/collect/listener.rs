@@ -10,15 +10,15 @@
 //! Run several listeners for several addresses; each owns its collector.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{Collector, CollectorConfig, CollectorStats, Output};
+use super::{Collector, CollectorConfig, CollectorStats, ExporterStats, Output};
 
 /// Listener settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,12 @@ pub struct Listener {
     collector: Collector,
     batch: usize,
     stats: Arc<Mutex<ListenerStats>>,
+    exporters: Arc<Mutex<Vec<(IpAddr, ExporterStats)>>>,
 }
+
+/// How often the per-exporter snapshot of [`Listener::exporters_handle`] is refreshed: it
+/// copies every exporter's counters, too much work for every batch.
+pub const EXPORTER_SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -118,6 +123,7 @@ impl Listener {
             collector,
             batch: config.batch.max(1),
             stats: Arc::new(Mutex::new(stats)),
+            exporters: Arc::default(),
         })
     }
 
@@ -136,6 +142,20 @@ impl Listener {
         Arc::clone(&self.stats)
     }
 
+    /// A handle to the counters of every tracked exporter, refreshed every
+    /// [`EXPORTER_SNAPSHOT_EVERY`] while running and when the listener stops.
+    pub fn exporters_handle(&self) -> Arc<Mutex<Vec<(IpAddr, ExporterStats)>>> {
+        Arc::clone(&self.exporters)
+    }
+
+    fn snapshot_exporters(&self) {
+        let all: Vec<_> = self.collector.exporters().map(|(a, s)| (a, *s)).collect();
+        *self
+            .exporters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = all;
+    }
+
     /// Current statistics.
     pub fn stats(&self) -> ListenerStats {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
@@ -151,10 +171,24 @@ impl Listener {
         let mut buf = vec![0u8; 65_536];
         let mut batches = 0u64;
         let mut recv_errors = 0u64;
+        let mut snapshot_at = Instant::now();
+        // Exporter counters changed since the last snapshot: a quiet socket still gets its
+        // last burst into the snapshot within one period.
+        let mut dirty = false;
+        let mut tick = tokio::time::interval(EXPORTER_SNAPSHOT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = tick.tick() => {
+                    if dirty {
+                        dirty = false;
+                        snapshot_at = Instant::now();
+                        self.snapshot_exporters();
+                    }
+                    continue;
+                }
                 ready = self.socket.readable() => {
                     if let Err(error) = ready {
                         tracing::warn!(%error, "flow listener socket failed");
@@ -195,7 +229,15 @@ impl Listener {
             stats.batches = batches;
             stats.recv_errors = recv_errors;
             stats.collector = self.collector.stats();
+            drop(stats);
+            dirty = true;
+            if snapshot_at.elapsed() >= EXPORTER_SNAPSHOT_EVERY {
+                dirty = false;
+                snapshot_at = Instant::now();
+                self.snapshot_exporters();
+            }
         }
+        self.snapshot_exporters();
         self.stats()
     }
 

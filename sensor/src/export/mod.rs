@@ -158,6 +158,20 @@ impl RecordSender {
         self.account(sent);
     }
 
+    /// Queues a record from async code (a flow listener) without ever waiting, whatever the
+    /// policy: a full queue drops the record and counts it, because a listener that stalls
+    /// makes the kernel drop whole datagrams, templates included. Whether it was queued.
+    pub fn try_send(&self, record: FlowRecord) -> bool {
+        self.counters.records_in.fetch_add(1, Ordering::Relaxed);
+        let sent = self
+            .tx
+            .try_send(record)
+            .map_err(|e| matches!(e, mpsc::error::TrySendError::Full(_)));
+        let ok = sent.is_ok();
+        self.account(sent);
+        ok
+    }
+
     /// Queues one of the last records of a run: under `Drop`, waits up to the configured
     /// final-flush time in total for room, so a shutdown does not throw away the whole table.
     pub fn send_final(&self, record: FlowRecord, deadline: Instant) {

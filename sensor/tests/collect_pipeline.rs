@@ -1,0 +1,147 @@
+//! Flow collection as a pipeline input: two flow listeners and a pcap file in one
+//! `pipeline::run`, publishing to a real nats-server. softflowd (a real exporter) sends
+//! NetFlow v9 to one listener and IPFIX to the other; every exported flow arrives on
+//! `nw.flows.*` with its source and the exporter's observation point, next to the captured
+//! flows, and the collection metrics count them per exporter.
+//! Fails loudly when softflowd or nats-server is missing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use netwarden_api::bus::{Bus, NatsBus, Publisher as _, Subscriber as _, nats::NatsOptions};
+use netwarden_api::flow::{FlowBatch, FlowSource, Role};
+use netwarden_api::names::FLOWS_ALL;
+use netwarden_sensor::flow::FlowConfig;
+use netwarden_sensor::metrics::SensorMetrics;
+use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
+use netwarden_testkit::{NatsServer, softflowd, testdata};
+use tokio::sync::watch;
+
+/// Frames of `testdata/ndpi/iphone.pcap`, which softflowd exports as 85 flows.
+const IPHONE_PACKETS: u64 = 500;
+const IPHONE_EXPORTED_FLOWS: usize = 85;
+
+fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_and_capture_share_the_export_path() {
+    let server = NatsServer::start();
+    let connect = |name: &str| {
+        let mut options = NatsOptions::new(server.url(), name);
+        options.wait_for_connection = true;
+        NatsBus::connect(options)
+    };
+    let subscriber = connect("test-subscriber").await.unwrap();
+    let mut stream = subscriber.subscribe(FLOWS_ALL.into()).await.unwrap();
+    subscriber.flush().await.unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(connect("sensor").await.unwrap());
+
+    let config = SensorConfig {
+        sensor_name: "nf-sensor".into(),
+        flow: FlowConfig::offline(),
+        progress: ProgressMode::Quiet,
+        ..SensorConfig::default()
+    };
+    let pcap = testdata("ndpi/NTPv4.pcap");
+    let (captured, _) = pipeline::flows_from_pcap(&pcap, &config, false).unwrap();
+    let (v9, ipfix) = (free_udp(), free_udp());
+    let metrics = Arc::new(SensorMetrics::new());
+    let (stop, shutdown) = watch::channel(false);
+    let run = tokio::spawn(pipeline::run(
+        vec![Input::Netflow(v9), Input::Pcap(pcap), Input::Netflow(ipfix)],
+        config,
+        bus,
+        Arc::clone(&metrics),
+        shutdown,
+    ));
+    // Listeners are bound before `run` spawns anything; give the task a moment to get there.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let iphone = testdata("ndpi/iphone.pcap");
+    tokio::task::spawn_blocking(move || {
+        softflowd::export(&iphone, IPHONE_PACKETS, v9.port(), &["-v", "9", "-6"]);
+        softflowd::export(&iphone, IPHONE_PACKETS, ipfix.port(), &["-v", "10", "-6"]);
+    })
+    .await
+    .unwrap();
+
+    // Client copies by source; every shard copy of an exported flow names the exporter.
+    let want = 2 * IPHONE_EXPORTED_FLOWS + captured.len();
+    let mut by_source: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut server_copies = 0;
+    while by_source.values().sum::<usize>() < want {
+        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await else {
+            break;
+        };
+        let batch = FlowBatch::from_bytes(&m.subject, &m.payload).unwrap();
+        assert_eq!(batch.sensor, "nf-sensor");
+        for r in &batch.records {
+            let point = r.observation_point.clone().unwrap_or_default();
+            if r.source == FlowSource::Pcap as i32 {
+                assert_eq!(point.exporter, "");
+                assert_eq!(point.interface, "NTPv4.pcap");
+            } else {
+                assert!(
+                    [FlowSource::Netflow9 as i32, FlowSource::Ipfix as i32].contains(&r.source),
+                    "{r:?}"
+                );
+                assert_eq!(point.sensor, "nf-sensor");
+                assert_eq!(point.exporter, "127.0.0.1");
+                assert_eq!(point.domain_id, 0);
+            }
+            if r.role == Role::Client as i32 {
+                *by_source.entry(r.source).or_default() += 1;
+            } else {
+                server_copies += 1;
+            }
+        }
+    }
+    assert_eq!(
+        by_source,
+        BTreeMap::from([
+            (FlowSource::Pcap as i32, captured.len()),
+            (FlowSource::Netflow9 as i32, IPHONE_EXPORTED_FLOWS),
+            (FlowSource::Ipfix as i32, IPHONE_EXPORTED_FLOWS),
+        ])
+    );
+    assert!(
+        server_copies > 0,
+        "exported flows are sharded like captured ones"
+    );
+
+    stop.send(true).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("listeners stop on shutdown")
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.collected_records, 2 * IPHONE_EXPORTED_FLOWS as u64);
+    assert_eq!(summary.records_exported, want as u64);
+    assert_eq!(summary.records_dropped, 0);
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        format!(
+            "netwarden_sensor_collect_records_total{{exporter=\"127.0.0.1\"}} {}",
+            2 * IPHONE_EXPORTED_FLOWS
+        ),
+        "netwarden_sensor_collect_lost_datagrams_total{exporter=\"127.0.0.1\"} 0".into(),
+        "netwarden_sensor_collect_protocol_datagrams_total{protocol=\"ipfix\"}".into(),
+        format!("netwarden_sensor_collect_recv_buffer_bytes{{listener=\"{v9}\"}}"),
+        format!("netwarden_sensor_collect_sink_dropped_total{{listener=\"{ipfix}\"}} 0"),
+    ] {
+        assert!(text.contains(&line), "{line} missing in:\n{text}");
+    }
+}
