@@ -7,6 +7,8 @@
 //! * every example under `manifests/examples/invalid/` must be rejected by one of the two, with
 //!   the message its first line (`# expect: …`) announces.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
