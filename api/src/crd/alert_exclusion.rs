@@ -19,6 +19,7 @@ use super::validate::{
     group = "netwarden.io",
     version = "v1alpha1",
     kind = "AlertExclusion",
+    doc = "Excludes hosts, host pairs, pods, domains or certificate issuers from some or all alert types (netwarden.io)",
     namespaced,
     status = "ConfigStatus",
     shortname = "nwax",

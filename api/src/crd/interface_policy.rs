@@ -16,6 +16,7 @@ use super::validate::{FieldError, Validate, check_interface_pattern, check_label
     group = "netwarden.io",
     version = "v1alpha1",
     kind = "InterfacePolicy",
+    doc = "What the Netwarden sensors of the selected nodes capture and collect",
     status = "ConfigStatus",
     shortname = "nwip",
     category = "netwarden",

@@ -15,6 +15,7 @@ use super::validate::{FieldError, Validate, check_label_value};
     group = "netwarden.io",
     version = "v1alpha1",
     kind = "NotificationEndpoint",
+    doc = "Sends matching Netwarden alerts to Slack, a webhook, Teams, Discord, Telegram, email or syslog",
     namespaced,
     status = "ConfigStatus",
     shortname = "nwne",

@@ -16,6 +16,7 @@ use super::validate::{FieldError, Validate, check_label_selector};
     group = "netwarden.io",
     version = "v1alpha1",
     kind = "ServicePolicy",
+    doc = "Allowed and denied service-map edges of a namespace, enforced by the Netwarden engine after a learning period",
     namespaced,
     status = "ConfigStatus",
     shortname = "nwsp",
