@@ -84,7 +84,7 @@ fn sql_injection_names_the_attacker_and_the_victim() {
         .client
         .iter()
         .chain(&hs.gauges.server)
-        .map(|g| g.target())
+        .map(netwarden_engine::score::Gauge::target)
         .sum();
     assert_eq!(live, settled);
 }
@@ -211,13 +211,13 @@ fn bus_copies_over_any_shard_count_give_the_same_scores_and_alerts() {
 
 #[test]
 fn exclusions_suppress_exactly_what_they_match() {
-    let yaml = r#"
+    let yaml = r"
 kind: AlertExclusion
 metadata: {name: pentest}
 spec:
   pairs: [{client: 192.168.3.109, server: 192.168.3.107}]
   alertTypes: [url_possible_sql_injection]
-"#;
+";
     let mut s = State::default();
     s.configure_analysis(
         AnalysisConfig::default(),
