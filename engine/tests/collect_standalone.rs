@@ -182,6 +182,34 @@ async fn standalone_collects_softflowd_netflow9() {
     got.sort();
     assert_eq!(got, want, "flows served differ from softflowd's export");
 
+    // Drill-down: the point's busiest host and its protocols.
+    let detail = get(&format!("{base}/api/v2/observation-points/{name}"))
+        .await
+        .unwrap();
+    assert_eq!(detail["point"]["name"], name.as_str(), "{detail}");
+    assert_eq!(detail["flows_kept"], 85, "{detail}");
+    let mut per_host: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for c in &want {
+        *per_host.entry(c.0.0.as_str()).or_default() += c.4;
+        *per_host.entry(c.1.0.as_str()).or_default() += c.4;
+    }
+    let busiest = per_host.iter().max_by_key(|(_, b)| **b).unwrap();
+    assert_eq!(detail["top_hosts"][0]["ip"], *busiest.0, "{detail}");
+    assert_eq!(detail["top_hosts"][0]["bytes"], *busiest.1, "{detail}");
+    let l4_flows: u64 = detail["l4_protocols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["flows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(l4_flows, 85, "{detail}");
+    let missing = reqwest::get(format!(
+        "{base}/api/v2/observation-points/nowhere/1.2.3.4/0"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(missing.status(), 404);
+
     // The sensor's collection metrics (added every second) are served by the engine.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -534,4 +534,99 @@ mod tests {
             "{text}"
         );
     }
+
+    fn encode(m: &SensorMetrics) -> String {
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn collection_counters_are_added_in_deltas_with_bounded_exporter_labels() {
+        let m = SensorMetrics::new();
+        let mut stats = ListenerStats {
+            local_addr: "127.0.0.1:2055".parse().unwrap(),
+            recv_buffer_bytes: 4096,
+            batches: 1,
+            recv_errors: 0,
+            collector: crate::collect::CollectorStats::default(),
+        };
+        let exporter = |i: u32, records: u64| {
+            let addr = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let stats = ExporterStats {
+                datagrams: 1,
+                records,
+                ..ExporterStats::default()
+            };
+            (addr, stats)
+        };
+        // More exporters than labels: the rest add up under "other".
+        let n = u32::try_from(MAX_EXPORTER_LABELS).unwrap() + 10;
+        let all: Vec<_> = (0..n).map(|i| exporter(i, 5)).collect();
+        stats.collector.global.errors_truncated = 2;
+        m.collect.report_listener(&stats, &all);
+        // A second report adds only what changed.
+        let mut again = all.clone();
+        again[0].1.records = 7;
+        again[0].1.lost_datagrams = 3;
+        m.collect.report_listener(&stats, &again);
+        let text = encode(&m);
+        assert!(
+            text.contains("netwarden_sensor_collect_records_total{exporter=\"10.0.0.0\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_collect_lost_datagrams_total{exporter=\"10.0.0.0\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_collect_lost_records_total{exporter=\"10.0.0.1\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_collect_records_total{exporter=\"other\"} 50"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_collect_decode_errors_total{kind=\"truncated\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "netwarden_sensor_collect_recv_buffer_bytes{listener=\"127.0.0.1:2055\"} 4096"
+            ),
+            "{text}"
+        );
+        let labels = text
+            .lines()
+            .filter(|l| l.starts_with("netwarden_sensor_collect_records_total{"))
+            .count();
+        assert_eq!(labels, MAX_EXPORTER_LABELS + 1);
+    }
+
+    #[test]
+    fn sflow_interfaces_are_gauges_up_to_the_label_limit() {
+        let m = SensorMetrics::new();
+        for i in 0..=u32::try_from(MAX_SFLOW_INTERFACE_LABELS).unwrap() {
+            m.collect.report_interface(&InterfaceCounters {
+                agent: Some("192.0.2.1".parse().unwrap()),
+                if_index: i,
+                in_octets: 1000 + u64::from(i),
+                ..InterfaceCounters::default()
+            });
+        }
+        let text = encode(&m);
+        assert!(
+            text.contains(
+                "netwarden_sensor_collect_sflow_if_in_octets{agent=\"192.0.2.1\",if_index=\"3\"} 1003"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("netwarden_sensor_collect_sflow_if_unlabelled_total 1"),
+            "{text}"
+        );
+    }
 }

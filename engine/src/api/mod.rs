@@ -63,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v2/hosts/{ip}/score", get(alerts::host_score))
         .route("/api/v2/hosts/{ip}/timeseries", get(alerts::host_timeseries))
         .route("/api/v2/observation-points", get(points::list))
+        .route("/api/v2/observation-points/{*name}", get(points::detail))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
