@@ -43,6 +43,8 @@ pub struct Context {
     pub stores: Stores,
     /// Publishes Kubernetes events.
     pub recorder: Recorder,
+    /// Consecutive failures per object, for the exponential backoff of [`error_policy`].
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
@@ -57,6 +59,7 @@ impl Context {
             client,
             stores,
             recorder,
+            failures: std::sync::Mutex::default(),
         })
     }
 }
@@ -158,6 +161,7 @@ const SECRET_RETRY: Duration = Duration::from_secs(60);
 
 /// Reconciles one object (the finalizer decides between apply and cleanup).
 pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let key = key_of(obj.as_ref());
     let api = K::api(ctx.client.clone(), obj.namespace().as_deref());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -167,13 +171,36 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
+    .inspect(|_| {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+    })
 }
 
-/// Requeues a failed reconcile (the runtime coalesces repeated triggers of the same object).
+/// Requeues a failed reconcile with exponential backoff: 5 s, 10 s, 20 s, … at most 5 min,
+/// reset by the next success (the runtime coalesces repeated triggers of the same object).
 #[allow(clippy::needless_pass_by_value)] // the signature `Controller::run` expects
-pub fn error_policy<K: Reconciled>(obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(15))
+pub fn error_policy<K: Reconciled>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = {
+        let mut map = ctx
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(key_of(obj.as_ref())).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = backoff(failures);
+    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The delay before retry number `failures` (1-based).
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
 }
 
 fn key_of<K: Reconciled>(obj: &K) -> String {
@@ -391,4 +418,17 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         run_kind::<ServicePolicy>(ctx),
     );
     a.and(b).and(c).and(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+    }
 }
