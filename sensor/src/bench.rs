@@ -1,4 +1,4 @@
-//! In-memory benchmark of decode + flow table (`netwarden-sensor bench`): frames are read once
+//! In-memory benchmark of decode + flow table + DPI (`netwarden-sensor bench`): frames are read once
 //! from pcap files into one buffer, then replayed single-threaded, without I/O, any number of
 //! times. What it measures is the per-packet hot path of the sensor.
 
@@ -77,11 +77,14 @@ pub struct Pass {
     pub records: u64,
     /// Frames that did not decode.
     pub decode_errors: u64,
+    /// DPI state held by the table's flows just before the end of the pass, per flow (bytes).
+    pub dpi_bytes_per_flow: f64,
     /// Wall time of the pass.
     pub elapsed: Duration,
 }
 
-/// Decodes every frame and runs it through a fresh flow table, then ends the table.
+/// Decodes every frame and runs it through a fresh flow table (with the DPI of `config`),
+/// then ends the table.
 pub fn run_pass(corpus: &Corpus, config: &FlowConfig) -> Pass {
     let mut table = FlowTable::new(config.clone(), "bench");
     let mut records = 0u64;
@@ -97,8 +100,13 @@ pub fn run_pass(corpus: &Corpus, config: &FlowConfig) -> Pass {
             Err(e) => table.count_decode_error(decode_stats_key(&e)),
         }
     }
+    // Not part of the hot path: timed apart and left out.
+    let probe = Instant::now();
+    let flows_held = table.len().max(1);
+    let dpi_bytes = table.dpi_state_bytes();
+    let probe = probe.elapsed();
     table.finish(&mut sink);
-    let elapsed = start.elapsed();
+    let elapsed = start.elapsed().saturating_sub(probe);
     let stats = table.stats();
     Pass {
         packets: corpus.packets(),
@@ -106,6 +114,7 @@ pub fn run_pass(corpus: &Corpus, config: &FlowConfig) -> Pass {
         flows: stats.flows_created,
         records,
         decode_errors: stats.decode_errors,
+        dpi_bytes_per_flow: dpi_bytes as f64 / flows_held as f64,
         elapsed,
     }
 }

@@ -589,12 +589,14 @@ fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(b) = best {
         let secs = b.elapsed.as_secs_f64();
         println!(
-            "best:    {:.2} Mpps, {:.2} Gbit/s, {:.1} ns/packet, {:.0} flows/s, {} flows; mean {:.2} Mpps over {} passes",
+            "best:    {:.2} Mpps, {:.2} Gbit/s, {:.1} ns/packet, {:.0} flows/s ({:.2} µs per flow), {} flows, {:.0} B DPI state/flow; mean {:.2} Mpps over {} passes",
             b.packets as f64 / secs / 1e6,
             b.bytes as f64 * 8.0 / secs / 1e9,
             secs * 1e9 / b.packets.max(1) as f64,
             b.flows as f64 / secs,
+            secs * 1e6 / b.flows.max(1) as f64,
             b.flows,
+            b.dpi_bytes_per_flow,
             total_packets as f64 / total.as_secs_f64() / 1e6,
             args.repeat.max(1)
         );

@@ -575,4 +575,22 @@ impl FlowDpi {
     pub fn is_done(&self) -> bool {
         self.done
     }
+
+    /// Bytes of DPI state this flow holds: the inline 16 bytes plus the boxed dissector state
+    /// (struct sizes; metadata strings and reassembly buffers still held are not counted).
+    pub fn state_bytes(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Self>()
+            + self.meta.as_deref().map_or(0, |m| {
+                size_of::<Meta>()
+                    + match &m.kind {
+                        Kind::None => 0,
+                        Kind::Tls(_) => size_of::<TlsFlow>(),
+                        Kind::Dns(_) => size_of::<DnsFlow>(),
+                        Kind::Http(_) => size_of::<HttpFlow>(),
+                    }
+                    + m.ssh.as_ref().map_or(0, |_| size_of::<SshInfo>())
+                    + m.dhcp.as_ref().map_or(0, |_| size_of::<DhcpInfo>())
+            })
+    }
 }

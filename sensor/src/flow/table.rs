@@ -364,6 +364,12 @@ impl FlowTable {
         }
     }
 
+    /// Bytes of DPI state held by the flows in the table now, summed (see
+    /// [`crate::dpi::FlowDpi::state_bytes`]).
+    pub fn dpi_state_bytes(&self) -> usize {
+        self.flows.values().map(|f| f.dpi.state_bytes()).sum()
+    }
+
     /// Fragment ids remembered now.
     pub fn fragment_ids(&self) -> usize {
         self.fragments.len()

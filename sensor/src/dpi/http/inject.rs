@@ -41,7 +41,7 @@ pub fn scan_url(url: &str) -> UrlFindings {
         .collect();
     // Attacks sometimes sit in the path itself.
     values.push(dpath);
-    for v in &values {
+    for v in values.iter().filter(|v| worth_scanning(v)) {
         f.xss |= is_xss(v);
         f.sqli |= is_sqli(v);
         f.rce |= is_rce(v);
@@ -80,6 +80,19 @@ fn percent(s: &str, plus: bool) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `v` can match any pattern of [`is_xss`], [`is_sqli`] or [`is_rce`]: each needs one
+/// of these characters, except two plain-word patterns. Most URLs are plain paths; this keeps
+/// them off the substring searches (the cost of a new HTTP flow).
+fn worth_scanning(v: &str) -> bool {
+    v.bytes().any(|b| {
+        matches!(
+            b,
+            b'<' | b':' | b'(' | b'\'' | b'"' | b';' | b'|' | b'&' | b'`' | b'$' | b'='
+        ) || b.is_ascii_whitespace()
+    }) || v.contains("information_schema")
+        || v.contains("document.cookie")
 }
 
 fn is_xss(v: &str) -> bool {
