@@ -87,6 +87,13 @@ fn sql_injection_names_the_attacker_and_the_victim() {
         .map(netwarden_engine::score::Gauge::target)
         .sum();
     assert_eq!(live, settled);
+    // Every point of the live score is explained, also while ended flows' points decay.
+    for dt in [0, 10, 30, 59, 61] {
+        let now = s.analysis.now_ns + dt * 1_000_000_000;
+        let (items, omitted) = hs.breakdown(now);
+        let sum: u64 = items.iter().map(|c| u64::from(c.points)).sum();
+        assert_eq!(sum + omitted, hs.gauges.values(now).total, "+{dt}s");
+    }
 }
 
 #[test]

@@ -306,6 +306,7 @@ impl Analysis {
                 points,
                 peer,
                 since_ns: self.now_ns,
+                leaving_since_ns: None,
                 roll: None,
             };
             if points > 0 {
@@ -386,6 +387,7 @@ impl Analysis {
                 points: score,
                 peer: None,
                 since_ns: self.now_ns,
+                leaving_since_ns: None,
                 roll: None,
             };
             self.scores.add(host, roll, c);

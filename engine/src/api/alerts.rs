@@ -414,9 +414,11 @@ pub struct ScoreBreakdown {
     pub settled: u64,
     /// Points ever added to the host over the run.
     pub accumulated: u64,
-    /// Live contributions, most points first.
+    /// Every contribution, most points first: live ones, then leaving ones (flow ended, alert
+    /// released: `leaving_since_ns` set, `points` = what is left while the score decays).
+    /// Their points plus `omitted_points` sum to `score.total`.
     pub contributions: Vec<Contribution>,
-    /// Live points not itemised (the per-host list is bounded).
+    /// Points not itemised (the per-host lists are bounded).
     pub omitted_points: u64,
 }
 
@@ -459,7 +461,7 @@ pub async fn host_score(
             key.ip, key.vlan
         )));
     }
-    let mut contributions = hs.map(|h| h.contributions.clone()).unwrap_or_default();
+    let (mut contributions, omitted_points) = hs.map(|h| h.breakdown(now)).unwrap_or_default();
     contributions.sort_by(|a, b| {
         b.points
             .cmp(&a.points)
@@ -479,7 +481,7 @@ pub async fn host_score(
                 .sum()
         }),
         accumulated: hs.map_or(0, |h| h.accumulated),
-        omitted_points: hs.map_or(0, |h| h.omitted_points),
+        omitted_points,
         contributions,
     }))
 }

@@ -127,12 +127,20 @@ async fn consume(
     mut stream: MessageStream,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
+    let mut reload = tokio::time::interval(BLOCKLIST_RELOAD);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     return true;
+                }
+            }
+            _ = reload.tick() => {
+                let mut state = engine.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if state.analysis.config.checks.blocklist.reload_if_changed() {
+                    info!(entries = state.analysis.config.checks.blocklist.len(), "blocklists reloaded");
                 }
             }
             msg = stream.next() => match msg {
@@ -178,6 +186,9 @@ pub async fn publish_alerts(engine: &Engine, bus: &dyn Bus) {
         }
     }
 }
+
+/// How often the blocklist files are checked for changes.
+pub const BLOCKLIST_RELOAD: Duration = Duration::from_secs(10);
 
 /// Decodes and applies one bus message. Public so tests and benchmarks can drive the core
 /// without a bus.

@@ -152,6 +152,10 @@ pub struct Contribution {
     pub peer: Option<IpAddr>,
     /// When the points were added, ns.
     pub since_ns: u64,
+    /// When the points started leaving (flow ended, alert released): in a breakdown, `points`
+    /// is then what is left of them while the score decays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaving_since_ns: Option<u64>,
     /// Where the points were rolled up to (set by [`ScoreBook::add`]).
     #[serde(skip)]
     pub roll: Option<RollUp>,
@@ -170,6 +174,62 @@ pub struct HostScore {
     pub accumulated: u64,
     /// `accumulated` by alert type and side (bounded by [`MAX_CONTRIBUTIONS`]).
     pub accumulated_by: Vec<Accumulated>,
+    /// Contributions removed while their gauge still decays.
+    pub leaving: Vec<Contribution>,
+}
+
+fn gauge_of(g: &ScoreGauges, as_client: bool, kind: ScoreKind) -> &Gauge {
+    if as_client {
+        &g.client[idx(kind)]
+    } else {
+        &g.server[idx(kind)]
+    }
+}
+
+impl HostScore {
+    /// Every contribution to the score at `now_ns`: the live ones, then the leaving ones with
+    /// what is left of their points (each gauge's decaying part shared in proportion to the
+    /// points removed). The points plus the omitted ones sum to the score.
+    pub fn breakdown(&self, now_ns: u64) -> (Vec<Contribution>, u64) {
+        let mut out = self.contributions.clone();
+        let mut omitted = self.omitted_points;
+        for as_client in [true, false] {
+            for kind in [ScoreKind::Network, ScoreKind::Security] {
+                let g = gauge_of(&self.gauges, as_client, kind);
+                let decaying = g.value(now_ns) - g.target();
+                if decaying == 0 {
+                    continue;
+                }
+                let items: Vec<&Contribution> = self
+                    .leaving
+                    .iter()
+                    .filter(|c| c.as_client == as_client && c.kind == kind)
+                    .collect();
+                let total: u64 = items.iter().map(|c| u64::from(c.points)).sum();
+                if total == 0 {
+                    omitted += decaying;
+                    continue;
+                }
+                let mut given = 0;
+                let mut shares: Vec<Contribution> = items
+                    .iter()
+                    .map(|c| {
+                        let share = decaying * u64::from(c.points) / total;
+                        given += share;
+                        let mut c = (*c).clone();
+                        c.points = u16::try_from(share).unwrap_or(u16::MAX);
+                        c
+                    })
+                    .collect();
+                if let Some(first) = shares.first_mut() {
+                    let rest = u16::try_from(decaying - given).unwrap_or(0);
+                    first.points = first.points.saturating_add(rest);
+                }
+                out.extend(shares.into_iter().filter(|c| c.points > 0));
+            }
+        }
+        (out, omitted)
+    }
 }
 
 /// Points a host earned over the run from one alert type on one side.
@@ -241,6 +301,9 @@ impl ScoreBook {
         };
         let pts = u64::from(c.points);
         hs.gauges.add(side, c.kind, pts);
+        // The increase cancelled this gauge's pending decay: its leaving points are gone.
+        hs.leaving
+            .retain(|l| !(l.as_client == c.as_client && l.kind == c.kind));
         hs.accumulated += pts;
         if let Some(a) = hs
             .accumulated_by
@@ -281,9 +344,13 @@ impl ScoreBook {
         };
         let mut removed = 0;
         let mut gone = Vec::new();
+        let mut leaving = Vec::new();
         hs.contributions.retain(|c| {
             if c.alert_key == alert_key {
                 gone.push((c.as_client, c.kind, u64::from(c.points), c.roll));
+                let mut l = c.clone();
+                l.leaving_since_ns = Some(now_ns);
+                leaving.push(l);
                 false
             } else {
                 true
@@ -307,6 +374,17 @@ impl ScoreBook {
             }
             self.total.sub(side, kind, pts, now_ns);
             removed += pts;
+        }
+        // Forget leaving points whose gauge finished decaying; keep the list bounded.
+        let gauges = hs.gauges;
+        hs.leaving.retain(|l| {
+            let g = gauge_of(&gauges, l.as_client, l.kind);
+            g.value(now_ns) > g.target()
+        });
+        hs.leaving.extend(leaving);
+        if hs.leaving.len() > MAX_CONTRIBUTIONS {
+            let extra = hs.leaving.len() - MAX_CONTRIBUTIONS;
+            hs.leaving.drain(..extra);
         }
         removed
     }
@@ -346,6 +424,7 @@ mod tests {
             points,
             peer: None,
             since_ns: 0,
+            leaving_since_ns: None,
             roll: None,
         }
     }
@@ -408,6 +487,15 @@ mod tests {
         assert_eq!(explained, v.total);
         assert_eq!(b.remove(h, "a", 10 * S), 135);
         assert_eq!(b.values(&h, 10 * S).total, 140);
+        // Half-way through the decay the breakdown still explains every point.
+        let (items, omitted) = b.host(&h).unwrap().breakdown(40 * S);
+        let sum: u64 = items.iter().map(|c| u64::from(c.points)).sum();
+        assert_eq!((sum + omitted, b.values(&h, 40 * S).total), (73, 73));
+        assert!(
+            items
+                .iter()
+                .any(|c| c.alert_key == "a" && c.leaving_since_ns == Some(10 * S))
+        );
         assert_eq!(b.values(&h, 70 * S).total, 5);
         assert_eq!(b.total.values(70 * S).total, 5);
         assert_eq!(b.host(&h).unwrap().accumulated, 140);
