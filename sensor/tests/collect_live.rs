@@ -8,87 +8,20 @@
 
 mod collect_support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use collect_support::{as_exported, expected, expected_tuple};
 use netwarden_api::flow::FlowSource;
 use netwarden_sensor::collect::{Listener, ListenerConfig, Output};
 
-fn need(bin: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .stdout(Stdio::null())
-        .status();
-    assert!(
-        found.is_ok_and(|s| s.success()),
-        "{bin} is missing: run scripts/bootstrap --test (apt-get install -y {package})"
-    );
-}
-
 fn input_pcap() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/ndpi/iphone.pcap")
+    netwarden_testkit::testdata("ndpi/iphone.pcap")
 }
 
-/// Runs softflowd on the nDPI capture, exporting with `opts` to `port`, until every flow is out.
+/// Runs softflowd on the nDPI capture (500 frames), exporting with `opts` to `port`, until
+/// every flow is out.
 fn softflowd(port: u16, opts: &[&str]) {
-    need("softflowd", "softflowd");
-    need("softflowctl", "softflowd");
-    let dir = tempfile::tempdir().unwrap();
-    let ctl = dir.path().join("ctl");
-    let mut child = Command::new("softflowd")
-        .arg("-d")
-        .arg("-r")
-        .arg(input_pcap())
-        .args(opts)
-        .arg("-n")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-c")
-        .arg(&ctl)
-        .arg("-p")
-        .arg(dir.path().join("pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // softflowd -r may block on its control socket between batches (TOOLS.md quirk 1): poll
-    // until every packet is processed or ignored, then shut it down to export every flow. It
-    // may also reach the end of the capture and exit by itself first.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let count = |text: &str, key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    while child.try_wait().unwrap().is_none() {
-        let out = Command::new("softflowctl")
-            .arg("-c")
-            .arg(&ctl)
-            .arg("statistics")
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        if count(&text, "Packets processed:") + count(&text, "Ignored packets:") >= 500 {
-            Command::new("softflowctl")
-                .arg("-c")
-                .arg(&ctl)
-                .arg("shutdown")
-                .status()
-                .unwrap();
-            break;
-        }
-        assert!(Instant::now() < deadline, "softflowd stuck: {text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "softflowd did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    netwarden_testkit::softflowd::export(&input_pcap(), 500, port, opts);
 }
 
 /// Binds a listener, runs `exporter(port)`, and returns what arrived within a second after.
