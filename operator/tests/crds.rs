@@ -141,6 +141,8 @@ fn examples_are_valid_for_every_kind() {
             "{} is rejected: {rejected:#?}",
             path.display()
         );
+        // `standalone --config` turns the same file into the entry the operator would publish.
+        netwarden_api::crd::entry_from_manifest(&doc).unwrap();
         kinds.push(doc["kind"].as_str().unwrap().to_string());
     }
     kinds.sort();
@@ -175,6 +177,11 @@ fn invalid_examples_are_rejected_with_their_reason() {
         assert!(
             rejected.contains(expect),
             "{}: expected {expect:?}, got:\n{rejected}",
+            path.display()
+        );
+        assert!(
+            netwarden_api::crd::entry_from_manifest(&doc).is_err(),
+            "{}",
             path.display()
         );
         kinds.insert(doc["kind"].as_str().unwrap().to_string());

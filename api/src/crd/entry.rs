@@ -161,3 +161,100 @@ mod tests {
         assert!(parse_config_key("a.b.c.d").is_none());
     }
 }
+
+fn build_entry<S: Validate + Serialize + DeserializeOwned>(
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    generation: i64,
+    spec: &serde_json::Value,
+) -> Result<(String, Vec<u8>), String> {
+    let spec: S =
+        serde_json::from_value(spec.clone()).map_err(|e| format!("{kind} {name}: spec: {e}"))?;
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        return Err(format!(
+            "{kind} {name}: {}",
+            super::validate::describe(&errors)
+        ));
+    }
+    let entry = ConfigEntry {
+        api_version: format!("{}/{}", super::GROUP, super::VERSION),
+        kind: kind.to_string(),
+        namespace: namespace.map(str::to_string),
+        name: name.to_string(),
+        generation,
+        spec,
+    };
+    let json = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+    Ok((config_key(kind, namespace, name), json))
+}
+
+/// The `nw-config` key and entry (JSON) of a CR manifest, for `standalone --config DIR`, which
+/// has no API server and no operator: the same validation, the same entry shape, so the engine
+/// and sensor code that reads `nw-config` cannot tell the difference. `doc` is one parsed YAML
+/// document (`apiVersion`, `kind`, `metadata`, `spec`). Namespaced kinds without a namespace
+/// land in `default`; `generation` is `metadata.generation` or 1.
+pub fn entry_from_manifest(doc: &serde_json::Value) -> Result<(String, Vec<u8>), String> {
+    let kind = doc["kind"].as_str().ok_or("no kind")?;
+    if doc["apiVersion"].as_str() != Some("netwarden.io/v1alpha1") {
+        return Err(format!("{kind}: apiVersion must be netwarden.io/v1alpha1"));
+    }
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or(format!("{kind}: no metadata.name"))?;
+    let generation = doc["metadata"]["generation"].as_i64().unwrap_or(1);
+    let namespace = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+    let spec = &doc["spec"];
+    match kind {
+        "AlertExclusion" => {
+            build_entry::<super::AlertExclusionSpec>(kind, Some(namespace), name, generation, spec)
+        }
+        "NotificationEndpoint" => build_entry::<super::NotificationEndpointSpec>(
+            kind,
+            Some(namespace),
+            name,
+            generation,
+            spec,
+        ),
+        "InterfacePolicy" => {
+            build_entry::<super::InterfacePolicySpec>(kind, None, name, generation, spec)
+        }
+        "ServicePolicy" => {
+            build_entry::<super::ServicePolicySpec>(kind, Some(namespace), name, generation, spec)
+        }
+        other => Err(format!("unknown kind {other}")),
+    }
+}
+
+#[cfg(test)]
+mod manifest_tests {
+    use super::*;
+
+    #[test]
+    fn manifests_become_the_entries_the_operator_writes() {
+        let doc = serde_json::json!({
+            "apiVersion": "netwarden.io/v1alpha1", "kind": "InterfacePolicy",
+            "metadata": {"name": "workers"},
+            "spec": {"interfaces": {"include": ["eth*"]}}
+        });
+        let (key, json) = entry_from_manifest(&doc).unwrap();
+        assert_eq!(key, "InterfacePolicy._cluster.workers");
+        let entry: ConfigEntry<crate::crd::InterfacePolicySpec> =
+            serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            (entry.generation, entry.spec.snaplen, entry.namespace),
+            (1, 1600, None)
+        );
+        let bad = serde_json::json!({
+            "apiVersion": "netwarden.io/v1alpha1", "kind": "AlertExclusion",
+            "metadata": {"name": "x"}, "spec": {"alertTypes": ["all"]}
+        });
+        assert!(
+            entry_from_manifest(&bad)
+                .unwrap_err()
+                .contains("at least one matcher")
+        );
+    }
+}

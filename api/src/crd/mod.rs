@@ -24,7 +24,7 @@ pub use alert_exclusion::{
 };
 pub use entry::{
     CLUSTER_NAMESPACE, ConfigEntry, ConfigKind, ParsedConfigKey, StatusReport, config_key,
-    parse_config_key, parse_status_key, status_key,
+    entry_from_manifest, parse_config_key, parse_status_key, status_key,
 };
 pub use interface_policy::{
     FlowListener, FlowProtocol, InterfacePolicy, InterfacePolicySpec, Interfaces,
