@@ -393,3 +393,86 @@ fn a_flow_flood_engages_on_the_client() {
         "answered SYNs are no scan"
     );
 }
+
+/// A record of a flow from `client` that is still running (`end` false) or ends now.
+fn flow_at(id: u64, client: &str, t: u64, end: bool) -> FlowRecord {
+    let mut r = syn(id, client, "10.0.0.200", 443, t);
+    r.first_seen_ns = t;
+    r.update = if end {
+        FlowUpdate::Final
+    } else {
+        FlowUpdate::Periodic
+    } as i32;
+    r.s2c.as_mut().unwrap().tcp_flags = 0x12;
+    r.c2s.as_mut().unwrap().tcp_flags = 0x1a;
+    r
+}
+
+#[test]
+fn des_flags_a_jump_in_active_flows_after_a_steady_baseline() {
+    let mut s = State::default();
+    let period = 300 * S;
+    let mut id = 0;
+    let mut open: Vec<(u64, u64)> = Vec::new();
+    // 30 periods of ~10 active flows: each period 10 flows start and the previous 10 end.
+    for k in 0..30u64 {
+        let t = T0 + k * period + 10 * S;
+        let mut batch = Vec::new();
+        for (fid, start) in open.drain(..) {
+            let mut r = flow_at(fid, "10.0.0.5", start, true);
+            r.last_seen_ns = t;
+            batch.push(r);
+        }
+        for j in 0..10 {
+            id += 1;
+            batch.push(flow_at(id, "10.0.0.5", t + j * S, false));
+            open.push((id, t + j * S));
+        }
+        s.apply_batch(batch);
+    }
+    let series = s
+        .analysis
+        .series(&host("10.0.0.5"), "active_flows_as_client")
+        .unwrap();
+    assert!(series.len() >= 28, "{}", series.len());
+    assert!(series.iter().skip(1).all(|p| !p.anomaly), "{series:?}");
+    assert!(find(&alerts(&s), "flow_anomaly").is_empty());
+    // Then 200 more flows stay open (2 per second: no flow flood) ...
+    let t = T0 + 30 * period + 10 * S;
+    let burst: Vec<FlowRecord> = (0..200u64)
+        .map(|j| flow_at(100_000 + j, "10.0.0.5", t + j * S / 2, false))
+        .collect();
+    s.apply_batch(burst);
+    // ... and the next sample sees them.
+    s.apply_batch(vec![flow_at(
+        999_999,
+        "10.0.0.9",
+        T0 + 31 * period + 20 * S,
+        true,
+    )]);
+    let all = alerts(&s);
+    let fa = find(&all, "flow_anomaly");
+    let client: Vec<_> = fa.iter().filter(|a| a.entity_value == "10.0.0.5").collect();
+    assert_eq!(client.len(), 1, "{all:#?}");
+    assert!(
+        client[0].message.contains("active_flows_as_client"),
+        "{}",
+        client[0].message
+    );
+    assert_eq!((client[0].client_score, client[0].server_score), (50, 0));
+    // The server saw the same jump, as server.
+    let server: Vec<_> = fa
+        .iter()
+        .filter(|a| a.entity_value == "10.0.0.200")
+        .collect();
+    assert_eq!(server.len(), 1);
+    assert!(server[0].message.contains("active_flows_as_server"));
+    let last = *s
+        .analysis
+        .series(&host("10.0.0.5"), "active_flows_as_client")
+        .unwrap()
+        .last()
+        .unwrap();
+    assert!(last.anomaly && last.value > last.upper, "{last:?}");
+    assert!(find(&all, "flow_flood").is_empty());
+}

@@ -349,6 +349,8 @@ impl Analysis {
         let now = self.now_ns;
         let v = self.scores.values(&host, now);
         let Some(st) = self.host_checks.get_mut(&host) else {
+            // Evicted from the host-check table: nothing left to release.
+            self.engaged.remove(&host);
             return;
         };
         let cfg = &self.config.checks;
