@@ -1,6 +1,6 @@
 //! A real exporter on loopback: softflowd reads an nDPI capture and exports NetFlow v5, v9 and
-//! IPFIX to a listener bound on 127.0.0.1:0; pmacctd (plugin sfprobe) exports sFlow. The
-//! flows received must be the ones softflowd exported when the committed captures were made
+//! IPFIX to a listener bound on 127.0.0.1:0 (pmacctd's sFlow export is in `collect_pipeline.rs`).
+//! The flows received must be the ones softflowd exported when the committed captures were made
 //! (endpoints and counters; softflowd's times are its clock's, not the pcap's).
 //! Fails loudly when an exporter is missing: `scripts/bootstrap --test` installs them.
 

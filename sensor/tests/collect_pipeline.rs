@@ -145,3 +145,99 @@ async fn listeners_and_capture_share_the_export_path() {
         assert!(text.contains(&line), "{line} missing in:\n{text}");
     }
 }
+
+/// pmacctd (plugin sfprobe, sampling 1/1) reads the capture and exports sFlow v5: each sampled
+/// packet header arrives as a record with source `sflow` and the agent's observation point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sflow_from_pmacctd_takes_the_same_path() {
+    softflowd::need("pmacctd", "pmacct");
+    let server = NatsServer::start();
+    let connect = |name: &str| {
+        let mut options = NatsOptions::new(server.url(), name);
+        options.wait_for_connection = true;
+        NatsBus::connect(options)
+    };
+    let subscriber = connect("test-subscriber").await.unwrap();
+    let mut stream = subscriber.subscribe(FLOWS_ALL.into()).await.unwrap();
+    subscriber.flush().await.unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(connect("sensor").await.unwrap());
+    let config = SensorConfig {
+        sensor_name: "sf-sensor".into(),
+        progress: ProgressMode::Quiet,
+        ..SensorConfig::default()
+    };
+    let address = free_udp();
+    let metrics = Arc::new(SensorMetrics::new());
+    let (stop, shutdown) = watch::channel(false);
+    let run = tokio::spawn(pipeline::run(
+        vec![Input::Netflow(address)],
+        config,
+        bus,
+        Arc::clone(&metrics),
+        shutdown,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("pmacctd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: {address}\n\
+             sfprobe_agentip: 127.0.0.1\nsampling_rate: 1\n",
+            testdata("ndpi/iphone.pcap").display()
+        ),
+    )
+    .unwrap();
+    // pmacctd reads the whole file, sends, and exits by itself (with status 1 in this build).
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("pmacctd")
+            .arg("-f")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "pmacctd did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+
+    let mut samples = 0;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(2), stream.next()).await {
+        let batch = FlowBatch::from_bytes(&m.subject, &m.payload).unwrap();
+        for r in batch
+            .records
+            .iter()
+            .filter(|r| r.role == Role::Client as i32)
+        {
+            assert_eq!(r.source, FlowSource::Sflow as i32, "{r:?}");
+            let point = r.observation_point.clone().unwrap_or_default();
+            assert_eq!(point.exporter, "127.0.0.1");
+            assert_eq!(point.sensor, "sf-sensor");
+            samples += 1;
+        }
+    }
+    stop.send(true).unwrap();
+    let summary = run.await.unwrap().unwrap();
+    // Every IP packet of the capture is a sample at 1/1 (the 20 others carry no address pair).
+    assert_eq!(samples, 480);
+    assert_eq!(summary.collected_records, 480);
+    assert_eq!(summary.records_dropped, 0);
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("netwarden_sensor_collect_protocol_datagrams_total{protocol=\"sflow\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("netwarden_sensor_collect_records_total{exporter=\"127.0.0.1\"} 480"),
+        "{text}"
+    );
+}
