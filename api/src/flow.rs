@@ -82,8 +82,12 @@ pub fn ip_to_bytes(ip: IpAddr) -> Vec<u8> {
 /// Inverse of [`ip_to_bytes`]; `None` for any other length.
 pub fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::V4(Ipv4Addr::from(b))),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
         _ => None,
     }
 }
@@ -117,7 +121,9 @@ impl FlowRecord {
     /// Whether risk `id` of the catalogue is set.
     pub fn has_risk(&self, id: u16) -> bool {
         let (word, bit) = (usize::from(id / 64), id % 64);
-        self.risk_bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        self.risk_bits
+            .get(word)
+            .is_some_and(|w| w & (1 << bit) != 0)
     }
 
     /// Sets risk `id` of the catalogue, with an optional short detail.
@@ -128,14 +134,19 @@ impl FlowRecord {
         }
         self.risk_bits[word] |= 1 << bit;
         if let Some(detail) = detail {
-            self.risk_details.push(RiskDetail { risk: u32::from(id), detail });
+            self.risk_details.push(RiskDetail {
+                risk: u32::from(id),
+                detail,
+            });
         }
     }
 
     /// Ids of every risk set, in increasing order.
     pub fn risk_ids(&self) -> impl Iterator<Item = u16> + '_ {
         self.risk_bits.iter().enumerate().flat_map(|(word, bits)| {
-            (0..64u16).filter(move |b| bits & (1 << b) != 0).map(move |b| word as u16 * 64 + b)
+            (0..64u16)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| word as u16 * 64 + b)
         })
     }
 }
@@ -171,15 +182,27 @@ mod tests {
             source: FlowSource::Pcap as i32,
             update: FlowUpdate::Final as i32,
             end_reason: EndReason::Fin as i32,
-            c2s: Some(DirectionStats { packets: 3, bytes: 200, ..Default::default() }),
-            s2c: Some(DirectionStats { packets: 2, bytes: 100, ..Default::default() }),
+            c2s: Some(DirectionStats {
+                packets: 3,
+                bytes: 200,
+                ..Default::default()
+            }),
+            s2c: Some(DirectionStats {
+                packets: 2,
+                bytes: 100,
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
 
     #[test]
     fn batch_round_trips_through_protobuf() {
-        let batch = FlowBatch { records: vec![sample(), sample()], sensor: "n1".into(), seq: 9 };
+        let batch = FlowBatch {
+            records: vec![sample(), sample()],
+            sensor: "n1".into(),
+            seq: 9,
+        };
         let bytes = batch.to_bytes();
         let back = FlowBatch::from_bytes("nw.flows.1", &bytes).unwrap();
         assert_eq!(back, batch);

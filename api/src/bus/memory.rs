@@ -37,13 +37,19 @@ impl Default for MemoryBus {
 impl MemoryBus {
     /// A bus whose subscribers queue up to `capacity` messages each.
     pub fn new(capacity: usize) -> Self {
-        Self { subs: Arc::new(Mutex::new(Vec::new())), capacity: capacity.max(1) }
+        Self {
+            subs: Arc::new(Mutex::new(Vec::new())),
+            capacity: capacity.max(1),
+        }
     }
 
     fn matching(&self, subject: &str) -> Vec<mpsc::Sender<Message>> {
         let mut subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
         subs.retain(|s| !s.tx.is_closed());
-        subs.iter().filter(|s| subject_matches(&s.pattern, subject)).map(|s| s.tx.clone()).collect()
+        subs.iter()
+            .filter(|s| subject_matches(&s.pattern, subject))
+            .map(|s| s.tx.clone())
+            .collect()
     }
 }
 
@@ -69,7 +75,10 @@ impl Publisher for MemoryBus {
 impl Subscriber for MemoryBus {
     fn subscribe(&self, pattern: String) -> BoxFuture<'_, crate::Result<MessageStream>> {
         let (tx, rx) = mpsc::channel(self.capacity);
-        self.subs.lock().unwrap_or_else(PoisonError::into_inner).push(Subscription { pattern, tx });
+        self.subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Subscription { pattern, tx });
         async move { Ok(Box::pin(ReceiverStream::new(rx)) as MessageStream) }.boxed()
     }
 }
@@ -117,12 +126,19 @@ mod tests {
         let bus = MemoryBus::new(8);
         let mut all = bus.subscribe("nw.flows.>".into()).await.unwrap();
         let mut three = bus.subscribe("nw.flows.3".into()).await.unwrap();
-        bus.publish("nw.flows.1".into(), Bytes::from_static(b"a")).await.unwrap();
-        bus.publish("nw.flows.3".into(), Bytes::from_static(b"b")).await.unwrap();
+        bus.publish("nw.flows.1".into(), Bytes::from_static(b"a"))
+            .await
+            .unwrap();
+        bus.publish("nw.flows.3".into(), Bytes::from_static(b"b"))
+            .await
+            .unwrap();
         assert_eq!(all.next().await.unwrap().payload, "a");
         assert_eq!(all.next().await.unwrap().payload, "b");
         let m = three.next().await.unwrap();
-        assert_eq!((m.subject.as_str(), &m.payload[..]), ("nw.flows.3", &b"b"[..]));
+        assert_eq!(
+            (m.subject.as_str(), &m.payload[..]),
+            ("nw.flows.3", &b"b"[..])
+        );
     }
 
     #[tokio::test]

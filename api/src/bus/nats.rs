@@ -27,7 +27,12 @@ pub struct NatsOptions {
 impl NatsOptions {
     /// Defaults for `url` and `name`.
     pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { url: url.into(), name: name.into(), wait_for_connection: false, client_capacity: 4096 }
+        Self {
+            url: url.into(),
+            name: name.into(),
+            wait_for_connection: false,
+            client_capacity: 4096,
+        }
     }
 }
 
@@ -48,7 +53,9 @@ impl NatsBus {
             .event_callback(|event| async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!("NATS connected"),
-                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("NATS disconnected; reconnecting")
+                    }
                     other => tracing::debug!(event = %other, "NATS event"),
                 }
             });
@@ -58,7 +65,10 @@ impl NatsBus {
         let client = connect
             .connect(options.url.as_str())
             .await
-            .map_err(|source| Error::Connect { url: options.url.clone(), source })?;
+            .map_err(|source| Error::Connect {
+                url: options.url.clone(),
+                source,
+            })?;
         Ok(Self { client })
     }
 
@@ -74,25 +84,40 @@ impl Publisher for NatsBus {
             self.client
                 .publish(subject.clone(), payload)
                 .await
-                .map_err(|e| Error::Publish { subject, reason: e.to_string() })
+                .map_err(|e| Error::Publish {
+                    subject,
+                    reason: e.to_string(),
+                })
         }
         .boxed()
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<()>> {
-        async move { self.client.flush().await.map_err(|e| Error::Flush(e.to_string())) }.boxed()
+        async move {
+            self.client
+                .flush()
+                .await
+                .map_err(|e| Error::Flush(e.to_string()))
+        }
+        .boxed()
     }
 }
 
 impl Subscriber for NatsBus {
     fn subscribe(&self, pattern: String) -> BoxFuture<'_, Result<MessageStream>> {
         async move {
-            let sub = self
-                .client
-                .subscribe(pattern.clone())
-                .await
-                .map_err(|e| Error::Subscribe { subject: pattern, reason: e.to_string() })?;
-            let stream = sub.map(|m| Message { subject: m.subject.to_string(), payload: m.payload });
+            let sub =
+                self.client
+                    .subscribe(pattern.clone())
+                    .await
+                    .map_err(|e| Error::Subscribe {
+                        subject: pattern,
+                        reason: e.to_string(),
+                    })?;
+            let stream = sub.map(|m| Message {
+                subject: m.subject.to_string(),
+                payload: m.payload,
+            });
             Ok(Box::pin(stream) as MessageStream)
         }
         .boxed()

@@ -112,10 +112,7 @@ pub fn as_exported(f: &ExportedFlow) -> (String, String, u32, u32, u32, u64, u64
         r.client_addr().unwrap().to_string(),
         r.server_addr().unwrap().to_string(),
     );
-    let (c2s, s2c) = (
-        r.c2s.unwrap_or_default(),
-        r.s2c.unwrap_or_default(),
-    );
+    let (c2s, s2c) = (r.c2s.unwrap_or_default(), r.s2c.unwrap_or_default());
     if f.extras.swapped {
         (
             s,
