@@ -101,504 +101,66 @@ macro_rules! risk {
 }
 
 /// Every risk, ordered by id.
+// One risk per line reads as the table it is.
+#[rustfmt::skip]
 pub static CATALOGUE: &[RiskInfo] = &[
-    risk!(
-        1,
-        "url_possible_xss",
-        "XSS Attack",
-        Severe,
-        90,
-        Security,
-        Some(39)
-    ),
-    risk!(
-        2,
-        "url_possible_sql_injection",
-        "SQL Injection",
-        Severe,
-        90,
-        Security,
-        Some(40)
-    ),
-    risk!(
-        3,
-        "url_possible_rce_injection",
-        "RCE Injection",
-        Severe,
-        90,
-        Security,
-        Some(41)
-    ),
-    risk!(
-        4,
-        "binary_application_transfer",
-        "Binary App Transfer",
-        Severe,
-        50,
-        Security,
-        Some(29)
-    ),
-    risk!(
-        5,
-        "known_protocol_on_non_standard_port",
-        "Known Proto on Non Std Port",
-        Medium,
-        50,
-        Security,
-        Some(30)
-    ),
-    risk!(
-        6,
-        "tls_selfsigned_certificate",
-        "Self-signed Cert",
-        High,
-        90,
-        Security,
-        Some(28)
-    ),
-    risk!(
-        7,
-        "tls_obsolete_version",
-        "Obsolete TLS (v1.1 or older)",
-        High,
-        90,
-        Security,
-        Some(24)
-    ),
-    risk!(
-        8,
-        "tls_weak_cipher",
-        "Weak TLS Cipher",
-        High,
-        90,
-        Security,
-        Some(25)
-    ),
-    risk!(
-        9,
-        "tls_certificate_expired",
-        "TLS Cert Expired",
-        High,
-        10,
-        Security,
-        Some(22)
-    ),
-    risk!(
-        10,
-        "tls_certificate_mismatch",
-        "TLS Cert Mismatch",
-        High,
-        50,
-        Security,
-        Some(23)
-    ),
-    risk!(
-        11,
-        "http_suspicious_user_agent",
-        "HTTP Susp User-Agent",
-        High,
-        90,
-        Security,
-        Some(42)
-    ),
-    risk!(
-        12,
-        "numeric_ip_host",
-        "HTTP/TLS/QUIC Numeric Hostname/SNI",
-        Low,
-        50,
-        Security,
-        Some(43)
-    ),
-    risk!(
-        13,
-        "http_suspicious_url",
-        "HTTP Susp URL",
-        High,
-        90,
-        Security,
-        Some(44)
-    ),
-    risk!(
-        14,
-        "http_suspicious_header",
-        "HTTP Susp Header",
-        High,
-        90,
-        Security,
-        Some(45)
-    ),
-    risk!(
-        15,
-        "tls_not_carrying_https",
-        "TLS (probably) Not Carrying HTTPS",
-        Low,
-        50,
-        Security,
-        Some(46)
-    ),
-    risk!(
-        16,
-        "suspicious_dga_domain",
-        "Susp DGA Domain name",
-        High,
-        90,
-        Security,
-        Some(47)
-    ),
-    risk!(
-        17,
-        "malformed_packet",
-        "Malformed Packet",
-        Low,
-        50,
-        Security,
-        Some(48)
-    ),
-    risk!(
-        18,
-        "ssh_obsolete_client_version_or_cipher",
-        "SSH Obsolete Cli Vers/Cipher",
-        High,
-        90,
-        Security,
-        Some(61)
-    ),
-    risk!(
-        19,
-        "ssh_obsolete_server_version_or_cipher",
-        "SSH Obsolete Ser Vers/Cipher",
-        Medium,
-        10,
-        Security,
-        Some(49)
-    ),
-    risk!(
-        20,
-        "smb_insecure_version",
-        "SMB Insecure Vers",
-        High,
-        90,
-        Security,
-        Some(50)
-    ),
-    risk!(
-        21,
-        "tls_suspicious_esni_usage",
-        "TLS Susp ESNI Usage",
-        Medium,
-        50,
-        Security,
-        Some(51)
-    ),
-    risk!(
-        22,
-        "unsafe_protocol",
-        "Unsafe Protocol",
-        Low,
-        50,
-        Security,
-        Some(52)
-    ),
-    risk!(
-        23,
-        "dns_suspicious_traffic",
-        "Susp DNS Traffic",
-        Medium,
-        90,
-        Security,
-        Some(53)
-    ),
-    risk!(
-        24,
-        "tls_missing_sni",
-        "Missing SNI TLS Extn",
-        Medium,
-        50,
-        Security,
-        Some(54)
-    ),
-    risk!(
-        25,
-        "http_suspicious_content",
-        "HTTP Susp Content",
-        High,
-        90,
-        Security,
-        Some(63)
-    ),
+    risk!(1, "url_possible_xss", "XSS Attack", Severe, 90, Security, Some(39)),
+    risk!(2, "url_possible_sql_injection", "SQL Injection", Severe, 90, Security, Some(40)),
+    risk!(3, "url_possible_rce_injection", "RCE Injection", Severe, 90, Security, Some(41)),
+    risk!(4, "binary_application_transfer", "Binary App Transfer", Severe, 50, Security, Some(29)),
+    risk!(5, "known_protocol_on_non_standard_port", "Known Proto on Non Std Port", Medium, 50, Security, Some(30)),
+    risk!(6, "tls_selfsigned_certificate", "Self-signed Cert", High, 90, Security, Some(28)),
+    risk!(7, "tls_obsolete_version", "Obsolete TLS (v1.1 or older)", High, 90, Security, Some(24)),
+    risk!(8, "tls_weak_cipher", "Weak TLS Cipher", High, 90, Security, Some(25)),
+    risk!(9, "tls_certificate_expired", "TLS Cert Expired", High, 10, Security, Some(22)),
+    risk!(10, "tls_certificate_mismatch", "TLS Cert Mismatch", High, 50, Security, Some(23)),
+    risk!(11, "http_suspicious_user_agent", "HTTP Susp User-Agent", High, 90, Security, Some(42)),
+    risk!(12, "numeric_ip_host", "HTTP/TLS/QUIC Numeric Hostname/SNI", Low, 50, Security, Some(43)),
+    risk!(13, "http_suspicious_url", "HTTP Susp URL", High, 90, Security, Some(44)),
+    risk!(14, "http_suspicious_header", "HTTP Susp Header", High, 90, Security, Some(45)),
+    risk!(15, "tls_not_carrying_https", "TLS (probably) Not Carrying HTTPS", Low, 50, Security, Some(46)),
+    risk!(16, "suspicious_dga_domain", "Susp DGA Domain name", High, 90, Security, Some(47)),
+    risk!(17, "malformed_packet", "Malformed Packet", Low, 50, Security, Some(48)),
+    risk!(18, "ssh_obsolete_client_version_or_cipher", "SSH Obsolete Cli Vers/Cipher", High, 90, Security, Some(61)),
+    risk!(19, "ssh_obsolete_server_version_or_cipher", "SSH Obsolete Ser Vers/Cipher", Medium, 10, Security, Some(49)),
+    risk!(20, "smb_insecure_version", "SMB Insecure Vers", High, 90, Security, Some(50)),
+    risk!(21, "tls_suspicious_esni_usage", "TLS Susp ESNI Usage", Medium, 50, Security, Some(51)),
+    risk!(22, "unsafe_protocol", "Unsafe Protocol", Low, 50, Security, Some(52)),
+    risk!(23, "dns_suspicious_traffic", "Susp DNS Traffic", Medium, 90, Security, Some(53)),
+    risk!(24, "tls_missing_sni", "Missing SNI TLS Extn", Medium, 50, Security, Some(54)),
+    risk!(25, "http_suspicious_content", "HTTP Susp Content", High, 90, Security, Some(63)),
     risk!(26, "risky_asn", "Risky ASN", Medium, 50, Security, Some(85)),
-    risk!(
-        27,
-        "risky_domain",
-        "Risky Domain Name",
-        Medium,
-        50,
-        Security,
-        Some(86)
-    ),
-    risk!(
-        28,
-        "malicious_fingerprint",
-        "Malicious Fingerpint",
-        Medium,
-        50,
-        Security,
-        Some(79)
-    ),
-    risk!(
-        29,
-        "malicious_sha1_certificate",
-        "Malicious SSL Cert/SHA1 Fingerp.",
-        Medium,
-        50,
-        Security,
-        Some(80)
-    ),
-    risk!(
-        30,
-        "desktop_or_file_sharing_session",
-        "Desktop/File Sharing",
-        Low,
-        50,
-        Security,
-        Some(78)
-    ),
-    risk!(
-        31,
-        "tls_uncommon_alpn",
-        "Uncommon TLS ALPN",
-        Medium,
-        50,
-        Other,
-        Some(81)
-    ),
-    risk!(
-        32,
-        "tls_cert_validity_too_long",
-        "TLS Cert Validity Too Long",
-        Medium,
-        50,
-        Security,
-        Some(60)
-    ),
-    risk!(
-        33,
-        "tls_suspicious_extension",
-        "TLS Susp Extn",
-        High,
-        90,
-        Security,
-        Some(82)
-    ),
-    risk!(
-        34,
-        "tls_fatal_alert",
-        "TLS Fatal Alert",
-        Low,
-        50,
-        Other,
-        Some(83)
-    ),
-    risk!(
-        35,
-        "suspicious_entropy",
-        "Susp Entropy",
-        Low,
-        50,
-        Security,
-        Some(73)
-    ),
-    risk!(
-        36,
-        "clear_text_credentials",
-        "Clear-Text Credentials",
-        High,
-        90,
-        Security,
-        Some(62)
-    ),
-    risk!(
-        37,
-        "dns_large_packet",
-        "Large DNS Packet (512+ bytes)",
-        Medium,
-        50,
-        Security,
-        Some(64)
-    ),
-    risk!(
-        38,
-        "dns_fragmented",
-        "Fragmented DNS Message",
-        Medium,
-        50,
-        Security,
-        Some(65)
-    ),
-    risk!(
-        39,
-        "invalid_characters",
-        "Non-Printable/Invalid Chars Detected",
-        High,
-        90,
-        Security,
-        Some(66)
-    ),
-    risk!(
-        40,
-        "possible_exploit",
-        "Possible Exploit Attempt",
-        Severe,
-        90,
-        Security,
-        Some(68)
-    ),
-    risk!(
-        41,
-        "tls_certificate_about_to_expire",
-        "TLS Cert About To Expire",
-        Medium,
-        10,
-        Security,
-        Some(69)
-    ),
-    risk!(
-        42,
-        "punycode_idn",
-        "IDN Domain Name",
-        Low,
-        10,
-        Security,
-        Some(70)
-    ),
-    risk!(
-        43,
-        "error_code_detected",
-        "Error Code",
-        Low,
-        10,
-        Network,
-        Some(71)
-    ),
-    risk!(
-        44,
-        "http_crawler_bot",
-        "Crawler/Bot",
-        Low,
-        10,
-        Network,
-        Some(72)
-    ),
-    risk!(
-        45,
-        "anonymous_subscriber",
-        "Anonymous Subscriber",
-        Medium,
-        50,
-        Security,
-        Some(76)
-    ),
-    risk!(
-        46,
-        "unidirectional_traffic",
-        "Unidirectional Traffic",
-        Low,
-        50,
-        Network,
-        Some(26)
-    ),
-    risk!(
-        47,
-        "http_obsolete_server",
-        "HTTP Obsolete Server",
-        Medium,
-        10,
-        Security,
-        Some(84)
-    ),
-    risk!(
-        48,
-        "periodic_flow",
-        "Periodic Flow",
-        Low,
-        10,
-        Network,
-        Some(88)
-    ),
-    risk!(
-        49,
-        "minor_issues",
-        "Minor Issues",
-        Low,
-        10,
-        Network,
-        Some(89)
-    ),
-    risk!(
-        50,
-        "tcp_issues",
-        "TCP Connection Issues",
-        Medium,
-        50,
-        Network,
-        Some(90)
-    ),
-    risk!(
-        51,
-        "fully_encrypted",
-        "Fully Encrypted Flow",
-        Medium,
-        50,
-        Network,
-        Some(96)
-    ),
-    risk!(
-        52,
-        "tls_alpn_sni_mismatch",
-        "ALPN/SNI Mismatch",
-        Medium,
-        50,
-        Security,
-        Some(97)
-    ),
-    risk!(
-        53,
-        "malware_host_contacted",
-        "Client Contacted A Malware Host",
-        Severe,
-        90,
-        Security,
-        Some(98)
-    ),
-    risk!(
-        54,
-        "binary_data_transfer",
-        "Binary File/Data Transfer (Attempt)",
-        Medium,
-        50,
-        Security,
-        Some(99)
-    ),
-    risk!(
-        55,
-        "probing_attempt",
-        "Probing Attempt",
-        Medium,
-        50,
-        Security,
-        Some(101)
-    ),
+    risk!(27, "risky_domain", "Risky Domain Name", Medium, 50, Security, Some(86)),
+    risk!(28, "malicious_fingerprint", "Malicious Fingerpint", Medium, 50, Security, Some(79)),
+    risk!(29, "malicious_sha1_certificate", "Malicious SSL Cert/SHA1 Fingerp.", Medium, 50, Security, Some(80)),
+    risk!(30, "desktop_or_file_sharing_session", "Desktop/File Sharing", Low, 50, Security, Some(78)),
+    risk!(31, "tls_uncommon_alpn", "Uncommon TLS ALPN", Medium, 50, Other, Some(81)),
+    risk!(32, "tls_cert_validity_too_long", "TLS Cert Validity Too Long", Medium, 50, Security, Some(60)),
+    risk!(33, "tls_suspicious_extension", "TLS Susp Extn", High, 90, Security, Some(82)),
+    risk!(34, "tls_fatal_alert", "TLS Fatal Alert", Low, 50, Other, Some(83)),
+    risk!(35, "suspicious_entropy", "Susp Entropy", Low, 50, Security, Some(73)),
+    risk!(36, "clear_text_credentials", "Clear-Text Credentials", High, 90, Security, Some(62)),
+    risk!(37, "dns_large_packet", "Large DNS Packet (512+ bytes)", Medium, 50, Security, Some(64)),
+    risk!(38, "dns_fragmented", "Fragmented DNS Message", Medium, 50, Security, Some(65)),
+    risk!(39, "invalid_characters", "Non-Printable/Invalid Chars Detected", High, 90, Security, Some(66)),
+    risk!(40, "possible_exploit", "Possible Exploit Attempt", Severe, 90, Security, Some(68)),
+    risk!(41, "tls_certificate_about_to_expire", "TLS Cert About To Expire", Medium, 10, Security, Some(69)),
+    risk!(42, "punycode_idn", "IDN Domain Name", Low, 10, Security, Some(70)),
+    risk!(43, "error_code_detected", "Error Code", Low, 10, Network, Some(71)),
+    risk!(44, "http_crawler_bot", "Crawler/Bot", Low, 10, Network, Some(72)),
+    risk!(45, "anonymous_subscriber", "Anonymous Subscriber", Medium, 50, Security, Some(76)),
+    risk!(46, "unidirectional_traffic", "Unidirectional Traffic", Low, 50, Network, Some(26)),
+    risk!(47, "http_obsolete_server", "HTTP Obsolete Server", Medium, 10, Security, Some(84)),
+    risk!(48, "periodic_flow", "Periodic Flow", Low, 10, Network, Some(88)),
+    risk!(49, "minor_issues", "Minor Issues", Low, 10, Network, Some(89)),
+    risk!(50, "tcp_issues", "TCP Connection Issues", Medium, 50, Network, Some(90)),
+    risk!(51, "fully_encrypted", "Fully Encrypted Flow", Medium, 50, Network, Some(96)),
+    risk!(52, "tls_alpn_sni_mismatch", "ALPN/SNI Mismatch", Medium, 50, Security, Some(97)),
+    risk!(53, "malware_host_contacted", "Client Contacted A Malware Host", Severe, 90, Security, Some(98)),
+    risk!(54, "binary_data_transfer", "Binary File/Data Transfer (Attempt)", Medium, 50, Security, Some(99)),
+    risk!(55, "probing_attempt", "Probing Attempt", Medium, 50, Security, Some(101)),
     // nDPI raises it; ntopng maps no alert to it.
-    risk!(
-        56,
-        "obfuscated_traffic",
-        "Obfuscated Traffic",
-        High,
-        50,
-        Security,
-        None
-    ),
+    risk!(56, "obfuscated_traffic", "Obfuscated Traffic", High, 50, Security, None),
 ];
 
 /// The catalogue entry of `id`.
