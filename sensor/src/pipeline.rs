@@ -458,6 +458,8 @@ pub async fn run(
                     address: *address,
                     collector: CollectorConfig {
                         sensor: config.sensor_name.clone(),
+                        // Disjoint flow ids per listener: one exporter may reach several.
+                        flow_id_base: (listeners.len() as u64) << 48,
                         ..config.listener.collector.clone()
                     },
                     ..config.listener.clone()

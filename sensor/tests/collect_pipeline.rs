@@ -78,6 +78,7 @@ async fn listeners_and_capture_share_the_export_path() {
     let want = 2 * IPHONE_EXPORTED_FLOWS + captured.len();
     let mut by_source: BTreeMap<i32, usize> = BTreeMap::new();
     let mut server_copies = 0;
+    let mut ids: BTreeMap<u64, i32> = BTreeMap::new();
     while by_source.values().sum::<usize>() < want {
         let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await else {
             break;
@@ -100,6 +101,11 @@ async fn listeners_and_capture_share_the_export_path() {
             }
             if r.role == Role::Client as i32 {
                 *by_source.entry(r.source).or_default() += 1;
+                if r.source != FlowSource::Pcap as i32 {
+                    // Both listeners hear the same exporter and domain (one observation point):
+                    // their flow ids must not collide.
+                    assert!(ids.insert(r.flow_id, r.source).is_none(), "{r:?}");
+                }
             } else {
                 server_copies += 1;
             }

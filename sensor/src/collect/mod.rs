@@ -191,6 +191,10 @@ pub struct CollectorConfig {
     pub pending_max_bytes: usize,
     /// How long a buffered data set waits for its template (milliseconds).
     pub pending_max_age_ms: u64,
+    /// Flow ids start after this value. The engine keys flows by (observation point, flow id):
+    /// collectors of one sensor that may hear the same exporter (several listeners) need
+    /// disjoint id spaces, which the pipeline gives them (listener `i` starts at `i << 48`).
+    pub flow_id_base: u64,
 }
 
 impl Default for CollectorConfig {
@@ -205,6 +209,7 @@ impl Default for CollectorConfig {
             pending_max_sets: 64,
             pending_max_bytes: 256 * 1024,
             pending_max_age_ms: 5_000,
+            flow_id_base: 0,
         }
     }
 }
@@ -224,13 +229,14 @@ pub struct Collector {
 impl Collector {
     /// A collector with no exporter known yet.
     pub fn new(config: CollectorConfig) -> Self {
+        let next_flow_id = config.flow_id_base.saturating_add(1);
         Self {
             config,
             exporters: ExporterTable::default(),
             totals: ExporterStats::default(),
             global: GlobalCounters::default(),
             templates_total: 0,
-            next_flow_id: 1,
+            next_flow_id,
         }
     }
 
