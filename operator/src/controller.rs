@@ -43,6 +43,8 @@ pub struct Context {
     pub stores: Stores,
     /// Publishes Kubernetes events.
     pub recorder: Recorder,
+    /// Reconcile counts, errors and durations.
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// Consecutive failures per object, for the exponential backoff of [`error_policy`].
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -59,6 +61,7 @@ impl Context {
             client,
             stores,
             recorder,
+            metrics: Arc::default(),
             failures: std::sync::Mutex::default(),
         })
     }
@@ -162,6 +165,9 @@ const SECRET_RETRY: Duration = Duration::from_secs(60);
 /// Reconciles one object (the finalizer decides between apply and cleanup).
 pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let key = key_of(obj.as_ref());
+    let labels = crate::telemetry::Metrics::labels(K::KIND);
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
     let api = K::api(ctx.client.clone(), obj.namespace().as_deref());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -172,6 +178,10 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
     .inspect(|_| {
+        ctx.metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
         ctx.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -193,6 +203,10 @@ pub fn error_policy<K: Reconciled>(obj: Arc<K>, error: &Error, ctx: Arc<Context>
         *n
     };
     let delay = backoff(failures);
+    ctx.metrics
+        .errors
+        .get_or_create(&crate::telemetry::Metrics::labels(K::KIND))
+        .inc();
     tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -30,6 +30,9 @@ enum Command {
         /// NATS server URL(s), comma-separated.
         #[arg(long, env = "NW_NATS_URL", default_value = "nats://127.0.0.1:4222")]
         nats_url: String,
+        /// Address of `/healthz`, `/readyz` and `/metrics`.
+        #[arg(long, env = "NW_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Writes the generated CRD YAML, one `<kind>.yaml` per kind.
     Crdgen {
@@ -65,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { nats_url } => {
+        Command::Run { nats_url, listen } => {
             let client = kube::Client::try_default()
                 .await
                 .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
@@ -73,8 +76,18 @@ async fn main() -> anyhow::Result<()> {
             options.wait_for_connection = true;
             let bus = NatsBus::connect(options).await?;
             let stores = Stores::nats(bus.client().clone()).await?;
-            tracing::info!("reconciling {:?}", netwarden_operator::KINDS);
-            controller::run(Context::new(client, stores)).await?;
+            let ctx = Context::new(client, stores);
+            let metrics = ctx.metrics.clone();
+            tokio::spawn(async move {
+                if let Err(e) = netwarden_operator::telemetry::serve(listen, metrics).await {
+                    tracing::error!(%listen, error = %e, "cannot serve /healthz, /readyz, /metrics");
+                }
+            });
+            ctx.metrics
+                .ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(kinds = ?netwarden_operator::KINDS, %listen, "reconciling");
+            controller::run(ctx).await?;
             Ok(())
         }
     }

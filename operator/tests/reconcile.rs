@@ -261,6 +261,17 @@ async fn a_valid_exclusion_is_published_and_ready() {
         entry["spec"]["scope"], "both",
         "defaults are explicit in the entry"
     );
+    let metrics = h.ctx.metrics.encode();
+    assert!(
+        metrics.contains("netwarden_operator_reconciles_total{kind=\"AlertExclusion\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "netwarden_operator_reconcile_duration_seconds_count{kind=\"AlertExclusion\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
