@@ -260,7 +260,16 @@ impl Flow {
             .into_iter()
             .flatten()
             .any(is_multicast_or_broadcast);
-        if is_final && !one_to_many && (self.dirs[0].packets == 0 || self.dirs[1].packets == 0) {
+        // Nor does it for protocols that only ever send one way (log shipping, announcements).
+        let one_way_protocol = record
+            .l7
+            .as_ref()
+            .is_some_and(|l7| matches!(l7.master_protocol.as_str(), "Syslog" | "MDNS"));
+        if is_final
+            && !one_to_many
+            && !one_way_protocol
+            && (self.dirs[0].packets == 0 || self.dirs[1].packets == 0)
+        {
             record.set_risk(UNIDIRECTIONAL_TRAFFIC, None);
         }
         let fragmented = self.dirs.iter().any(|d| d.fragments > 0);
