@@ -137,6 +137,22 @@ pub struct Alert {
     /// The triggering flow, for flow alerts.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flow: Option<Box<FlowRecord>>,
+    /// For anomaly alerts: the value observed and the expected band.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub anomaly: Option<AnomalyBand>,
+}
+
+/// What an anomaly alert saw (Double Exponential Smoothing, ../shared/REFERENCE.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyBand {
+    /// The value observed.
+    pub value: f64,
+    /// The expected value (the forecast).
+    pub expected: f64,
+    /// Lowest normal value.
+    pub lower: f64,
+    /// Highest normal value.
+    pub upper: f64,
 }
 
 #[cfg(test)]

@@ -460,6 +460,8 @@ fn des_flags_a_jump_in_active_flows_after_a_steady_baseline() {
         client[0].message
     );
     assert_eq!((client[0].client_score, client[0].server_score), (50, 0));
+    let band = client[0].anomaly.unwrap();
+    assert!(band.value > band.upper && band.lower <= band.expected, "{band:?}");
     // The server saw the same jump, as server.
     let server: Vec<_> = fa
         .iter()

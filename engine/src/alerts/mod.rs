@@ -424,6 +424,7 @@ impl Analysis {
                 e.alert_type, host.ip, e.side, e.value, e.threshold
             ),
             flow: None,
+            anomaly: None,
         };
         self.store.upsert(alert.clone());
         self.push_outbox(alert);
@@ -477,7 +478,22 @@ impl Analysis {
                 let delta = bytes.saturating_sub(*last) as f64;
                 *last = bytes;
                 let (os, ob) = (ds.push(score), db.push(delta));
-                self.counters.anomalies += u64::from(os.anomaly) + u64::from(ob.anomaly);
+                let name = points.get(k).map(|p| p.name.clone()).unwrap_or_default();
+                for (o, alert_type, metric) in [
+                    (os, "score_anomaly", "score"),
+                    (ob, "traffic_anomaly", "bytes per period"),
+                ] {
+                    if !o.anomaly {
+                        continue;
+                    }
+                    self.counters.anomalies += 1;
+                    if !self.config.checks.enabled(alert_type) {
+                        continue;
+                    }
+                    let alert = point_anomaly(&name, alert_type, metric, t, &o);
+                    self.store.upsert(alert.clone());
+                    self.push_outbox(alert);
+                }
             }
         }
     }
@@ -544,6 +560,7 @@ impl Analysis {
                     HOST_METRICS[i], o.value, o.lower, o.upper, o.forecast
                 ),
                 flow: None,
+                anomaly: Some(band(&o)),
             };
             self.store.upsert(alert.clone());
             self.push_outbox(alert);
@@ -583,6 +600,48 @@ impl Analysis {
             },
             |d| d.kind,
         )
+    }
+}
+
+fn band(o: &crate::anomaly::DesOutcome) -> netwarden_api::alert::AnomalyBand {
+    netwarden_api::alert::AnomalyBand {
+        value: o.value,
+        expected: o.forecast,
+        lower: o.lower,
+        upper: o.upper,
+    }
+}
+
+/// An anomaly of an observation point's series (an interface, or an exporter's domain).
+fn point_anomaly(
+    name: &str,
+    alert_type: &str,
+    metric: &str,
+    t: u64,
+    o: &crate::anomaly::DesOutcome,
+) -> Alert {
+    let score = crate::checks::def(alert_type).map_or(50, |d| d.score);
+    Alert {
+        key: key_of(&format!("point|{name}|{alert_type}|{t}")),
+        alert_type: alert_type.to_owned(),
+        entity: Entity::ObservationPoint,
+        entity_value: name.to_owned(),
+        severity: Severity::from_score(u32::from(score)),
+        score: u32::from(score),
+        client_score: 0,
+        server_score: 0,
+        roles: Roles::default(),
+        observation_point: name.to_owned(),
+        first_seen_ns: t,
+        last_seen_ns: t,
+        count: 1,
+        state: AlertState::Past,
+        message: format!(
+            "{metric} = {} outside the expected band [{}, {}] (forecast {:.1})",
+            o.value, o.lower, o.upper, o.forecast
+        ),
+        flow: None,
+        anomaly: Some(band(o)),
     }
 }
 
@@ -629,5 +688,6 @@ fn flow_alert_row(r: &FlowRecord, a: &FlowAlert, key: String) -> Alert {
         state: AlertState::Past,
         message: format!("{} ({}): {}", a.alert_type, flow_text(r), a.message),
         flow: Some(Box::new(flow)),
+        anomaly: None,
     }
 }

@@ -196,6 +196,8 @@ pub static CHECKS: &[CheckDef] = &[
     def!("dangerous_host", 14, 100, 100, Security, true, true),
     def!("score_anomaly", 11, 50, 100, Security, true, true),
     def!("flow_anomaly", 10, 50, 100, Network, true, true),
+    // Observation-point (interface/exporter) traffic behaviour; ntopng: iface rx/tx anomalies.
+    def!("traffic_anomaly", 4096, 50, 0, Network, true, true),
 ];
 
 /// The definition of a non-risk check.
