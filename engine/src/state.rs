@@ -214,8 +214,8 @@ impl State {
                 .apply_flow_side(&record, &alerts, flow, Side::Client, host, adv.new_flow);
             let (new_flow, count_l7) = (adv.new_flow, adv.count_l7);
             self.totals.flows += u64::from(new_flow);
-            self.totals.packets += adv.delta.packets();
-            self.totals.bytes += adv.delta.bytes();
+            self.totals.packets = self.totals.packets.saturating_add(adv.delta.packets());
+            self.totals.bytes = self.totals.bytes.saturating_add(adv.delta.bytes());
             self.points.apply(
                 point,
                 adv.delta,

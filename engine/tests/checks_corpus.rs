@@ -461,7 +461,10 @@ fn des_flags_a_jump_in_active_flows_after_a_steady_baseline() {
     );
     assert_eq!((client[0].client_score, client[0].server_score), (50, 0));
     let band = client[0].anomaly.unwrap();
-    assert!(band.value > band.upper && band.lower <= band.expected, "{band:?}");
+    assert!(
+        band.value > band.upper && band.lower <= band.expected,
+        "{band:?}"
+    );
     // The server saw the same jump, as server.
     let server: Vec<_> = fa
         .iter()
@@ -477,4 +480,35 @@ fn des_flags_a_jump_in_active_flows_after_a_steady_baseline() {
         .unwrap();
     assert!(last.anomaly && last.value > last.upper, "{last:?}");
     assert!(find(&all, "flow_flood").is_empty());
+}
+
+#[test]
+fn time_going_backwards_and_absurd_records_keep_state_bounded() {
+    let mut s = State::new(&StateConfig {
+        max_hosts: 100,
+        max_active_flows: 100,
+        history: 10,
+        shards: 64,
+    });
+    let mut records = Vec::new();
+    for i in 0..5000u64 {
+        // Spoofed sources, time jumping back and forth, zero and enormous counters.
+        let src = std::net::Ipv4Addr::from(0x0a00_0000 + i as u32).to_string();
+        let t = if i % 2 == 0 { T0 + i * S } else { T0 - i * S };
+        let mut r = syn(i, &src, "10.255.0.1", 80, t);
+        if i % 3 == 0 {
+            r.c2s.as_mut().unwrap().bytes = u64::MAX;
+            r.c2s.as_mut().unwrap().goodput_bytes = u64::MAX;
+        }
+        if i % 5 == 0 {
+            r.c2s = None;
+            r.s2c = None;
+        }
+        records.push(r);
+    }
+    s.apply_batch(records);
+    assert!(s.hosts.len() <= 100);
+    assert!(s.analysis.scores.hosts().count() <= 100);
+    assert!(s.analysis.store.len() <= 100_000);
+    assert_eq!(s.totals.records, 5000);
 }

@@ -313,9 +313,10 @@ fn tcp_checks(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
     if !r.is_final() {
         return;
     }
-    let goodput = c2s.goodput_bytes + s2c.goodput_bytes;
-    let bytes = c2s.bytes + s2c.bytes;
-    let packets = c2s.packets + s2c.packets;
+    // Saturating: exporters send absurd counters too.
+    let goodput = c2s.goodput_bytes.saturating_add(s2c.goodput_bytes);
+    let bytes = c2s.bytes.saturating_add(s2c.bytes);
+    let packets = c2s.packets.saturating_add(s2c.packets);
     if c.packet_source() && goodput == 0 {
         c.push(
             out,
@@ -330,8 +331,8 @@ fn tcp_checks(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
         c.category.eq_ignore_ascii_case("chat") || l7.contains("SSH") || l7.contains("Telnet")
     };
     if c.packet_source() && handshake && packets > 3 && goodput > 0 && !exempt {
-        let ratio = goodput * 100 / bytes.max(1);
-        if ratio <= u64::from(c.cfg.low_goodput_pct) {
+        let ratio = u128::from(goodput) * 100 / u128::from(bytes.max(1));
+        if ratio <= u128::from(c.cfg.low_goodput_pct) {
             c.push(
                 out,
                 "low_goodput",
@@ -356,7 +357,7 @@ fn tcp_checks(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
         );
     }
     let pct = u64::from(c.cfg.tcp_issues_pct);
-    let issue = |n: u32, p: u64| p > 0 && u64::from(n) * 100 > pct * p;
+    let issue = |n: u32, p: u64| p > 0 && u128::from(n) * 100 > u128::from(pct) * u128::from(p);
     let over = [
         ("retransmissions", c2s.retransmissions, s2c.retransmissions),
         ("out-of-order", c2s.out_of_order, s2c.out_of_order),

@@ -61,12 +61,12 @@ impl Counters {
 
     /// Packets in both directions.
     pub fn packets(self) -> u64 {
-        self.c2s_packets + self.s2c_packets
+        self.c2s_packets.saturating_add(self.s2c_packets)
     }
 
     /// Bytes in both directions.
     pub fn bytes(self) -> u64 {
-        self.c2s_bytes + self.s2c_bytes
+        self.c2s_bytes.saturating_add(self.s2c_bytes)
     }
 }
 

@@ -116,12 +116,12 @@ impl Host {
 
     /// Bytes sent and received.
     pub fn bytes(&self) -> u64 {
-        self.bytes_sent + self.bytes_rcvd
+        self.bytes_sent.saturating_add(self.bytes_rcvd)
     }
 
     /// Packets sent and received.
     pub fn packets(&self) -> u64 {
-        self.packets_sent + self.packets_rcvd
+        self.packets_sent.saturating_add(self.packets_rcvd)
     }
 
     /// Flows as client and as server.
@@ -136,10 +136,11 @@ impl Host {
             Side::Client => (d.c2s_bytes, d.c2s_packets, d.s2c_bytes, d.s2c_packets),
             Side::Server => (d.s2c_bytes, d.s2c_packets, d.c2s_bytes, d.c2s_packets),
         };
-        self.bytes_sent += sent_b;
-        self.packets_sent += sent_p;
-        self.bytes_rcvd += rcvd_b;
-        self.packets_rcvd += rcvd_p;
+        // Saturating: absurd exporter counters must not panic (or wrap).
+        self.bytes_sent = self.bytes_sent.saturating_add(sent_b);
+        self.packets_sent = self.packets_sent.saturating_add(sent_p);
+        self.bytes_rcvd = self.bytes_rcvd.saturating_add(rcvd_b);
+        self.packets_rcvd = self.packets_rcvd.saturating_add(rcvd_p);
         let (flows, active) = match u.side {
             Side::Client => (&mut self.flows_as_client, &mut self.active_flows_as_client),
             Side::Server => (&mut self.flows_as_server, &mut self.active_flows_as_server),
@@ -185,7 +186,7 @@ impl Host {
         }
         if let Some(p) = self.protocols.iter_mut().find(|p| p.name == name) {
             p.flows += u64::from(count_flow);
-            p.bytes += bytes;
+            p.bytes = p.bytes.saturating_add(bytes);
         } else if self.protocols.len() < MAX_HOST_PROTOCOLS {
             self.protocols.push(ProtocolCount {
                 name: name.to_owned(),
@@ -198,7 +199,7 @@ impl Host {
     fn add_peer(&mut self, ip: IpAddr, new_flow: bool, bytes: u64) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.ip == ip) {
             p.flows += u64::from(new_flow);
-            p.bytes += bytes;
+            p.bytes = p.bytes.saturating_add(bytes);
             return;
         }
         let fresh = PeerCount {

@@ -130,8 +130,8 @@ impl PointTable {
         last_seen_ns: u64,
     ) {
         if let Some(p) = self.points.get_mut(&key) {
-            p.bytes += delta.bytes();
-            p.packets += delta.packets();
+            p.bytes = p.bytes.saturating_add(delta.bytes());
+            p.packets = p.packets.saturating_add(delta.packets());
             p.flows += u64::from(new_flow);
             if first_seen_ns != 0 {
                 p.first_seen_ns = p.first_seen_ns.min(first_seen_ns);

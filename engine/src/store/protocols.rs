@@ -32,8 +32,8 @@ struct Totals {
 impl Totals {
     fn add(&mut self, delta: Counters, new_flow: bool) {
         self.flows += u64::from(new_flow);
-        self.packets += delta.packets();
-        self.bytes += delta.bytes();
+        self.packets = self.packets.saturating_add(delta.packets());
+        self.bytes = self.bytes.saturating_add(delta.bytes());
     }
 }
 

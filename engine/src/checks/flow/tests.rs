@@ -331,3 +331,21 @@ fn deterministic() {
     let cfg = ChecksConfig::default();
     assert_eq!(run(&r, &cfg), run(&r.clone(), &cfg));
 }
+
+#[test]
+fn absurd_counters_do_not_panic() {
+    let mut r = healthy();
+    for d in [r.c2s.as_mut().unwrap(), r.s2c.as_mut().unwrap()] {
+        d.packets = u64::MAX;
+        d.bytes = u64::MAX;
+        d.goodput_bytes = u64::MAX;
+        d.retransmissions = u32::MAX;
+        d.zero_window = u32::MAX;
+    }
+    r.first_seen_ns = u64::MAX;
+    r.last_seen_ns = 0;
+    let a = run(&r, &all_on());
+    assert!(a.iter().any(|a| a.alert_type == "tcp_zero_window"), "{a:?}");
+    let empty = FlowRecord::default();
+    assert!(run(&empty, &all_on()).is_empty());
+}
