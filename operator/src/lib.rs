@@ -7,6 +7,7 @@
 //!   publish → fold status → server-side apply the status → events; a finalizer removes the
 //!   KV entry on delete.
 //! * [`desired`]: pure functions from an object and the reports to its KV entry and status.
+//! * [`leader`]: leader election with a `coordination.k8s.io` Lease (two replicas can run).
 //! * [`telemetry`]: `/metrics` (reconcile counts, errors, durations), `/healthz`, `/readyz`.
 //! * [`store`]: the KV side (`nw-config` writes, `nw-status` reads) over async-nats or in memory.
 //!
@@ -15,6 +16,7 @@
 pub mod controller;
 pub mod crdgen;
 pub mod desired;
+pub mod leader;
 pub mod store;
 pub mod telemetry;
 

@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use netwarden_api::bus::{NatsBus, nats::NatsOptions};
 use netwarden_operator::controller::{self, Context};
+use netwarden_operator::leader::LeaderLock;
 use netwarden_operator::store::Stores;
+use std::time::Duration;
 
 /// Netwarden's Kubernetes operator.
 #[derive(Parser)]
@@ -33,6 +35,13 @@ enum Command {
         /// Address of `/healthz`, `/readyz` and `/metrics`.
         #[arg(long, env = "NW_LISTEN", default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
+        /// Namespace of the leader-election Lease (`netwarden-operator`); empty disables leader
+        /// election (run a single replica then).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// This replica's identity in the Lease.
+        #[arg(long, env = "POD_NAME", default_value = "netwarden-operator")]
+        identity: String,
     },
     /// Writes the generated CRD YAML, one `<kind>.yaml` per kind.
     Crdgen {
@@ -68,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { nats_url, listen } => {
+        Command::Run {
+            nats_url,
+            listen,
+            lease_namespace,
+            identity,
+        } => {
             let client = kube::Client::try_default()
                 .await
                 .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
@@ -86,8 +100,25 @@ async fn main() -> anyhow::Result<()> {
             ctx.metrics
                 .ready
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(kinds = ?netwarden_operator::KINDS, %listen, "reconciling");
-            controller::run(ctx).await?;
+            if lease_namespace.is_empty() {
+                tracing::info!(kinds = ?netwarden_operator::KINDS, %listen, "reconciling (no leader election)");
+                controller::run(ctx).await?;
+                return Ok(());
+            }
+            let lock = LeaderLock::new(
+                ctx.client.clone(),
+                &lease_namespace,
+                "netwarden-operator",
+                &identity,
+                Duration::from_secs(15),
+            );
+            tracing::info!(%identity, namespace = %lease_namespace, "waiting for the leader lease");
+            lock.acquire().await?;
+            tracing::info!(kinds = ?netwarden_operator::KINDS, %listen, "leader; reconciling");
+            tokio::select! {
+                result = controller::run(ctx) => result?,
+                () = lock.keep() => anyhow::bail!("lost the leader lease; exiting so a restart waits for it"),
+            }
             Ok(())
         }
     }
