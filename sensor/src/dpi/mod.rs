@@ -30,7 +30,7 @@ use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SshInfo};
 use self::dns::DnsFlow;
 use self::http::HttpFlow;
 pub use self::lists::Lists;
-use self::table::{AppInfo, Breed, ProtoId, Tables};
+use self::table::{AppInfo, Breed, ProtoId, ProtoInfo, Tables};
 use self::tls::TlsFlow;
 
 /// DPI limits.
@@ -283,6 +283,16 @@ impl Dpi {
         let max = self.config.max_reassembly;
         if let Some(meta) = flow.meta.as_deref_mut() {
             let tcp = ctx.l4_proto == 6;
+            // STARTTLS (RFC 3207, 2595, 4217): a clear-text mail or FTP session that turns
+            // into TLS continues as its secure variant, with the TLS dissector.
+            if tcp
+                && matches!(meta.kind, Kind::None)
+                && tls::looks_like_tls(payload)
+                && let Some(secure) = self.starttls_variant(meta.proto)
+            {
+                meta.proto = Some(secure);
+                meta.kind = Kind::Tls(Box::new(TlsFlow::new(false)));
+            }
             let complete = match &mut meta.kind {
                 Kind::Tls(t) => {
                     t.on_payload(ctx.from_client, ctx.tcp_seq, payload, ctx.ts_ns, max);
@@ -318,6 +328,7 @@ impl Dpi {
                     meta.ssh
                         .as_ref()
                         .is_none_or(|s| !s.client_banner.is_empty() && !s.server_banner.is_empty())
+                        && self.starttls_variant(meta.proto).is_none()
                 }
             };
             if complete {
@@ -328,6 +339,28 @@ impl Dpi {
             flow.done = true;
         }
         flow.done
+    }
+
+    /// The secure variant a clear-text protocol becomes after STARTTLS, if it has one.
+    fn starttls_variant(&self, proto: Option<ProtoId>) -> Option<ProtoId> {
+        let name = self.tables.proto(proto?)?.name;
+        let secure = match name {
+            "IMAP" => "IMAPS",
+            "POP3" => "POPS",
+            "SMTP" => "SMTPS",
+            "FTP_CONTROL" => "FTPS",
+            _ => return None,
+        };
+        self.tables.id(secure)
+    }
+
+    /// TLS on the default port of a protocol's TLS variant is named after it (nDPI:
+    /// `IMAPS` for TLS on 993).
+    fn tls_port_variant(&self, sport: u16, cport: u16) -> Option<&ProtoInfo> {
+        const PORTS: &[(u16, &str)] =
+            &[(993, "IMAPS"), (995, "POPS"), (465, "SMTPS"), (990, "FTPS")];
+        let name = PORTS.iter().find(|(p, _)| *p == sport || *p == cport)?.1;
+        self.tables.proto(self.tables.id(name)?)
     }
 
     /// Decides which dissector (if any) claims a flow from its first payload.
@@ -472,9 +505,14 @@ impl Dpi {
             }
             return;
         };
-        let Some(proto) = meta.proto.and_then(|id| self.tables.proto(id)) else {
+        let Some(mut proto) = meta.proto.and_then(|id| self.tables.proto(id)) else {
             return;
         };
+        if meta.proto == self.ids.tls
+            && let Some(p) = self.tls_port_variant(sport, cport)
+        {
+            proto = p;
+        }
         let mut risks = Risks::default();
         let mut l7 = L7Info {
             master_protocol: proto.name.to_owned(),
