@@ -512,3 +512,34 @@ fn time_going_backwards_and_absurd_records_keep_state_bounded() {
     assert!(s.analysis.store.len() <= 100_000);
     assert_eq!(s.totals.records, 5000);
 }
+
+#[test]
+fn flows_never_seen_ending_give_their_points_back_when_pushed_out() {
+    let mut s = State::new(&StateConfig {
+        max_active_flows: 10,
+        ..StateConfig::default()
+    });
+    let risk = netwarden_api::risk::by_key("numeric_ip_host").unwrap().id;
+    let records: Vec<FlowRecord> = (0..1500u64)
+        .map(|i| {
+            let mut r = flow_at(i, "10.0.0.77", T0 + i * S, false);
+            r.set_risk(risk, None);
+            r
+        })
+        .collect();
+    s.apply_batch(records);
+    let hs = s.analysis.scores.host(&host("10.0.0.77")).unwrap();
+    let settled: u64 = hs
+        .gauges
+        .client
+        .iter()
+        .map(netwarden_engine::score::Gauge::target)
+        .sum();
+    // 1,500 flows raised 5 points each; at most 2,048 flow sides are tracked (1,024 per side
+    // here), so the points of the oldest flows left with them.
+    // The score also crossed 5,000 (score_threshold, 150) and stayed above 1,000 for over
+    // 5 minutes (dangerous_host, 100).
+    assert_eq!(hs.accumulated, 7500 + 150 + 100, "{:?}", hs.accumulated_by);
+    assert!(settled <= 1024 * 5 + 250, "{settled}");
+    assert!(settled > 0);
+}

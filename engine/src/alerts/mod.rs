@@ -132,7 +132,7 @@ pub struct Analysis {
     pub counters: AnalysisCounters,
     /// Flow time: the latest record time seen, ns.
     pub now_ns: u64,
-    host_checks: BoundedMap<HostKey, HostCheckState>,
+    host_checks: BoundedMap<HostKey, (HostCheckState, PointKey)>,
     engaged: BTreeSet<HostKey>,
     flow_sides: BoundedMap<(FlowKey, bool), FlowSide>,
     series: BoundedMap<HostKey, HostSeries>,
@@ -312,16 +312,21 @@ impl Analysis {
             if points > 0 {
                 self.scores.add(host, roll, contribution);
             }
-            let tracked = self
-                .flow_sides
-                .get_or_insert_with((flow, as_client), || FlowSide {
-                    host,
-                    keys: Vec::new(),
-                });
-            let (entry, _) = tracked;
+            let (entry, evicted) =
+                self.flow_sides
+                    .get_or_insert_with((flow, as_client), || FlowSide {
+                        host,
+                        keys: Vec::new(),
+                    });
             let first_time = !entry.keys.contains(&key);
             if first_time {
                 entry.keys.push(key.clone());
+            }
+            // A flow pushed out of the table will not be seen ending: its points leave now.
+            if let Some((_, gone)) = evicted {
+                for k in &gone.keys {
+                    self.scores.remove(gone.host, k, self.now_ns);
+                }
             }
             if as_client && first_time {
                 self.counters.flow_alerts += 1;
@@ -340,15 +345,17 @@ impl Analysis {
         let facts = flow_facts(record, as_client, new_flow);
         let (st, _) = self
             .host_checks
-            .get_or_insert_with(host, HostCheckState::default);
-        st.observe(&facts);
+            .get_or_insert_with(host, || (HostCheckState::default(), flow.point));
+        st.0.observe(&facts);
+        // Host alerts roll up to the point where the host was last seen.
+        st.1 = flow.point;
         self.evaluate_host(host, roll);
     }
 
     fn evaluate_host(&mut self, host: HostKey, roll: RollUp) {
         let now = self.now_ns;
         let v = self.scores.values(&host, now);
-        let Some(st) = self.host_checks.get_mut(&host) else {
+        let Some((st, _)) = self.host_checks.get_mut(&host) else {
             // Evicted from the host-check table: nothing left to release.
             self.engaged.remove(&host);
             return;
@@ -435,7 +442,11 @@ impl Analysis {
     pub fn tick(&mut self, hosts: &HostTable, points: &PointTable) {
         let engaged: Vec<HostKey> = self.engaged.iter().copied().collect();
         for h in engaged {
-            let roll = self.roll(PointKey::default(), h.ip);
+            let point = self
+                .host_checks
+                .peek(&h)
+                .map_or_else(PointKey::default, |s| s.1);
+            let roll = self.roll(point, h.ip);
             self.evaluate_host(h, roll);
         }
         self.sample(hosts, points);
