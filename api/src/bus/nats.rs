@@ -54,7 +54,7 @@ impl NatsBus {
                 match event {
                     async_nats::Event::Connected => tracing::info!("NATS connected"),
                     async_nats::Event::Disconnected => {
-                        tracing::warn!("NATS disconnected; reconnecting")
+                        tracing::warn!("NATS disconnected; reconnecting");
                     }
                     other => tracing::debug!(event = %other, "NATS event"),
                 }

@@ -75,7 +75,10 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
     )
     .await?;
     if let Some((config, exclusions)) = analysis {
-        info!(exclusions = exclusions.rules.len(), "analysis configuration loaded");
+        info!(
+            exclusions = exclusions.rules.len(),
+            "analysis configuration loaded"
+        );
         launched
             .engine
             .state
