@@ -61,7 +61,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v2/hosts", get(hosts::list))
         .route("/api/v2/hosts/{ip}", get(hosts::detail))
         .route("/api/v2/hosts/{ip}/score", get(alerts::host_score))
-        .route("/api/v2/hosts/{ip}/timeseries", get(alerts::host_timeseries))
+        .route(
+            "/api/v2/hosts/{ip}/timeseries",
+            get(alerts::host_timeseries),
+        )
         .route("/api/v2/observation-points", get(points::list))
         .route("/api/v2/observation-points/{*name}", get(points::detail))
         .route("/healthz", get(health::healthz))

@@ -292,3 +292,33 @@ impl ChecksConfig {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_list_every_check_and_every_risk() {
+        let doc = include_str!("../../../docs/checks.md");
+        for c in CHECKS {
+            assert!(
+                doc.contains(&format!("| `{}` |", c.alert_type)),
+                "{}",
+                c.alert_type
+            );
+        }
+        for r in netwarden_api::risk::CATALOGUE {
+            assert!(doc.contains(&format!("| `{}` |", r.key)), "{}", r.key);
+        }
+    }
+
+    #[test]
+    fn enable_and_disable() {
+        let mut cfg = ChecksConfig::default();
+        assert!(cfg.enabled("low_goodput") && !cfg.enabled("tcp_flow_reset"));
+        assert!(cfg.enabled("url_possible_xss"), "risks are on by default");
+        cfg.enable.push("tcp_flow_reset".into());
+        cfg.disable.push("low_goodput".into());
+        assert!(!cfg.enabled("low_goodput") && cfg.enabled("tcp_flow_reset"));
+    }
+}
