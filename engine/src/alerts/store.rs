@@ -189,6 +189,7 @@ mod tests {
             state,
             message: String::new(),
             flow: None,
+            anomaly: None,
         }
     }
 
