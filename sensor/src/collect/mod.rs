@@ -565,6 +565,79 @@ impl Cx<'_> {
         Ok(records)
     }
 
+    /// Builds a template from `specs` and learns it as `(at.domain, id)`, noting `id` in
+    /// `learned` when it was taken; `offset` is where an error about it points.
+    #[allow(clippy::too_many_arguments)]
+    fn learn_specs(
+        &mut self,
+        at: At,
+        id: u16,
+        offset: usize,
+        kind: templates::TemplateKind,
+        scope_fields: u16,
+        specs: Vec<templates::FieldSpec>,
+        learned: &mut Vec<u16>,
+    ) -> Result<()> {
+        let Some(t) = Template::new(kind, scope_fields, specs, self.now_ns) else {
+            return Err(at.malformed(id, offset, "template without length"));
+        };
+        if self.learn(at.domain, id, t) {
+            learned.push(id);
+        }
+        Ok(())
+    }
+
+    /// Decodes a data set with the template `(domain, id)` when it is known, or buffers it
+    /// until the template comes. Returns how many records were decoded (0 when buffered).
+    #[allow(clippy::too_many_arguments)]
+    fn data_or_buffer(
+        &mut self,
+        domain: u32,
+        id: u16,
+        body: &[u8],
+        offset: usize,
+        time: &TimeBase,
+        source: netwarden_api::flow::FlowSource,
+        sink: &mut dyn FnMut(Output),
+    ) -> Result<u32> {
+        if let Some(t) = self.template(domain, id) {
+            self.data_set(&t, domain, id, body, offset, time, source, sink)
+        } else {
+            self.buffer(templates::PendingSet {
+                domain,
+                template: id,
+                received_ns: self.now_ns,
+                time: *time,
+                offset,
+                body: body.into(),
+            });
+            Ok(0)
+        }
+    }
+
+    /// Decodes the sets that waited for `(domain, id)`.
+    fn replay(
+        &mut self,
+        domain: u32,
+        id: u16,
+        source: netwarden_api::flow::FlowSource,
+        sink: &mut dyn FnMut(Output),
+    ) -> Result<()> {
+        let ready = self.take_pending(domain, id);
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let Some(template) = self.template(domain, id) else {
+            return Ok(());
+        };
+        for set in ready {
+            self.data_set(
+                &template, domain, id, &set.body, set.offset, &set.time, source, sink,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Sets buffered for `(domain, template)`, now that it is known.
     fn take_pending(&mut self, domain: u32, template: u16) -> Vec<templates::PendingSet> {
         if self.exp.pending.is_empty() {

@@ -15,8 +15,7 @@ use netwarden_api::flow::FlowSource;
 
 use super::error::{At, ErrorKind};
 use super::fields::TimeBase;
-use super::netflow9::replay;
-use super::templates::{FieldSpec, MAX_TEMPLATE_FIELDS, PendingSet, Template, TemplateKind};
+use super::templates::{FieldSpec, MAX_TEMPLATE_FIELDS, TemplateKind};
 use super::wire::{u16_at, u32_at};
 use super::{Cx, Output, Result};
 
@@ -67,31 +66,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
             2 => templates(cx, at, body, body_at, false, &mut learned),
             3 => templates(cx, at, body, body_at, true, &mut learned),
             0..=255 => Ok(()),
-            _ => {
-                if let Some(t) = cx.template(domain, id) {
-                    cx.data_set(
-                        &t,
-                        domain,
-                        id,
-                        body,
-                        body_at,
-                        &time,
-                        FlowSource::Ipfix,
-                        sink,
-                    )
-                    .map(|n| records += n)
-                } else {
-                    cx.buffer(PendingSet {
-                        domain,
-                        template: id,
-                        received_ns: cx.now_ns,
-                        time,
-                        offset: body_at,
-                        body: body.into(),
-                    });
-                    Ok(())
-                }
-            }
+            _ => cx
+                .data_or_buffer(domain, id, body, body_at, &time, FlowSource::Ipfix, sink)
+                .map(|n| records += n),
         };
         if let Err(e) = step {
             result = Err(e);
@@ -101,7 +78,7 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
     }
     cx.sequence(domain, sequence, records, true);
     for id in learned {
-        replay(cx, domain, id, FlowSource::Ipfix, sink)?;
+        cx.replay(domain, id, FlowSource::Ipfix, sink)?;
     }
     result
 }
@@ -172,12 +149,7 @@ fn templates(
                 pen,
             });
         }
-        let Some(t) = Template::new(kind, scope, specs, cx.now_ns) else {
-            return Err(at.malformed(id, base + p, "template without length"));
-        };
-        if cx.learn(at.domain, id, t) {
-            learned.push(id);
-        }
+        cx.learn_specs(at, id, base + p, kind, scope, specs, learned)?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use netwarden_api::flow::FlowSource;
 
 use super::error::{At, ErrorKind};
 use super::fields::TimeBase;
-use super::templates::{FieldSpec, MAX_TEMPLATE_FIELDS, PendingSet, Template, TemplateKind};
+use super::templates::{FieldSpec, MAX_TEMPLATE_FIELDS, TemplateKind};
 use super::wire::{u16_at, u32_at};
 use super::{Cx, Output, Result};
 
@@ -54,31 +54,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
             0 => templates(cx, at, body, body_at, &mut learned),
             1 => options_templates(cx, at, body, body_at, &mut learned),
             2..=255 => Ok(()),
-            _ => {
-                if let Some(t) = cx.template(domain, id) {
-                    cx.data_set(
-                        &t,
-                        domain,
-                        id,
-                        body,
-                        body_at,
-                        &time,
-                        FlowSource::Netflow9,
-                        sink,
-                    )
-                    .map(|_| ())
-                } else {
-                    cx.buffer(PendingSet {
-                        domain,
-                        template: id,
-                        received_ns: cx.now_ns,
-                        time,
-                        offset: body_at,
-                        body: body.into(),
-                    });
-                    Ok(())
-                }
-            }
+            _ => cx
+                .data_or_buffer(domain, id, body, body_at, &time, FlowSource::Netflow9, sink)
+                .map(|_| ()),
         };
         if let Err(e) = step {
             result = Err(e);
@@ -88,32 +66,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
     }
     // Templates learned by this datagram (even one that failed later) release waiting data.
     for id in learned {
-        replay(cx, domain, id, FlowSource::Netflow9, sink)?;
+        cx.replay(domain, id, FlowSource::Netflow9, sink)?;
     }
     result
-}
-
-/// Decodes the sets that waited for `(domain, id)`.
-pub(crate) fn replay(
-    cx: &mut Cx<'_>,
-    domain: u32,
-    id: u16,
-    source: FlowSource,
-    sink: &mut dyn FnMut(Output),
-) -> Result<()> {
-    let ready = cx.take_pending(domain, id);
-    if ready.is_empty() {
-        return Ok(());
-    }
-    let Some(template) = cx.template(domain, id) else {
-        return Ok(());
-    };
-    for set in ready {
-        cx.data_set(
-            &template, domain, id, &set.body, set.offset, &set.time, source, sink,
-        )?;
-    }
-    Ok(())
 }
 
 /// Reads `n` (type, length) pairs at `p` of `body` (which starts at `base` in the datagram).
@@ -159,12 +114,7 @@ fn templates(
             return Err(at.malformed(id, base + p, "template id"));
         }
         let specs = fields(at, id, body, base, p + 4, usize::from(count))?;
-        let Some(t) = Template::new(TemplateKind::Data, 0, specs, cx.now_ns) else {
-            return Err(at.malformed(id, base + p, "template without length"));
-        };
-        if cx.learn(at.domain, id, t) {
-            learned.push(id);
-        }
+        cx.learn_specs(at, id, base + p, TemplateKind::Data, 0, specs, learned)?;
         p += 4 + 4 * usize::from(count);
     }
     Ok(())
@@ -195,17 +145,16 @@ fn options_templates(
             return Err(at.err(id, base + p + 2, ErrorKind::TooManyFields(count as u16)));
         }
         let specs = fields(at, id, body, base, p + 6, count)?;
-        let Some(t) = Template::new(
+        let scope = (scope_len / 4) as u16;
+        cx.learn_specs(
+            at,
+            id,
+            base + p,
             TemplateKind::Options,
-            (scope_len / 4) as u16,
+            scope,
             specs,
-            cx.now_ns,
-        ) else {
-            return Err(at.malformed(id, base + p, "template without length"));
-        };
-        if cx.learn(at.domain, id, t) {
-            learned.push(id);
-        }
+            learned,
+        )?;
         p += 6 + scope_len + option_len;
     }
     Ok(())
