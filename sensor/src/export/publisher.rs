@@ -1,11 +1,12 @@
 //! The async publisher task: drains the export queue, batches, publishes with timeouts.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use netwarden_api::bus::Bus;
 use netwarden_api::names::flows_subject;
+use prometheus_client::metrics::counter::Counter;
 
 use super::{Batcher, ExportConfig, ExportCounters, OverflowPolicy, ReadyBatch, RecordReceiver};
 use crate::metrics::SensorMetrics;
@@ -85,34 +86,32 @@ impl Publisher {
         } else {
             Err(format!("{} bus not connected", self.bus.kind()))
         };
+        let (c, m) = (&self.counters, &self.metrics);
+        let records = ready.client_records as u64;
         match result {
             Ok(()) => {
-                self.counters
-                    .batches_published
-                    .fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .records_exported
-                    .fetch_add(ready.client_records as u64, Ordering::Relaxed);
-                self.metrics.batches_published.inc();
-                self.metrics
-                    .records_exported
-                    .inc_by(ready.client_records as u64);
+                count(&c.batches_published, &c.records_exported, records);
+                count_metrics(&m.batches_published, &m.records_exported, records);
             }
             Err(reason) => {
-                self.counters
-                    .batches_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .records_dropped
-                    .fetch_add(ready.client_records as u64, Ordering::Relaxed);
-                self.metrics.batches_dropped.inc();
-                self.metrics
-                    .records_dropped
-                    .inc_by(ready.client_records as u64);
+                count(&c.batches_dropped, &c.records_dropped, records);
+                count_metrics(&m.batches_dropped, &m.records_dropped, records);
                 self.log.warn(&subject, ready.batch.records.len(), &reason);
             }
         }
     }
+}
+
+/// Adds one batch of `records` records to a pair of export counters.
+fn count(batches: &AtomicU64, counted: &AtomicU64, records: u64) {
+    batches.fetch_add(1, Ordering::Relaxed);
+    counted.fetch_add(records, Ordering::Relaxed);
+}
+
+/// Adds one batch of `records` records to a pair of metrics.
+fn count_metrics(batches: &Counter, counted: &Counter, records: u64) {
+    batches.inc();
+    counted.inc_by(records);
 }
 
 /// Runs until every [`super::RecordSender`] is dropped and the queue is drained: batches
