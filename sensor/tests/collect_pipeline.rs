@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use netwarden_api::bus::{Bus, NatsBus, Publisher as _, Subscriber as _, nats::NatsOptions};
 use netwarden_api::flow::{FlowBatch, FlowSource, Role};
-use netwarden_api::names::FLOWS_ALL;
 use netwarden_sensor::flow::FlowConfig;
 use netwarden_sensor::metrics::SensorMetrics;
 use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
 use netwarden_testkit::{NatsServer, softflowd, testdata};
 use tokio::sync::watch;
+
+mod common;
 
 /// Frames of `testdata/ndpi/iphone.pcap`, which softflowd exports as 85 flows.
 const IPHONE_PACKETS: u64 = 500;
@@ -36,15 +36,7 @@ fn free_udp() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_and_capture_share_the_export_path() {
     let server = NatsServer::start();
-    let connect = |name: &str| {
-        let mut options = NatsOptions::new(server.url(), name);
-        options.wait_for_connection = true;
-        NatsBus::connect(options)
-    };
-    let subscriber = connect("test-subscriber").await.unwrap();
-    let mut stream = subscriber.subscribe(FLOWS_ALL.into()).await.unwrap();
-    subscriber.flush().await.unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(connect("sensor").await.unwrap());
+    let (_subscriber, mut stream, bus) = common::nats_flows(&server).await;
 
     let config = SensorConfig {
         sensor_name: "nf-sensor".into(),
@@ -158,15 +150,7 @@ async fn listeners_and_capture_share_the_export_path() {
 async fn sflow_from_pmacctd_takes_the_same_path() {
     softflowd::need("pmacctd", "pmacct");
     let server = NatsServer::start();
-    let connect = |name: &str| {
-        let mut options = NatsOptions::new(server.url(), name);
-        options.wait_for_connection = true;
-        NatsBus::connect(options)
-    };
-    let subscriber = connect("test-subscriber").await.unwrap();
-    let mut stream = subscriber.subscribe(FLOWS_ALL.into()).await.unwrap();
-    subscriber.flush().await.unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(connect("sensor").await.unwrap());
+    let (_subscriber, mut stream, bus) = common::nats_flows(&server).await;
     let config = SensorConfig {
         sensor_name: "sf-sensor".into(),
         progress: ProgressMode::Quiet,

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use netwarden_api::bus::{Bus, NatsBus, Publisher as _, Subscriber as _, nats::NatsOptions};
+use netwarden_api::bus::{Bus, NatsBus, nats::NatsOptions};
 use netwarden_api::flow::{FlowBatch, Role};
-use netwarden_api::names::FLOWS_ALL;
 use netwarden_sensor::flow::FlowConfig;
 use netwarden_sensor::metrics::SensorMetrics;
 use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
 use netwarden_testkit::NatsServer;
 use tokio::sync::watch;
+
+mod common;
 
 fn config() -> SensorConfig {
     SensorConfig {
@@ -29,15 +30,7 @@ fn config() -> SensorConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_reaches_a_nats_subscriber() {
     let server = NatsServer::start();
-    let connect = |name: &str| {
-        let mut options = NatsOptions::new(server.url(), name);
-        options.wait_for_connection = true;
-        NatsBus::connect(options)
-    };
-    let subscriber = connect("test-subscriber").await.unwrap();
-    let mut stream = subscriber.subscribe(FLOWS_ALL.into()).await.unwrap();
-    subscriber.flush().await.unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(connect("sensor").await.unwrap());
+    let (_subscriber, mut stream, bus) = common::nats_flows(&server).await;
 
     let pcap = netwarden_testkit::testdata("ndpi/WebattackRCE.pcap");
     let (expected, _) = pipeline::flows_from_pcap(&pcap, &config(), true).unwrap();
