@@ -11,13 +11,14 @@
 //! `CONFIDENCE_DPI`); otherwise a default-port guess (`CONFIDENCE_PORT`). Names, categories and
 //! default ports come from `protocols.csv`, hostname → application suffixes from `hosts.csv`.
 //!
-//! Layout: one folder per protocol family (`tls/`, `dns/`, `http/`, `misc/` for one-packet
+//! Layout: one folder per protocol family (`tls/`, `quic/`, `dns/`, `http/`, `misc/` for one-packet
 //! signatures); `table.rs` for the data files; `util.rs` for bounded readers and text.
 
 pub mod dns;
 pub mod http;
 pub mod lists;
 pub mod misc;
+pub mod quic;
 pub mod table;
 pub mod tls;
 pub mod util;
@@ -30,6 +31,7 @@ use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SshInfo};
 use self::dns::DnsFlow;
 use self::http::HttpFlow;
 pub use self::lists::Lists;
+use self::quic::QuicFlow;
 use self::table::{AppInfo, Breed, ProtoId, ProtoInfo, Tables};
 use self::tls::TlsFlow;
 
@@ -118,6 +120,7 @@ enum Kind {
     Tls(Box<TlsFlow>),
     Dns(Box<DnsFlow>),
     Http(Box<HttpFlow>),
+    Quic(Box<QuicFlow>),
 }
 
 /// Risk ids used by the dissectors (nDPI `ndpi_risk_enum` values, as in `api::risk`; a test
@@ -318,6 +321,17 @@ impl Dpi {
                     }
                     h.is_done()
                 }
+                Kind::Quic(q) => {
+                    q.on_payload(payload, max);
+                    if meta.app.is_none() {
+                        meta.app = q
+                            .tls
+                            .sni
+                            .as_deref()
+                            .and_then(|h| self.tables.app_for_host(h));
+                    }
+                    q.is_done()
+                }
                 Kind::None => {
                     if let (Some(ssh), Some(misc::Hit::Ssh(banner))) = (
                         meta.ssh.as_mut(),
@@ -418,6 +432,10 @@ impl Dpi {
             _ => return None,
         }
         match misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload)? {
+            misc::Hit::Proto("QUIC") => Some(meta(
+                self.tables.id("QUIC"),
+                Kind::Quic(Box::new(QuicFlow::new(payload))),
+            )),
             misc::Hit::Proto(name) => Some(meta(self.tables.id(name), Kind::None)),
             misc::Hit::Ssh(banner) => {
                 let mut m = meta(self.ids.ssh, Kind::None);
@@ -542,14 +560,16 @@ impl Dpi {
                     app = h.app_hint.map(|a| (a, "Web"));
                 }
             }
-            Kind::None => {
-                if app.is_none()
-                    && proto.name == "QUIC"
-                    && [784, 853].iter().any(|p| *p == sport || *p == cport)
-                {
+            Kind::Quic(q) => {
+                l7.hostname = q.tls.sni.clone().unwrap_or_default();
+                l7.tls = Some(q.tls.info.clone());
+                q.tls.risks(&mut risks);
+                // DNS over QUIC (RFC 9250): UDP 853, and 784 of its drafts.
+                if app.is_none() && [784, 853].iter().any(|p| *p == sport || *p == cport) {
                     app = Some(("DoH_DoT", "Network"));
                 }
             }
+            Kind::None => {}
         }
         if let Some(ssh) = &meta.ssh {
             l7.hostname.clone_from(&ssh.client_banner);
@@ -597,6 +617,7 @@ impl Dpi {
                 Kind::Tls(t) => t.shrink(),
                 Kind::Dns(d) => d.shrink(),
                 Kind::Http(h) => h.shrink(),
+                Kind::Quic(q) => q.shrink(),
                 Kind::None => {}
             }
         }
@@ -626,6 +647,7 @@ impl FlowDpi {
                         Kind::Tls(_) => size_of::<TlsFlow>(),
                         Kind::Dns(_) => size_of::<DnsFlow>(),
                         Kind::Http(_) => size_of::<HttpFlow>(),
+                        Kind::Quic(_) => size_of::<QuicFlow>(),
                     }
                     + m.ssh.as_ref().map_or(0, |_| size_of::<SshInfo>())
                     + m.dhcp.as_ref().map_or(0, |_| size_of::<DhcpInfo>())

@@ -119,28 +119,10 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
             return Some(Hit::Proto("WireGuard"));
         }
     }
-    if is_quic(p) {
+    if super::quic::is_quic(p) {
         return Some(Hit::Proto("QUIC"));
     }
     None
-}
-
-/// QUIC long header (RFC 9000 §17.2) with a known version: v1, v2, IETF drafts, Google Q0xx,
-/// Facebook mvfst.
-fn is_quic(p: &[u8]) -> bool {
-    let [first, v0, v1, v2, v3, ..] = p else {
-        return false;
-    };
-    if first & 0x80 == 0 || p.len() < 20 {
-        return false;
-    }
-    let v = u32::from_be_bytes([*v0, *v1, *v2, *v3]);
-
-    v == 1
-        || v == 0x6b33_43cf
-        || (v & 0xffff_ff00) == 0xff00_0000
-        || (v & 0xffff_fff0) == 0xface_b000
-        || (&p[1..3] == b"Q0" && p[3].is_ascii_digit())
 }
 
 /// DHCP (RFC 2131 §2, options RFC 2132): client MAC, host name (12), parameter list (55),

@@ -126,10 +126,10 @@ struct HarnessFlow {
 }
 
 /// Flow key of the harness: transport and both endpoints, ordered.
-type Key = (u8, (IpAddr, u16), (IpAddr, u16));
+pub(crate) type Key = (u8, (IpAddr, u16), (IpAddr, u16));
 
 /// Runs every packet of `pcap` through the engine; returns the records by unordered endpoints.
-fn replay(dpi: &Dpi, path: &std::path::Path) -> HashMap<Key, FlowRecord> {
+pub(crate) fn replay(dpi: &Dpi, path: &std::path::Path) -> HashMap<Key, FlowRecord> {
     use etherparse::{NetSlice, SlicedPacket, TransportSlice};
     let mut flows: HashMap<Key, HarnessFlow> = HashMap::new();
     let Ok(mut cap) = pcap::Capture::from_file(path) else {

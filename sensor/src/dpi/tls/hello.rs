@@ -32,6 +32,8 @@ pub mod ext {
     pub const SUPPORTED_VERSIONS: u16 = 43;
     /// QUIC transport parameters (RFC 9001).
     pub const QUIC_TRANSPORT_PARAMETERS: u16 = 57;
+    /// QUIC transport parameters as the QUIC drafts numbered them.
+    pub const QUIC_TRANSPORT_PARAMETERS_DRAFT: u16 = 0xffa5;
     /// encrypted_client_hello (draft-ietf-tls-esni).
     pub const ECH: u16 = 0xfe0d;
     /// renegotiation_info (RFC 5746).
@@ -115,9 +117,13 @@ pub fn parse_client_hello(body: &[u8], dtls: bool) -> Option<ClientHello<'_>> {
     Some(ch)
 }
 
-/// nDPI's rule: private-use extension ids above 0xff00, except renegotiation_info and ESNI.
+/// nDPI's rule: private-use extension ids above 0xff00, except renegotiation_info, ESNI and
+/// the QUIC transport parameters of the QUIC drafts (0xffa5, draft-ietf-quic-tls-27..32 §8.2).
 const fn is_suspicious_extension(ty: u16) -> bool {
-    ty > 0xff00 && ty != ext::RENEGOTIATION_INFO && ty != ext::ESNI
+    ty > 0xff00
+        && ty != ext::RENEGOTIATION_INFO
+        && ty != ext::ESNI
+        && ty != ext::QUIC_TRANSPORT_PARAMETERS_DRAFT
 }
 
 /// The host name of a server_name extension (RFC 6066 §3).
@@ -214,6 +220,9 @@ impl ClientHello<'_> {
         // nDPI (the oracle of the test corpus) writes the first two characters of the first
         // ALPN, where FoxIO writes the first and the last ("ht" vs "h1" for http/1.1).
         let alpn_code = match alpn {
+            // And, over QUIC, a two-character ALPN as its first character and '0' ("h3" →
+            // "h0": google_meet, quic-v2, quic_0RTT), while "h3-29" gives "h3".
+            [a, _] if transport == 'q' => [char::from(*a), '0'],
             [a, b, ..] => [char::from(*a), char::from(*b)],
             [a] => [char::from(*a), char::from(*a)],
             [] => ['0', '0'],

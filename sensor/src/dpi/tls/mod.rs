@@ -107,6 +107,15 @@ impl TlsFlow {
         }
     }
 
+    /// The TLS state of a QUIC flow: the ClientHello comes from CRYPTO frames
+    /// ([`crate::dpi::quic`]), JA4 starts with `q`, and the TLS-over-TCP-only risks are off.
+    pub fn quic() -> Self {
+        Self {
+            quic: true,
+            ..Self::default()
+        }
+    }
+
     /// Whether the handshake was seen far enough that nothing more can be learned.
     pub fn is_done(&self) -> bool {
         self.dirs[0].done && self.dirs[1].done
