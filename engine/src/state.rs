@@ -356,6 +356,14 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The host `addr` on VLAN 0.
+    fn host<'a>(state: &'a State, addr: &str) -> Option<&'a Host> {
+        state.hosts.get(&HostKey {
+            ip: ip(addr),
+            vlan: 0,
+        })
+    }
+
     /// One flow's records as a sensor would emit them: cumulative counters, the last final.
     fn flow_records(id: u64, client: &str, server: &str, steps: &[(u64, u64)]) -> Vec<FlowRecord> {
         steps
@@ -481,13 +489,7 @@ mod tests {
             "10.0.0.2",
             &[(100, 200), (300, 900), (500, 1000)],
         ));
-        let c = state
-            .hosts
-            .get(&HostKey {
-                ip: ip("10.0.0.1"),
-                vlan: 0,
-            })
-            .unwrap();
+        let c = host(&state, "10.0.0.1").unwrap();
         assert_eq!(
             (
                 c.bytes_sent,
@@ -498,13 +500,7 @@ mod tests {
             (500, 1000, 1, 0)
         );
         assert_eq!((c.packets_sent, c.packets_rcvd), (5, 10));
-        let s = state
-            .hosts
-            .get(&HostKey {
-                ip: ip("10.0.0.2"),
-                vlan: 0,
-            })
-            .unwrap();
+        let s = host(&state, "10.0.0.2").unwrap();
         assert_eq!(
             (s.bytes_sent, s.bytes_rcvd, s.flows_as_server),
             (1000, 500, 1)
@@ -526,23 +522,11 @@ mod tests {
         let mut state = State::new(&config(64));
         let recs = flow_records(1, "10.0.0.1", "10.0.0.2", &[(100, 200), (300, 900)]);
         state.apply_record(recs[0].clone());
-        let c = state
-            .hosts
-            .get(&HostKey {
-                ip: ip("10.0.0.1"),
-                vlan: 0,
-            })
-            .unwrap();
+        let c = host(&state, "10.0.0.1").unwrap();
         assert_eq!(c.active_flows_as_client, 1);
         assert_eq!(state.flows.active_len(), 1);
         state.apply_record(recs[1].clone());
-        let c = state
-            .hosts
-            .get(&HostKey {
-                ip: ip("10.0.0.1"),
-                vlan: 0,
-            })
-            .unwrap();
+        let c = host(&state, "10.0.0.1").unwrap();
         assert_eq!(c.active_flows_as_client, 0);
     }
 
@@ -581,21 +565,8 @@ mod tests {
             role: Role::Server as i32,
             ..r.clone()
         });
-        assert!(
-            s.hosts
-                .get(&HostKey {
-                    ip: ip("10.0.0.1"),
-                    vlan: 0
-                })
-                .is_none()
-        );
-        let srv = s
-            .hosts
-            .get(&HostKey {
-                ip: ip("192.168.1.9"),
-                vlan: 0,
-            })
-            .unwrap();
+        assert!(host(&s, "10.0.0.1").is_none());
+        let srv = host(&s, "192.168.1.9").unwrap();
         assert_eq!((srv.bytes_sent, srv.bytes_rcvd), (200, 100));
         assert_eq!(
             (s.flows.active_len() + s.flows.ended_len(), s.totals.flows),
