@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use netwarden_api::bus::{Bus, MemoryBus, Publisher, Subscriber};
@@ -12,11 +12,12 @@ use netwarden_api::flow::{
     DirectionStats, FlowBatch, FlowRecord, FlowUpdate, ObservationPoint, ip_to_bytes,
 };
 use netwarden_api::names::flows_subject;
-use netwarden_engine::state::StateConfig;
 use netwarden_sensor::pipeline::{self, SensorConfig};
 use netwarden_testkit::testdata;
 use serde_json::Value;
 use tokio::sync::watch;
+
+mod common;
 
 const S: u64 = 1_000_000_000;
 
@@ -69,15 +70,7 @@ impl Fixture {
         let mut alerts = bus.subscribe("nw.alerts.>".into()).await.unwrap();
         let (tx, rx) = watch::channel(false);
         let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
-        let launched = netwarden_engine::launch(
-            dyn_bus,
-            &StateConfig::default(),
-            "127.0.0.1:0".parse().unwrap(),
-            |_| {},
-            rx,
-        )
-        .await
-        .unwrap();
+        let launched = common::launch_engine(dyn_bus, rx).await;
         let (mut records, _) = pipeline::flows_from_pcap(
             &testdata("ndpi/sql_injection.pcap"),
             &SensorConfig::default(),
@@ -98,11 +91,10 @@ impl Fixture {
                 .unwrap();
         }
         let batches = records.len().div_ceil(100) as u64;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while launched.engine.batches_ingested() < batches {
-            assert!(Instant::now() < deadline, "ingest did not catch up");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        common::wait_for("ingest to catch up", Duration::from_secs(10), async || {
+            launched.engine.batches_ingested() >= batches
+        })
+        .await;
         let mut published = Vec::new();
         while let Ok(Some(m)) =
             tokio::time::timeout(Duration::from_millis(300), alerts.next()).await

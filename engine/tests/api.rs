@@ -4,16 +4,17 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netwarden_api::bus::{Bus, MemoryBus, Publisher};
 use netwarden_api::flow::{
     DirectionStats, FlowBatch, FlowRecord, FlowUpdate, L7Info, ObservationPoint, Role, ip_to_bytes,
 };
 use netwarden_api::names::{DEFAULT_SHARDS, flows_subject, shard_of};
-use netwarden_engine::state::StateConfig;
 use serde_json::Value;
 use tokio::sync::watch;
+
+mod common;
 
 struct Flow {
     id: u64,
@@ -224,15 +225,7 @@ impl Fixture {
         let bus = MemoryBus::default();
         let (tx, rx) = watch::channel(false);
         let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
-        let launched = netwarden_engine::launch(
-            dyn_bus,
-            &StateConfig::default(),
-            "127.0.0.1:0".parse().unwrap(),
-            |_| {},
-            rx,
-        )
-        .await
-        .unwrap();
+        let launched = common::launch_engine(dyn_bus, rx).await;
         let batches = publish_all(&bus).await;
         // Garbage on a flow subject: counted, not fatal.
         bus.publish(
@@ -242,11 +235,10 @@ impl Fixture {
         .await
         .unwrap();
         let engine = launched.engine.clone();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while engine.batches_ingested() < batches || engine.status.decode_errors() < 1 {
-            assert!(Instant::now() < deadline, "ingest did not catch up");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        common::wait_for("ingest to catch up", Duration::from_secs(10), async || {
+            engine.batches_ingested() >= batches && engine.status.decode_errors() >= 1
+        })
+        .await;
         Self {
             base: format!("http://{}", launched.addr),
             http: reqwest::Client::new(),

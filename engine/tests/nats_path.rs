@@ -6,18 +6,21 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netwarden_api::bus::nats::NatsOptions;
 use netwarden_api::bus::{Bus, NatsBus, Publisher};
 use netwarden_api::flow::{DirectionStats, FlowBatch, FlowRecord, FlowUpdate, ip_to_bytes};
 use netwarden_api::names::flows_subject;
-use netwarden_engine::state::StateConfig;
 use netwarden_sensor::metrics::SensorMetrics;
 use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
 use netwarden_testkit::{NatsServer, free_port, testdata};
 use serde_json::Value;
 use tokio::sync::watch;
+
+mod common;
+
+use common::wait_for;
 
 const PCAP: &str = "ndpi/netbios.pcap";
 
@@ -34,14 +37,6 @@ async fn get(base: &str, path: &str) -> (u16, Value) {
     let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// (vlan, proto, client, client port, server, server port, c2s bytes, s2c bytes)
@@ -80,15 +75,7 @@ async fn flows_over_nats_match_the_offline_flow_table() {
     let engine_bus = nats_bus(&nats.url(), "engine-test", true).await;
     let (tx, rx) = watch::channel(false);
     let bus: Arc<dyn Bus> = Arc::new(engine_bus.clone());
-    let launched = netwarden_engine::launch(
-        bus,
-        &StateConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        |_| {},
-        rx.clone(),
-    )
-    .await
-    .unwrap();
+    let launched = common::launch_engine(bus, rx.clone()).await;
     // The subscription must have reached the server before the sensor publishes.
     engine_bus.flush().await.unwrap();
     let base = format!("http://{}", launched.addr);
@@ -192,15 +179,7 @@ async fn engine_becomes_ready_when_nats_comes_up_later() {
     // not ready.
     let bus: Arc<dyn Bus> = Arc::new(nats_bus(&url, "engine-early", false).await);
     let (_tx, rx) = watch::channel(false);
-    let launched = netwarden_engine::launch(
-        bus,
-        &StateConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        |_| {},
-        rx,
-    )
-    .await
-    .unwrap();
+    let launched = common::launch_engine(bus, rx).await;
     let base = format!("http://{}", launched.addr);
     let (status, body) = get(&base, "/readyz").await;
     assert_eq!(status, 503, "{body}");
