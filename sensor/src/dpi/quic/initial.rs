@@ -90,9 +90,14 @@ fn expand_label(secret: &Hkdf<Sha256>, label: &str, out: &mut [u8]) -> Option<()
 
 /// The client's Initial keys for a connection whose client chose `dcid` (RFC 9001 §5.2).
 pub fn client_keys(flavor: Flavor, dcid: &[u8]) -> Option<Keys> {
+    initial_keys(flavor, dcid, "client in")
+}
+
+/// Initial keys of one side (`"client in"` or `"server in"`).
+pub(crate) fn initial_keys(flavor: Flavor, dcid: &[u8], side: &str) -> Option<Keys> {
     let (_, initial) = Hkdf::<Sha256>::extract(Some(flavor.salt), dcid);
     let mut client = [0u8; 32];
-    expand_label(&initial, "client in", &mut client)?;
+    expand_label(&initial, side, &mut client)?;
     let client = Hkdf::<Sha256>::from_prk(&client).ok()?;
     let (key, iv, hp) = if flavor.v2 {
         ("quicv2 key", "quicv2 iv", "quicv2 hp")

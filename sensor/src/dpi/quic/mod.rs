@@ -180,9 +180,18 @@ impl QuicFlow {
             }
             return;
         };
+        self.on_frames(&plain, max);
+    }
+
+    /// Feeds the decrypted payload of a client Initial: its CRYPTO frames are reassembled and
+    /// a complete ClientHello is handed to the TLS dissector.
+    pub fn on_frames(&mut self, plain: &[u8], max: usize) {
+        if self.done {
+            return;
+        }
         let crypto = self.crypto.get_or_insert_with(Box::default);
         let mut fits = true;
-        initial::crypto_frames(&plain, |off, data| {
+        initial::crypto_frames(plain, |off, data| {
             fits &= crypto.insert(off, data, max);
         });
         if !fits {

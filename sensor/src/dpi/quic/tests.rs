@@ -55,6 +55,44 @@ fn rfc9001_appendix_a_client_initial_keys() {
     assert_eq!(k.hp.to_vec(), unhex("9f50449e04a0e810283a1e9933adedd2"));
 }
 
+/// RFC 9001 A.3: the server's protected Initial (packet number 1, ACK + CRYPTO frames) opens
+/// with the server keys of the A.1 connection id; header protection, nonce and AEAD are the
+/// same code as for client Initials.
+#[test]
+fn rfc9001_appendix_a_protected_initial_opens() {
+    let dcid = unhex("8394c8f03e515708");
+    let keys = initial::initial_keys(Flavor::of(V1).unwrap(), &dcid, "server in").unwrap();
+    assert_eq!(keys.key.to_vec(), unhex("cf3a5331653c364c88f0f379b6067e37"));
+    assert_eq!(keys.iv.to_vec(), unhex("0ac1493ca1905853b0bba03e"));
+    assert_eq!(keys.hp.to_vec(), unhex("c206b8d9b9f0f37644430b490eeaa314"));
+    let packet = unhex(concat!(
+        "cf000000010008f067a5502a4262b5004075c0d95a482cd0991cd25b0aac406a",
+        "5816b6394100f37a1c69797554780bb38cc5a99f5ede4cf73c3ec2493a1839b3",
+        "dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84",
+        "022f8ef4cdd93795d77d06edbb7aaf2f58891850abbdca3d20398c276456cbc4",
+        "2158407dd074ee"
+    ));
+    let init = initial::find_initial(&packet).unwrap();
+    assert_eq!(init.packet.len(), packet.len());
+    let plain = initial::decrypt(&init, &keys).unwrap();
+    assert_eq!(
+        plain,
+        unhex(concat!(
+            "02000000000600405a020000560303eefce7f7b37ba1d1632e96677825ddf739",
+            "88cfc79825df566dc5430b9a045a1200130100002e00330024001d00209d3c94",
+            "0d89690b84d08a60993c144eca684d1081287c834d5311bcf32bb9da1a002b00",
+            "020304"
+        ))
+    );
+    // The frames: an ACK, then one CRYPTO frame at offset 0 holding the ServerHello.
+    let mut frames = Vec::new();
+    initial::crypto_frames(&plain, |off, data| frames.push((off, data.len(), data[0])));
+    assert_eq!(frames, [(0, 90, 2)]);
+    // The client keys do not open it (server Initials are skipped).
+    let client = initial::client_keys(Flavor::of(V1).unwrap(), &dcid).unwrap();
+    assert!(initial::decrypt(&init, &client).is_none());
+}
+
 #[test]
 fn rfc9369_appendix_a_client_initial_keys() {
     let dcid = unhex("8394c8f03e515708");
