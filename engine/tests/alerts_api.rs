@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use netwarden_api::bus::{Bus, MemoryBus, Publisher, Subscriber};
-use netwarden_api::flow::{
-    DirectionStats, FlowBatch, FlowRecord, FlowUpdate, ObservationPoint, ip_to_bytes,
-};
+use netwarden_api::flow::{FlowBatch, FlowRecord};
 use netwarden_api::names::flows_subject;
 use netwarden_sensor::pipeline::{self, SensorConfig};
 use netwarden_testkit::testdata;
@@ -24,34 +22,14 @@ const S: u64 = 1_000_000_000;
 /// A SYN scan of 300 ports in 15 s starting at `t0`.
 fn scan(t0: u64) -> Vec<FlowRecord> {
     (0..300u64)
-        .map(|i| FlowRecord {
-            flow_id: 10_000 + i,
-            observation_point: Some(ObservationPoint {
-                sensor: "n".into(),
-                interface: "eth0".into(),
-                ..Default::default()
-            }),
-            client_ip: ip_to_bytes("10.0.0.66".parse().unwrap()),
-            server_ip: ip_to_bytes("10.0.0.10".parse().unwrap()),
-            client_port: 40000,
-            server_port: 1 + i as u32,
-            l4_proto: 6,
-            first_seen_ns: t0 + i * 50_000_000,
-            last_seen_ns: t0 + i * 50_000_000,
-            update: FlowUpdate::Final as i32,
-            c2s: Some(DirectionStats {
-                packets: 1,
-                bytes: 60,
-                tcp_flags: 0x02,
-                ..Default::default()
-            }),
-            s2c: Some(DirectionStats {
-                packets: 1,
-                bytes: 54,
-                tcp_flags: 0x14,
-                ..Default::default()
-            }),
-            ..Default::default()
+        .map(|i| {
+            common::syn(
+                10_000 + i,
+                "10.0.0.66",
+                "10.0.0.10",
+                1 + i as u32,
+                t0 + i * 50_000_000,
+            )
         })
         .collect()
 }
@@ -111,17 +89,8 @@ impl Fixture {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (
-            status,
-            serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null),
-        )
+        let (status, _, json) = common::get_json(&self.http, &format!("{}{path}", self.base)).await;
+        (status, json)
     }
 
     async fn ok(&self, path: &str) -> Value {

@@ -248,21 +248,7 @@ impl Fixture {
     }
 
     async fn get(&self, path: &str) -> (u16, String, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        (status, ctype, json)
+        common::get_json(&self.http, &format!("{}{path}", self.base)).await
     }
 
     async fn ok(&self, path: &str) -> Value {

@@ -6,9 +6,7 @@
 use std::net::IpAddr;
 
 use netwarden_api::alert::{Alert, AlertState, Entity};
-use netwarden_api::flow::{
-    DirectionStats, FlowRecord, FlowUpdate, ObservationPoint, Role, ip_to_bytes,
-};
+use netwarden_api::flow::{FlowRecord, FlowUpdate, Role};
 use netwarden_api::names::shard_of;
 use netwarden_engine::alerts::AnalysisConfig;
 use netwarden_engine::exclusions::{Exclusions, parse_yaml};
@@ -16,6 +14,10 @@ use netwarden_engine::hosts::HostKey;
 use netwarden_engine::state::{State, StateConfig};
 use netwarden_sensor::pipeline::{self, SensorConfig};
 use netwarden_testkit::testdata;
+
+mod common;
+
+use common::syn;
 
 fn corpus(name: &str) -> Vec<FlowRecord> {
     let (records, _) = pipeline::flows_from_pcap(
@@ -246,38 +248,6 @@ spec:
 
 const S: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * S;
-
-fn syn(id: u64, client: &str, server: &str, dport: u32, t: u64) -> FlowRecord {
-    FlowRecord {
-        flow_id: id,
-        observation_point: Some(ObservationPoint {
-            sensor: "n".into(),
-            interface: "eth0".into(),
-            ..Default::default()
-        }),
-        client_ip: ip_to_bytes(ip(client)),
-        server_ip: ip_to_bytes(ip(server)),
-        client_port: 40000,
-        server_port: dport,
-        l4_proto: 6,
-        first_seen_ns: t,
-        last_seen_ns: t,
-        update: FlowUpdate::Final as i32,
-        c2s: Some(DirectionStats {
-            packets: 1,
-            bytes: 60,
-            tcp_flags: 0x02,
-            ..Default::default()
-        }),
-        s2c: Some(DirectionStats {
-            packets: 1,
-            bytes: 54,
-            tcp_flags: 0x14,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 #[test]
 fn a_syn_scan_of_1000_ports_engages_then_releases() {

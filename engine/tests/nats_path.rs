@@ -34,9 +34,9 @@ async fn nats_bus(url: &str, name: &str, wait: bool) -> NatsBus {
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {
-    let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let (status, _, json) =
+        common::get_json(&reqwest::Client::new(), &format!("{base}{path}")).await;
+    (status, json)
 }
 
 /// (vlan, proto, client, client port, server, server port, c2s bytes, s2c bytes)
