@@ -47,9 +47,18 @@ fn collect_prints_every_exported_flow_as_a_json_line() {
         rest
     });
 
+    // Drain stdout while the child runs: a full pipe would block it and it would never exit.
+    let mut stdout = child.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        text
+    });
+
     softflowd::export(&testdata("ndpi/iphone.pcap"), 500, port, &["-v", "5"]);
 
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // Generous: the machine running the suite may be busy; a hang still fails.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
@@ -57,9 +66,10 @@ fn collect_prints_every_exported_flow_as_a_json_line() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let records: Vec<Value> = String::from_utf8(out.stdout)
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let records: Vec<Value> = out_reader
+        .join()
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
