@@ -69,7 +69,7 @@ impl Fixture {
                 .unwrap();
         }
         let batches = records.len().div_ceil(100) as u64;
-        common::wait_for("ingest to catch up", Duration::from_secs(10), async || {
+        common::wait_for("ingest to catch up", Duration::from_secs(30), async || {
             launched.engine.batches_ingested() >= batches
         })
         .await;

@@ -235,7 +235,7 @@ impl Fixture {
         .await
         .unwrap();
         let engine = launched.engine.clone();
-        common::wait_for("ingest to catch up", Duration::from_secs(10), async || {
+        common::wait_for("ingest to catch up", Duration::from_secs(30), async || {
             engine.batches_ingested() >= batches && engine.status.decode_errors() >= 1
         })
         .await;

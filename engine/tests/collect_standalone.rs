@@ -118,7 +118,7 @@ async fn standalone_collects_softflowd_netflow9() {
         .len();
     // The observation point of the exporter, once every flow is applied.
     let name = format!("{SENSOR}/127.0.0.1/0");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let point = loop {
         let points = get(&format!("{base}/api/v2/observation-points"))
             .await
