@@ -15,6 +15,7 @@ pub(crate) mod tests;
 use self::initial::{Flavor, MAX_CID};
 use super::tls::TlsFlow;
 use super::tls::hello;
+use super::util::Reader;
 
 /// Client Initials that do not open (other keys, a server's Initial, garbage) before giving up.
 const MAX_FAILED: u8 = 8;
@@ -54,6 +55,39 @@ pub fn version_name(v: u32) -> String {
             }
         }
     }
+}
+
+/// Whether `v` is a Google QUIC version (`Q0xx`).
+fn is_gquic(v: u32) -> bool {
+    let b = v.to_be_bytes();
+    b[0] == b'Q' && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// The SNI tag of a Google QUIC CHLO handshake message (QUIC Crypto, "Handshake message
+/// format": `CHLO`, u16 LE tag count, 2 padding bytes, (tag, u32 LE end offset) pairs, values),
+/// looked for near the start of a Q0xx long-header packet sent in clear.
+pub fn gquic_chlo_sni(p: &[u8]) -> Option<&[u8]> {
+    const MAX_TAGS: usize = 128;
+    let at = p.windows(4).take(128).position(|w| w == b"CHLO")?;
+    let mut r = Reader::new(p.get(at + 4..)?);
+    let n = r
+        .take(2)
+        .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))?;
+    r.skip(2)?;
+    if n > MAX_TAGS {
+        return None;
+    }
+    let table = r.take(n * 8)?;
+    let values = r.rest();
+    let mut start = 0usize;
+    for e in table.chunks_exact(8) {
+        let end = usize::try_from(u32::from_le_bytes([e[4], e[5], e[6], e[7]])).ok()?;
+        if &e[..4] == b"SNI\0" {
+            return values.get(start..end).filter(|v| !v.is_empty());
+        }
+        start = end;
+    }
+    None
 }
 
 /// CRYPTO stream reassembly (RFC 9000 §19.6): bytes by offset, with the ranges received.
@@ -133,7 +167,7 @@ impl QuicFlow {
             odcid: None,
             crypto: None,
             failed: 0,
-            done: Flavor::of(version).is_none(),
+            done: Flavor::of(version).is_none() && !is_gquic(version),
         }
     }
 
@@ -151,6 +185,19 @@ impl QuicFlow {
     /// keys and are skipped).
     pub fn on_payload(&mut self, payload: &[u8], max: usize) {
         if self.done {
+            return;
+        }
+        if is_gquic(self.version) {
+            // Google QUIC up to Q046 sends its CHLO in clear: only the host name is kept.
+            if let Some(sni) = gquic_chlo_sni(payload) {
+                self.tls.set_sni(sni);
+                self.finish();
+            } else {
+                self.failed += 1;
+                if self.failed >= MAX_FAILED {
+                    self.finish();
+                }
+            }
             return;
         }
         let Some(init) = initial::find_initial(payload) else {

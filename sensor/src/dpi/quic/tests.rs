@@ -217,6 +217,22 @@ fn corpus_flows_through_the_engine() {
 }
 
 #[test]
+fn gquic_q046_chlo_gives_the_host_name() {
+    let first = udp_payloads("quic_q46.pcap")
+        .into_iter()
+        .find(|p| is_quic(p))
+        .unwrap();
+    let mut f = QuicFlow::new(&first);
+    f.on_payload(&first, 16 * 1024);
+    assert!(f.is_done());
+    assert_eq!(f.tls.sni.as_deref(), Some("play.google.com"));
+    assert_eq!(f.tls.info.quic_version, "Q046");
+    for n in 0..first.len() {
+        let _ = gquic_chlo_sni(&first[..n]);
+    }
+}
+
+#[test]
 fn the_client_hello_over_two_initials_needs_both() {
     let pkts: Vec<_> = udp_payloads("quic_frags_ch_in_multiple_packets.pcapng");
     let mut f = QuicFlow::new(&pkts[0]);
@@ -256,7 +272,7 @@ fn truncated_and_corrupted_initials_never_panic() {
 proptest::proptest! {
     #[test]
     fn arbitrary_quic_payloads_never_panic(
-        version in proptest::sample::select(vec![1u32, V2, 0xff00_001d, 0xff00_001b, 0xff00_0022, 0x5130_3436]),
+        version in proptest::sample::select(vec![1u32, V2, 0xff00_001d, 0xff00_001b, 0xff00_0022, 0x5130_3436, 0x5130_3433]),
         packets in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..1400), 1..6),
         first in proptest::num::u8::ANY,
     ) {

@@ -389,15 +389,20 @@ impl TlsFlow {
         }
     }
 
+    /// Records a host name learned outside a ClientHello (Google QUIC's CHLO).
+    pub fn set_sni(&mut self, sni: &[u8]) {
+        let mut s = text(sni, MAX_HOST);
+        s.make_ascii_lowercase();
+        self.info.sni.clone_from(&s);
+        self.sni = Some(s);
+    }
+
     /// Learns what a ClientHello tells (also used by QUIC, whose CRYPTO frames carry one).
     pub fn client_hello(&mut self, ch: &ClientHello<'_>) {
         self.client_hello = true;
         self.client_version = ch.max_version();
         if let Some(sni) = ch.sni {
-            let mut s = text(sni, MAX_HOST);
-            s.make_ascii_lowercase();
-            self.info.sni.clone_from(&s);
-            self.sni = Some(s);
+            self.set_sni(sni);
         }
         if let Some(list) = ch.alpn {
             self.alpn_ext = true;
