@@ -1,4 +1,4 @@
-//! The alert model (DESIGN.md section 7; ../shared/REFERENCE.md sections 0 and 3).
+//! The alert model (DESIGN.md section 7; ntopng semantics, see docs/checks.md).
 //!
 //! Severity is derived from the score, as in ntopng: the score is what counts.
 
@@ -142,7 +142,7 @@ pub struct Alert {
     pub anomaly: Option<AnomalyBand>,
 }
 
-/// What an anomaly alert saw (Double Exponential Smoothing, ../shared/REFERENCE.md section 4).
+/// What an anomaly alert saw (Double Exponential Smoothing, nDPI `ndpi_des_*`; see docs/checks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyBand {
     /// The value observed.

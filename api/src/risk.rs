@@ -1,5 +1,6 @@
 //! The flow-risk catalogue: every risk the sensor can flag, with nDPI's stable key,
-//! default severity and client/server score split (../shared/REFERENCE.md section 1b).
+//! default severity and client/server score split (ntopng `src/FlowRiskAlerts.cpp`, nDPI
+//! `ndpi_known_risks[]`; the table is in docs/checks.md).
 //!
 //! Ids are nDPI's `ndpi_risk_enum` values so records compare one to one with nDPI;
 //! Netwarden-only risks start at [`NETWARDEN_RISK_BASE`].

@@ -1,5 +1,5 @@
 //! Checks: what turns flow records and host state into alerts and score
-//! (../shared/REFERENCE.md sections 0, 1 and 3; DESIGN.md section 4).
+//! (ntopng semantics, documented in docs/checks.md; DESIGN.md section 4).
 //!
 //! * [`flow`]: flow checks, pure deterministic functions of (record, config) → [`FlowAlert`]s
 //!   with the client/server score split and attacker/victim flags. They run on every copy of a
