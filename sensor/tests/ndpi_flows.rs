@@ -61,24 +61,7 @@ fn their_keys(expected: &serde_json::Value) -> BTreeSet<Key> {
 }
 
 fn corpus() -> Vec<(PathBuf, PathBuf)> {
-    let dir = netwarden_testkit::testdata("ndpi");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("testdata/ndpi") {
-        let path = entry.expect("dir entry").path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(stem) = name
-            .strip_suffix(".pcapng")
-            .or_else(|| name.strip_suffix(".pcap"))
-        else {
-            continue;
-        };
-        let expected = dir.join(format!("{stem}.expected.json"));
-        if expected.exists() {
-            out.push((path, expected));
-        }
-    }
-    out.sort();
-    out
+    netwarden_sensor::eval::corpus(&netwarden_testkit::testdata("ndpi")).expect("testdata/ndpi")
 }
 
 fn config() -> SensorConfig {

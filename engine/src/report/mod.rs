@@ -30,26 +30,9 @@ pub enum ReportFormat {
     Json,
 }
 
-/// What the sensor said about its run (standalone mode only).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SensorSection {
-    /// Packets read.
-    pub packets: u64,
-    /// Bytes read.
-    pub bytes: u64,
-    /// Packets that did not decode.
-    pub decode_errors: u64,
-    /// Flows built.
-    pub flows: u64,
-    /// Records exported to the bus.
-    pub records_exported: u64,
-    /// Batches published.
-    pub batches_published: u64,
-    /// Batches dropped (queue full).
-    pub batches_dropped: u64,
-    /// Records dropped.
-    pub records_dropped: u64,
-}
+/// What the sensor said about its run (standalone mode only): the pipeline's own summary,
+/// so the report shows every counter the sensor keeps (collected datagrams and per-file errors too).
+pub type SensorSection = netwarden_sensor::pipeline::RunSummary;
 
 /// Whole-run totals as the engine saw them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -199,6 +182,10 @@ impl Report {
             if s.batches_dropped > 0 || s.records_dropped > 0 {
                 writeln!(out, "  batches dropped   {:>14}", s.batches_dropped)?;
                 writeln!(out, "  records dropped   {:>14}", s.records_dropped)?;
+            }
+            if s.collected_datagrams > 0 {
+                writeln!(out, "  export datagrams  {:>14}", s.collected_datagrams)?;
+                writeln!(out, "  export records    {:>14}", s.collected_records)?;
             }
             writeln!(out)?;
         }

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use netwarden_api::bus::{Bus, MemoryBus};
 use netwarden_sensor::export::OverflowPolicy;
 use netwarden_sensor::metrics::SensorMetrics;
-use netwarden_sensor::pipeline::{self, Input, ProgressMode, RunSummary, SensorConfig};
+use netwarden_sensor::pipeline::{self, Input, ProgressMode, SensorConfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::report::{Report, ReportFormat, SensorSection};
+use crate::report::{Report, ReportFormat};
 use crate::state::StateConfig;
 use crate::{Error, Result};
 
@@ -144,7 +144,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
             &state,
             launched.engine.batches_ingested(),
             launched.engine.status.decode_errors(),
-            Some(sensor_section(&summary)),
+            Some(summary),
         )
     };
     let mut stdout = std::io::stdout().lock();
@@ -183,18 +183,5 @@ async fn wait_caught_up(engine: &crate::Engine, published: u64, timeout: Duratio
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn sensor_section(s: &RunSummary) -> SensorSection {
-    SensorSection {
-        packets: s.packets,
-        bytes: s.bytes,
-        decode_errors: s.decode_errors,
-        flows: s.flows,
-        records_exported: s.records_exported,
-        batches_published: s.batches_published,
-        batches_dropped: s.batches_dropped,
-        records_dropped: s.records_dropped,
     }
 }
