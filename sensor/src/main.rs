@@ -121,6 +121,8 @@ enum Format {
     Jsonl,
     /// A human-readable table.
     Table,
+    /// Nothing per record, only the statistics at exit (to measure the collector itself).
+    None,
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +372,7 @@ fn flows(args: &FlowsArgs) -> Result<()> {
             }
         }
         Format::Table => print_table(&mut out, &records)?,
+        Format::None => {}
     }
     out.flush()?;
     if let Some(error) = summary.files.first().and_then(|f| f.error.as_ref()) {
@@ -534,6 +537,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
 /// counters as a JSON line `{"interface_counters": {...}}` in either format.
 fn write_output(out: &mut impl std::io::Write, output: &Output, format: Format) -> Result<()> {
     match (output, format) {
+        (_, Format::None) => return Ok(()),
         (Output::Flow(flow), Format::Table) => return print_table_row(out, &flow.record),
         (Output::Flow(flow), Format::Jsonl) => serde_json::to_writer(&mut *out, &flow.record)?,
         (Output::Counters(counters), _) => serde_json::to_writer(
