@@ -60,8 +60,15 @@ impl NatsServer {
     /// # Panics
     /// When the binary is missing or the server does not come up within 10 s.
     pub fn start() -> Self {
-        let store = tempfile::tempdir().expect("tempdir");
-        Self::start_with(free_port(), store)
+        // A free port can be taken by another test between our probe and the server's bind;
+        // such a server exits at once, so try again on a new port.
+        for _ in 0..5 {
+            let store = tempfile::tempdir().expect("tempdir");
+            if let Some(server) = Self::spawn(free_port(), store) {
+                return server;
+            }
+        }
+        panic!("nats-server could not bind a free loopback port in 5 attempts");
     }
 
     /// Starts (or restarts) a server on `port` with the JetStream store in `store`.
@@ -69,6 +76,11 @@ impl NatsServer {
     /// # Panics
     /// As [`NatsServer::start`].
     pub fn start_with(port: u16, store: tempfile::TempDir) -> Self {
+        Self::spawn(port, store)
+            .unwrap_or_else(|| panic!("nats-server exited at start on port {port} (port taken?)"))
+    }
+
+    fn spawn(port: u16, store: tempfile::TempDir) -> Option<Self> {
         let binary = nats_server_binary();
         let child = Command::new(&binary)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
@@ -82,17 +94,22 @@ impl NatsServer {
                     binary.display()
                 )
             });
-        let server = Self { child, port, store };
-        server.wait_ready(Duration::from_secs(10));
-        server
+        let mut server = Self { child, port, store };
+        server.wait_ready(Duration::from_secs(10)).then_some(server)
     }
 
-    fn wait_ready(&self, timeout: Duration) {
+    /// Waits until the port accepts connections while OUR process is still running (a server
+    /// that lost the port to someone else exits, and the port may answer for the other one).
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+                std::thread::sleep(Duration::from_millis(150));
+                return matches!(self.child.try_wait(), Ok(None));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
