@@ -8,6 +8,7 @@
 pub mod kv;
 pub mod memory;
 pub mod nats;
+pub mod status;
 
 use std::pin::Pin;
 
@@ -17,6 +18,7 @@ use futures::{Stream, future::BoxFuture};
 pub use kv::{ConfigSnapshot, Kv, KvChange, MemoryKv, NatsKv, watch_config};
 pub use memory::MemoryBus;
 pub use nats::NatsBus;
+pub use status::StatusReporter;
 
 /// A message received from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
