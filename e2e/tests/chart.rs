@@ -1,0 +1,225 @@
+//! The Helm chart, rendered by a real helm and validated against Kubernetes' schemas.
+
+use std::collections::BTreeSet;
+
+use netwarden_e2e::{documents, find, helm, render, repo, validate};
+use serde_json::Value;
+
+fn containers(workload: &Value) -> &Vec<Value> {
+    workload["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+}
+
+fn args(workload: &Value) -> Vec<String> {
+    containers(workload)[0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_owned())
+        .collect()
+}
+
+#[test]
+fn chart_lints_clean_in_strict_mode() {
+    let out = helm(&["lint", "charts/netwarden", "--strict"]);
+    assert!(
+        out.status.success(),
+        "helm lint failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn default_render_is_valid_kubernetes_and_wires_every_component() {
+    let yaml = render(&[]).expect("default values render");
+    validate(&yaml).expect("rendered objects are valid Kubernetes");
+    let docs = documents(&yaml);
+
+    let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "CustomResourceDefinition",
+        "DaemonSet",
+        "StatefulSet",
+        "Deployment",
+        "ClusterRole",
+        "Service",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} rendered: {kinds:?}");
+    }
+
+    // Every component connects to the chart's own NATS, and sensors and engines agree on
+    // the number of shards.
+    let nats = "--nats=nats://nw-netwarden-nats:4222";
+    let sensor = find(&docs, "DaemonSet", "nw-netwarden-sensor");
+    let engine = find(&docs, "StatefulSet", "nw-netwarden-engine");
+    let operator = find(&docs, "Deployment", "nw-netwarden-operator");
+    for workload in [sensor, engine, operator] {
+        assert!(args(workload).iter().any(|a| a == nats), "{workload}");
+    }
+    assert!(args(sensor).contains(&"--shards=64".to_owned()));
+    assert!(args(engine).contains(&"--shards=64".to_owned()));
+
+    // One image, tagged with the chart's appVersion, for the three binaries.
+    let chart = std::fs::read_to_string(repo().join("charts/netwarden/Chart.yaml")).unwrap();
+    let app_version = chart
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"');
+    for workload in [sensor, engine, operator] {
+        let image = containers(workload)[0]["image"].as_str().unwrap();
+        assert_eq!(image, format!("ghcr.io/netwarden/netwarden:{app_version}"));
+    }
+
+    // The sensor sees node traffic: host network, raw sockets, no API token.
+    let pod = &sensor["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let caps = &containers(sensor)[0]["securityContext"]["capabilities"];
+    assert_eq!(caps["add"], serde_json::json!(["NET_RAW", "NET_ADMIN"]));
+    assert_eq!(caps["drop"], serde_json::json!(["ALL"]));
+
+    // The engine and the operator run as non-root with a read-only root filesystem, and
+    // every container states its resources.
+    for workload in [engine, operator] {
+        let sc = &containers(workload)[0]["securityContext"];
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+    }
+    for doc in &docs {
+        if let Some(cs) = doc["spec"]["template"]["spec"]["containers"].as_array() {
+            for c in cs {
+                assert!(c["resources"]["requests"].is_object(), "{}", c["name"]);
+            }
+        }
+    }
+
+    // The engine keeps its store on a volume per replica.
+    assert_eq!(
+        engine["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "data"
+    );
+}
+
+#[test]
+fn values_scale_the_engine_and_use_an_external_nats() {
+    let yaml = render(&[
+        "engine.replicas=3",
+        "nats.enabled=false",
+        "nats.url=nats://nats.messaging:4222",
+        "engine.persistence.enabled=false",
+        "sensor.flowListeners[0]=0.0.0.0:2055",
+        "sensor.interfaces[0]=eth0",
+        "sensor.bpfFilter=not port 4222",
+        "shards=128",
+    ])
+    .expect("renders");
+    validate(&yaml).expect("valid Kubernetes");
+    let docs = documents(&yaml);
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["metadata"]["name"] == "nw-netwarden-nats"),
+        "no NATS of our own when nats.enabled=false"
+    );
+    let engine = find(&docs, "StatefulSet", "nw-netwarden-engine");
+    assert_eq!(engine["spec"]["replicas"], 3);
+    assert!(engine["spec"]["volumeClaimTemplates"].is_null());
+    assert_eq!(
+        engine["spec"]["template"]["spec"]["volumes"][0]["emptyDir"],
+        serde_json::json!({})
+    );
+    let sensor = find(&docs, "DaemonSet", "nw-netwarden-sensor");
+    let sensor_args = args(sensor);
+    for want in [
+        "--nats=nats://nats.messaging:4222",
+        "--shards=128",
+        "--netflow=0.0.0.0:2055",
+        "--interface=eth0",
+        "--bpf=not port 4222",
+    ] {
+        assert!(sensor_args.iter().any(|a| a == want), "{want} in {sensor_args:?}");
+    }
+    assert!(args(engine).contains(&"--shards=128".to_owned()));
+    let ports = containers(sensor)[0]["ports"].as_array().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["containerPort"] == 2055 && p["protocol"] == "UDP")
+    );
+}
+
+#[test]
+fn optional_monitoring_and_network_policies_render_valid_objects() {
+    let yaml = render(&["serviceMonitor.enabled=true", "networkPolicy.enabled=true"])
+        .expect("renders");
+    validate(&yaml).expect("valid Kubernetes");
+    let docs = documents(&yaml);
+    let monitors = docs
+        .iter()
+        .filter(|d| d["kind"] == "ServiceMonitor")
+        .count();
+    assert_eq!(monitors, 3, "engine, sensor and operator are scraped");
+    let policies = docs
+        .iter()
+        .filter(|d| d["kind"] == "NetworkPolicy")
+        .count();
+    assert_eq!(policies, 2, "NATS and the engine API");
+}
+
+#[test]
+fn invalid_values_are_refused_with_the_offending_path() {
+    for (set, path) in [
+        ("engine.replicas=0", "/engine/replicas"),
+        ("shards=0", "/shards"),
+        ("logLevel=loud", "/logLevel"),
+        ("engine.replica=3", "replica"),
+        ("sensor.snaplen=10", "/sensor/snaplen"),
+        ("sensor.flowListeners[0]=everywhere", "/sensor/flowListeners/0"),
+        ("nats.url=http://x", "/nats/url"),
+    ] {
+        let err = render(&[set]).expect_err(set);
+        assert!(err.contains(path), "{set}: {err}");
+    }
+    let err = render(&["nats.enabled=false"]).expect_err("no NATS at all");
+    assert!(err.contains("nats.url is required"), "{err}");
+}
+
+#[test]
+fn chart_crds_are_the_generated_ones() {
+    let names = |dir: &str| -> BTreeSet<String> {
+        std::fs::read_dir(repo().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect()
+    };
+    let generated = names("crds");
+    assert_eq!(generated.len(), 4, "{generated:?}");
+    assert_eq!(names("charts/netwarden/crds"), generated);
+    for name in &generated {
+        let a = std::fs::read(repo().join("crds").join(name)).unwrap();
+        let b = std::fs::read(repo().join("charts/netwarden/crds").join(name)).unwrap();
+        assert!(
+            a == b,
+            "charts/netwarden/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/netwarden/crds/"
+        );
+    }
+}
+
+#[test]
+fn operator_rbac_matches_the_plain_manifests() {
+    let docs = documents(&render(&[]).unwrap());
+    let chart_rules = &find(&docs, "ClusterRole", "nw-netwarden-operator")["rules"];
+    let manifests =
+        std::fs::read_to_string(repo().join("manifests/operator/rbac.yaml")).unwrap();
+    let manifest_docs = documents(&manifests);
+    let plain_rules = &find(&manifest_docs, "ClusterRole", "netwarden-operator")["rules"];
+    assert_eq!(
+        chart_rules, plain_rules,
+        "charts/netwarden/files/operator-rules.yaml and manifests/operator/rbac.yaml disagree"
+    );
+}
