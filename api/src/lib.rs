@@ -5,6 +5,7 @@
 //! * [`risk`]: the flow-risk catalogue (nDPI keys, severities, client/server score split).
 //! * [`names`]: NATS subjects, streams and key-value buckets, and the shard rule.
 //! * [`crd`]: the CRD kinds (`netwarden.io/v1alpha1`), their validation and the `nw-config`/`nw-status` entry shapes.
+//! * [`directory`]: the `nw-directory` entries (IP → namespace, pod, workload, node, services) and their keys.
 //! * [`bus`]: publish/subscribe over NATS or in-process — the one place that knows how records travel.
 //!
 //! This crate does no I/O other than the bus.
@@ -12,6 +13,7 @@
 pub mod alert;
 pub mod bus;
 pub mod crd;
+pub mod directory;
 pub mod error;
 pub mod flow;
 pub mod names;
