@@ -141,7 +141,10 @@ fn values_scale_the_engine_and_use_an_external_nats() {
         "--interface=eth0",
         "--bpf=not port 4222",
     ] {
-        assert!(sensor_args.iter().any(|a| a == want), "{want} in {sensor_args:?}");
+        assert!(
+            sensor_args.iter().any(|a| a == want),
+            "{want} in {sensor_args:?}"
+        );
     }
     assert!(args(engine).contains(&"--shards=128".to_owned()));
     let ports = containers(sensor)[0]["ports"].as_array().unwrap();
@@ -154,8 +157,8 @@ fn values_scale_the_engine_and_use_an_external_nats() {
 
 #[test]
 fn optional_monitoring_and_network_policies_render_valid_objects() {
-    let yaml = render(&["serviceMonitor.enabled=true", "networkPolicy.enabled=true"])
-        .expect("renders");
+    let yaml =
+        render(&["serviceMonitor.enabled=true", "networkPolicy.enabled=true"]).expect("renders");
     validate(&yaml).expect("valid Kubernetes");
     let docs = documents(&yaml);
     let monitors = docs
@@ -163,10 +166,7 @@ fn optional_monitoring_and_network_policies_render_valid_objects() {
         .filter(|d| d["kind"] == "ServiceMonitor")
         .count();
     assert_eq!(monitors, 3, "engine, sensor and operator are scraped");
-    let policies = docs
-        .iter()
-        .filter(|d| d["kind"] == "NetworkPolicy")
-        .count();
+    let policies = docs.iter().filter(|d| d["kind"] == "NetworkPolicy").count();
     assert_eq!(policies, 2, "NATS and the engine API");
 }
 
@@ -178,7 +178,10 @@ fn invalid_values_are_refused_with_the_offending_path() {
         ("logLevel=loud", "/logLevel"),
         ("engine.replica=3", "replica"),
         ("sensor.snaplen=10", "/sensor/snaplen"),
-        ("sensor.flowListeners[0]=everywhere", "/sensor/flowListeners/0"),
+        (
+            "sensor.flowListeners[0]=everywhere",
+            "/sensor/flowListeners/0",
+        ),
         ("nats.url=http://x", "/nats/url"),
     ] {
         let err = render(&[set]).expect_err(set);
@@ -193,8 +196,9 @@ fn chart_crds_are_the_generated_ones() {
     let names = |dir: &str| -> BTreeSet<String> {
         std::fs::read_dir(repo().join(dir))
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".yaml"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect()
     };
     let generated = names("crds");
@@ -214,8 +218,7 @@ fn chart_crds_are_the_generated_ones() {
 fn operator_rbac_matches_the_plain_manifests() {
     let docs = documents(&render(&[]).unwrap());
     let chart_rules = &find(&docs, "ClusterRole", "nw-netwarden-operator")["rules"];
-    let manifests =
-        std::fs::read_to_string(repo().join("manifests/operator/rbac.yaml")).unwrap();
+    let manifests = std::fs::read_to_string(repo().join("manifests/operator/rbac.yaml")).unwrap();
     let manifest_docs = documents(&manifests);
     let plain_rules = &find(&manifest_docs, "ClusterRole", "netwarden-operator")["rules"];
     assert_eq!(
