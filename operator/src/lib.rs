@@ -11,11 +11,13 @@
 //! * [`telemetry`]: `/metrics` (reconcile counts, errors, durations), `/healthz`, `/readyz`.
 //! * [`store`]: the KV side (`nw-config` writes, `nw-status` reads) over async-nats or in memory.
 //!
-//! The directory publisher (`nw-directory` from Pod/Service/Node watches) is not built yet.
+//! * [`directory`]: the `nw-directory` publisher (IP → Pod/Service/Node identity from one
+//!   watch per kind) and the reporters each CR is expected to be applied by.
 
 pub mod controller;
 pub mod crdgen;
 pub mod desired;
+pub mod directory;
 pub mod leader;
 pub mod store;
 pub mod telemetry;

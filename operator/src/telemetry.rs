@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -28,7 +29,82 @@ pub struct Metrics {
     pub duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     /// Set once the controllers run (NATS buckets open, Kubernetes client built).
     pub ready: AtomicBool,
+    /// The `nw-directory` publisher.
+    pub directory: DirectoryMetrics,
     registry: Registry,
+}
+
+/// Metrics of the `nw-directory` publisher (`netwarden_operator_directory_*`).
+pub struct DirectoryMetrics {
+    /// `_directory_events_total{kind}`: watch events received (Pod, Service, Node, ReplicaSet, Job).
+    pub events: Family<KindLabels, Counter>,
+    /// `_directory_watch_errors_total{kind}`: watch failures (retried with backoff).
+    pub watch_errors: Family<KindLabels, Counter>,
+    /// `_directory_puts_total`: entries written.
+    pub puts: Counter,
+    /// `_directory_deletes_total`: keys deleted (gone objects, strays).
+    pub deletes: Counter,
+    /// `_directory_write_errors_total`: failed puts or deletes (retried on the next sync).
+    pub write_errors: Counter,
+    /// `_directory_syncs_total`: diff-and-write passes.
+    pub syncs: Counter,
+    /// `_directory_entries`: addresses in the bucket.
+    pub entries: Gauge,
+    /// `_directory_dropped_objects`: objects not kept because a table was full.
+    pub dropped: Gauge,
+    /// `_directory_sync_duration_seconds`: duration of one pass (diff and writes).
+    pub sync_duration: Histogram,
+}
+
+impl DirectoryMetrics {
+    fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            events: Family::default(),
+            watch_errors: Family::default(),
+            puts: Counter::default(),
+            deletes: Counter::default(),
+            write_errors: Counter::default(),
+            syncs: Counter::default(),
+            entries: Gauge::default(),
+            dropped: Gauge::default(),
+            sync_duration: duration_histogram(),
+        };
+        let r = registry.sub_registry_with_prefix("directory");
+        r.register(
+            "events",
+            "Directory watch events received",
+            m.events.clone(),
+        );
+        r.register(
+            "watch_errors",
+            "Directory watch failures (retried with backoff)",
+            m.watch_errors.clone(),
+        );
+        r.register("puts", "nw-directory entries written", m.puts.clone());
+        r.register("deletes", "nw-directory keys deleted", m.deletes.clone());
+        r.register(
+            "write_errors",
+            "nw-directory writes that failed (retried)",
+            m.write_errors.clone(),
+        );
+        r.register(
+            "syncs",
+            "nw-directory diff-and-write passes",
+            m.syncs.clone(),
+        );
+        r.register("entries", "Addresses in nw-directory", m.entries.clone());
+        r.register(
+            "dropped_objects",
+            "Objects not kept because a directory table was full",
+            m.dropped.clone(),
+        );
+        r.register(
+            "sync_duration_seconds",
+            "Duration of one nw-directory pass",
+            m.sync_duration.clone(),
+        );
+        m
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -54,11 +130,13 @@ impl Default for Metrics {
             "Reconcile duration",
             duration.clone(),
         );
+        let directory = DirectoryMetrics::new(&mut registry);
         Self {
             reconciles,
             errors,
             duration,
             ready: AtomicBool::new(false),
+            directory,
             registry,
         }
     }
