@@ -2,7 +2,8 @@
 //! flow batches to the bus.
 //!
 //! The way of the data is the layout: `capture` → `decode` → `flow` → `export`;
-//! [`pipeline`] wires them together for the binary and the engine's standalone mode.
+//! [`pipeline`] wires them together for the binary and the engine's standalone mode;
+//! [`policy`] starts and stops captures as `InterfacePolicy` entries of `nw-config` ask.
 
 pub mod bench;
 pub mod capture;
@@ -15,5 +16,6 @@ pub mod export;
 pub mod flow;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy;
 
 pub use error::{Error, Result};

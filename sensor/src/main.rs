@@ -66,7 +66,7 @@ enum Progress {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("input").required(true).multiple(true).args(["interface", "pcap", "netflow"])))]
+#[command(group(ArgGroup::new("input").multiple(true).args(["interface", "pcap", "netflow"])))]
 struct RunArgs {
     /// Network interface(s) to capture on.
     #[arg(long, num_args = 1.., conflicts_with = "pcap")]
@@ -113,6 +113,18 @@ struct RunArgs {
     /// Progress display for pcap files.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
+    /// Node name: the reporter of `nw-status` reports (default: the sensor name).
+    #[arg(long, env = "NODE_NAME")]
+    node: Option<String>,
+    /// Node labels for `InterfacePolicy` node selectors (`k=v,k2=v2`).
+    #[arg(long, env = "NODE_LABELS")]
+    node_labels: Option<String>,
+    /// File of node labels, one `key=value` per line (read again every 2 s).
+    #[arg(long, env = "NODE_LABELS_FILE")]
+    node_labels_file: Option<PathBuf>,
+    /// Do not follow `InterfacePolicy` entries of `nw-config` (only the inputs given here run).
+    #[arg(long)]
+    no_config: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -260,17 +272,23 @@ async fn run(args: RunArgs) -> Result<()> {
         .chain(args.netflow.iter().copied().map(Input::Netflow))
         .collect();
     let metrics = Arc::new(SensorMetrics::new());
+    let policy_metrics = Arc::new(netwarden_sensor::policy::PolicyMetrics::default());
     if let Some(addr) = args.metrics_listen {
-        serve_metrics(addr, &metrics).await?;
+        serve_metrics(addr, &metrics, &policy_metrics).await?;
     }
     // Connecting does not wait for NATS: a sensor started before NATS keeps capturing.
-    let bus: Arc<dyn Bus> = Arc::new(
-        NatsBus::connect(NatsOptions::new(
-            args.nats.clone(),
-            format!("netwarden-sensor@{}", config.sensor_name),
-        ))
-        .await
-        .context("NATS client")?,
+    let nats = NatsBus::connect(NatsOptions::new(
+        args.nats.clone(),
+        format!("netwarden-sensor@{}", config.sensor_name),
+    ))
+    .await
+    .context("NATS client")?;
+    let bus: Arc<dyn Bus> = Arc::new(nats.clone());
+    // A node's sensor follows InterfacePolicy entries; a pcap replay does not.
+    let follow = !args.no_config && args.pcap.is_empty();
+    anyhow::ensure!(
+        follow || !inputs.is_empty(),
+        "nothing to do: give --interface, --pcap or --netflow, or drop --no-config"
     );
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
@@ -278,7 +296,39 @@ async fn run(args: RunArgs) -> Result<()> {
         tracing::info!("shutting down: flushing flows");
         let _ = stop.send(true);
     });
+    let policies = follow.then(|| {
+        let options = netwarden_sensor::policy::PolicyOptions {
+            node: args
+                .node
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| config.sensor_name.clone()),
+            labels: args.node_labels.clone(),
+            labels_file: args.node_labels_file.clone(),
+        };
+        tracing::info!(node = %options.node, "following InterfacePolicy entries of nw-config");
+        tokio::spawn(netwarden_sensor::policy::run(
+            netwarden_sensor::policy::Buckets::Nats(nats),
+            options,
+            config.clone(),
+            Arc::clone(&bus),
+            Arc::clone(&metrics),
+            policy_metrics,
+            shutdown.clone(),
+        ))
+    });
+    if inputs.is_empty() {
+        if let Some(policies) = policies {
+            let records = policies.await.context("interface policies")?;
+            tracing::info!(records, "policy captures stopped");
+        }
+        return Ok(());
+    }
     let summary = pipeline::run(inputs, config, bus, metrics, shutdown).await?;
+    if let Some(policies) = policies {
+        let records = policies.await.context("interface policies")?;
+        tracing::info!(records, "policy captures stopped");
+    }
     for file in summary.files.iter().filter(|f| f.error.is_some()) {
         tracing::warn!(file = %file.name, packets = file.packets, error = ?file.error, "file cut short");
     }
@@ -308,10 +358,15 @@ async fn wait_for_signal() {
     }
 }
 
-async fn serve_metrics(addr: SocketAddr, metrics: &SensorMetrics) -> Result<()> {
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: &SensorMetrics,
+    policy: &netwarden_sensor::policy::PolicyMetrics,
+) -> Result<()> {
     use axum::http::header::CONTENT_TYPE;
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
+    policy.register(&mut registry);
     let registry = Arc::new(registry);
     let app = axum::Router::new()
         .route(

@@ -153,7 +153,7 @@ impl RunSummary {
 
 /// Totals of one capture thread.
 #[derive(Debug, Default)]
-struct CaptureTotals {
+pub(crate) struct CaptureTotals {
     frames: u64,
     bytes: u64,
     stats: FlowStats,
@@ -350,8 +350,9 @@ fn read_files(
     proc.totals(summaries)
 }
 
-/// Captures on one interface until shutdown (or the interface fails).
-fn capture_live(
+/// Captures on one interface until shutdown (or the interface fails). Also run, one per
+/// interface, by the captures `InterfacePolicy` entries ask for (`crate::policy`).
+pub(crate) fn capture_live(
     mut cap: LiveCapture,
     config: &SensorConfig,
     metrics: &SensorMetrics,

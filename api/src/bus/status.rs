@@ -65,7 +65,7 @@ impl StatusReporter {
     }
 
     fn mine(&self, key: &str) -> bool {
-        parse_config_key(key).is_some_and(|k| self.kinds.iter().any(|kind| *kind == k.kind))
+        parse_config_key(key).is_some_and(|k| self.kinds.contains(&k.kind))
     }
 
     /// Remembers the entries of this reporter's kinds that `watch_config` rejected.

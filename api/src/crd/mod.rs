@@ -16,6 +16,7 @@ mod entry;
 mod interface_policy;
 mod notification_endpoint;
 mod service_policy;
+pub mod selector;
 mod status;
 pub mod validate;
 
@@ -36,6 +37,7 @@ pub use notification_endpoint::{
 pub use service_policy::{
     PortMatch, Protocol, ServicePolicy, ServicePolicySpec, ServiceRule, ServiceRuleAction,
 };
+pub use selector::selector_matches;
 pub use status::{ConfigStatus, NodeError, condition_types, reasons};
 pub use validate::{FieldError, Validate};
 
