@@ -32,6 +32,9 @@ pub enum Error {
     /// Encoding the JSON report failed.
     #[error("cannot encode the JSON report")]
     ReportJson(#[source] serde_json::Error),
+    /// The persistent store (`--data DIR`) could not be opened.
+    #[error("persistent store")]
+    Store(#[source] crate::store::db::StoreError),
 }
 
 /// Result alias of this crate.

@@ -42,6 +42,9 @@ use crate::state::{SharedState, State, StateConfig};
 /// The engine's shared parts: state, metrics and ingest status. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
+    /// The persistent store (`--data DIR`), when there is one: the API reads alerts and flow
+    /// history from it.
+    pub db: Option<Arc<store::db::Db>>,
     /// Hosts, flows and totals.
     pub state: SharedState,
     /// The engine's metrics.
@@ -51,9 +54,17 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Commits and closes the persistent store, if any (call at shutdown).
+    pub async fn close(&self) {
+        if let Some(db) = &self.db {
+            db.close().await;
+        }
+    }
+
     /// An empty engine sized by `config`, counting into `metrics`.
     pub fn new(config: &StateConfig, metrics: Arc<EngineMetrics>) -> Self {
         Self {
+            db: None,
             state: Arc::new(RwLock::new(State::new(config))),
             metrics,
             status: Arc::new(IngestStatus::default()),
@@ -96,11 +107,29 @@ pub async fn launch(
     register: impl FnOnce(&mut prometheus_client::registry::Registry),
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Launched> {
+    launch_with_store(bus, config, None, listen, register, shutdown).await
+}
+
+/// [`launch`] with the persistent store of `store` (`--data DIR`): alerts and ended flows are
+/// written there, the API reads them from there, and what an earlier run stored is loaded.
+pub async fn launch_with_store(
+    bus: Arc<dyn netwarden_api::bus::Bus>,
+    config: &StateConfig,
+    store: Option<&store::db::StoreConfig>,
+    listen: std::net::SocketAddr,
+    register: impl FnOnce(&mut prometheus_client::registry::Registry),
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Launched> {
     let metrics = Arc::new(EngineMetrics::default());
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
     register(&mut registry);
-    let engine = Engine::new(config, metrics);
+    let mut engine = Engine::new(config, metrics);
+    if let Some(store) = store {
+        let store_metrics = Arc::new(store::db::StoreMetrics::new());
+        store_metrics.register(&mut registry);
+        engine.db = Some(store::db::attach(&engine, store, store_metrics).map_err(Error::Store)?);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Bind {

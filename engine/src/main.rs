@@ -69,6 +69,42 @@ impl TableArgs {
     }
 }
 
+/// The persistent store (alerts and ended flows on disk), shared by both modes.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Data directory: alerts and a bounded history of ended flows persist there (SQLite,
+    /// `DIR/netwarden.db`) and are served after a restart. Without it, they live in memory.
+    #[arg(long, value_name = "DIR", env = "NETWARDEN_DATA")]
+    data: Option<PathBuf>,
+    /// Alert rows kept on disk (oldest deleted first).
+    #[arg(long, default_value_t = netwarden_engine::store::db::config::DEFAULT_MAX_ALERTS)]
+    retention_alerts: u64,
+    /// Ended flows kept on disk (oldest deleted first).
+    #[arg(long, default_value_t = netwarden_engine::store::db::config::DEFAULT_MAX_FLOWS)]
+    retention_flows: u64,
+    /// Age kept on disk, in flow time (`3600`, `12h`, `7d`, `2w`).
+    #[arg(long, default_value = "7d", value_parser = netwarden_engine::store::db::config::parse_duration_secs)]
+    retention_age: u64,
+    /// Database size kept (`500M`, `2G`): over it the oldest flows, then alerts, go first.
+    #[arg(long, default_value = "2G", value_parser = netwarden_engine::store::db::config::parse_bytes)]
+    retention_size: u64,
+}
+
+impl StoreArgs {
+    fn config(&self) -> Option<netwarden_engine::store::db::StoreConfig> {
+        self.data
+            .as_ref()
+            .map(|dir| netwarden_engine::store::db::StoreConfig {
+                dir: dir.clone(),
+                max_alerts: self.retention_alerts,
+                max_flows: self.retention_flows,
+                max_age_secs: self.retention_age,
+                max_bytes: self.retention_size,
+                ..netwarden_engine::store::db::StoreConfig::default()
+            })
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// NATS server URL(s), comma-separated.
@@ -79,10 +115,12 @@ struct RunArgs {
     listen: SocketAddr,
     #[command(flatten)]
     tables: TableArgs,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface", "netflow"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface", "netflow", "data"]))]
 struct StandaloneArgs {
     /// Pcap files to replay, in order.
     #[arg(long, num_args = 1..)]
@@ -108,6 +146,8 @@ struct StandaloneArgs {
     report: ReportFormat,
     #[command(flatten)]
     tables: TableArgs,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,9 +179,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
     let bus: Arc<dyn Bus> = Arc::new(bus);
-    let launched = netwarden_engine::launch(bus, &args.tables.config(), args.listen, |_| {}, rx)
-        .await
-        .context("cannot start the engine")?;
+    let launched = netwarden_engine::launch_with_store(
+        bus,
+        &args.tables.config(),
+        args.store.config().as_ref(),
+        args.listen,
+        |_| {},
+        rx,
+    )
+    .await
+    .context("cannot start the engine")?;
     tracing::info!(addr = %launched.addr, nats = %args.nats, "engine running");
     launched
         .server
@@ -149,6 +196,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("API task failed")?
         .context("API server failed")?;
     let _ = launched.ingest.await;
+    launched.engine.close().await;
     tracing::info!("engine stopped");
     Ok(())
 }
@@ -166,6 +214,7 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         report: args.report,
         shards: args.tables.shards,
         state: args.tables.config(),
+        data: args.store.config(),
     };
     standalone::run(options, rx)
         .await

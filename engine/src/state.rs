@@ -136,11 +136,14 @@ impl State {
         }
     }
 
-    /// Replaces the analysis configuration and the exclusions (scores and alerts start over).
+    /// Replaces the analysis configuration and the exclusions (scores start over; stored
+    /// alerts stay, with their ids and their link to the persistent store).
     pub fn configure_analysis(&mut self, config: AnalysisConfig, exclusions: Exclusions) {
         let hosts = self.hosts_capacity;
         let flows = self.flows_capacity;
+        let alerts = std::mem::take(&mut self.analysis.store);
         self.analysis = Analysis::new(config, hosts, flows);
+        self.analysis.store.adopt(alerts);
         self.analysis.exclusions = exclusions;
     }
 

@@ -1,15 +1,21 @@
-//! The alert store: embedded, bounded by count and by age, indexed by key for updates and
+//! The in-memory alert store: bounded by count and by age, indexed by key for updates and
 //! scanned for queries.
 //!
-//! In memory for now (the path forward is a redb/SQLite table with the same `upsert` and
-//! `query` surface, written in batches from the outbox). Rows are kept in arrival order; an
-//! alert whose key repeats within the dedup window updates its row (count, last seen, state)
-//! instead of adding one.
+//! Rows are kept in arrival order; an alert whose key repeats within the dedup window updates
+//! its row (count, last seen, state) instead of adding one. It decides row ids and dedup. With
+//! `--data DIR` every row it inserts or updates is also handed to the persistent store
+//! ([`crate::store::db`]) through a non-blocking [`StoreSink`]: this store is then the hot tier
+//! (the newest rows, for dedup and the report) and the database the one the API queries.
+
+pub mod filter;
 
 use std::collections::{BTreeMap, HashMap};
 
 use netwarden_api::alert::Alert;
 use serde::Serialize;
+
+use crate::store::db::StoreSink;
+use filter::AlertFilter;
 
 /// Rows kept by default.
 pub const DEFAULT_MAX_ALERTS: usize = 100_000;
@@ -49,6 +55,7 @@ pub struct AlertStore {
     dedup_ns: u64,
     /// Rows dropped for size or age.
     pub evicted: u64,
+    sink: Option<StoreSink>,
 }
 
 impl Default for AlertStore {
@@ -68,6 +75,48 @@ impl AlertStore {
             max_age_ns,
             dedup_ns,
             evicted: 0,
+            sink: None,
+        }
+    }
+
+    /// Hands every later insert and update to `sink` (the persistent store), after loading
+    /// `recent` rows (oldest first) from it; ids continue at `next_id` at least.
+    pub fn attach(&mut self, sink: StoreSink, recent: Vec<StoredAlert>, next_id: u64) {
+        let newest = recent.iter().map(|r| r.alert.last_seen_ns).max();
+        for row in recent {
+            self.by_key.insert(row.alert.key.clone(), row.id);
+            self.next = self.next.max(row.id + 1);
+            self.rows.insert(row.id, row);
+        }
+        self.next = self.next.max(next_id);
+        if let Some(t) = newest {
+            self.trim(t);
+        }
+        self.sink = Some(sink);
+    }
+
+    /// Takes over the rows, ids and sink of `old` (a configuration reload must not lose
+    /// alerts), within this store's own bounds.
+    pub fn adopt(&mut self, old: Self) {
+        let newest = old.rows.values().map(|r| r.alert.last_seen_ns).max();
+        self.rows = old.rows;
+        self.by_key = old.by_key;
+        self.next = self.next.max(old.next);
+        self.evicted += old.evicted;
+        self.sink = old.sink;
+        if let Some(t) = newest {
+            self.trim(t);
+        }
+    }
+
+    /// Whether rows also go to the persistent store.
+    pub fn is_persistent(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    fn persist(&self, id: u64) {
+        if let (Some(sink), Some(row)) = (&self.sink, self.rows.get(&id)) {
+            sink.alert(row);
         }
     }
 
@@ -89,7 +138,9 @@ impl AlertStore {
                 a.last_seen_ns = a.last_seen_ns.max(alert.last_seen_ns);
                 a.state = alert.state;
                 a.message = alert.message;
-                return Upsert::Updated(row.id);
+                let id = row.id;
+                self.persist(id);
+                return Upsert::Updated(id);
             }
         }
         let id = self.next;
@@ -104,6 +155,7 @@ impl AlertStore {
                 alert,
             },
         );
+        self.persist(id);
         self.trim(newest);
         Upsert::Inserted(id)
     }
@@ -137,6 +189,32 @@ impl AlertStore {
             .get_mut(&id)
             .map(|r| r.acknowledged = true)
             .is_some()
+    }
+
+    /// Acknowledges every row `filter` matches; the number that changed.
+    pub fn acknowledge_where(&mut self, filter: &AlertFilter) -> usize {
+        let mut n = 0;
+        for row in self.rows.values_mut() {
+            if !row.acknowledged && filter.matches(row) {
+                row.acknowledged = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Removes every row `filter` matches; the number removed.
+    pub fn remove_where(&mut self, filter: &AlertFilter) -> usize {
+        let ids: Vec<u64> = self
+            .rows
+            .values()
+            .filter(|r| filter.matches(r))
+            .map(|r| r.id)
+            .collect();
+        for id in &ids {
+            self.remove(*id);
+        }
+        ids.len()
     }
 
     /// Row `id`.

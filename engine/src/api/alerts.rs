@@ -1,14 +1,22 @@
-//! `GET /api/v2/alerts`, `/api/v2/alerts/summary`, `/api/v2/alerts/{id}`,
-//! `GET /api/v2/hosts/{ip}/score` and `GET /api/v2/hosts/{ip}/timeseries`.
+//! The alert routes — list, summary, detail with drill-down, acknowledge, delete — and
+//! `GET /api/v2/hosts/{ip}/score` and `/timeseries`.
+//!
+//! Alerts are read from the persistent store when the engine has one (`--data DIR`), else from
+//! the in-memory store; both take the same [`AlertFilter`] with the same meaning. Changes
+//! (acknowledge, delete) apply to both.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use netwarden_api::alert::{AlertState, Entity, Severity};
+use axum::http::StatusCode;
+use netwarden_api::alert::{AlertState, Entity};
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::store::filter::{AlertFilter, AlertSortKey, HostRole, MAX_TYPES, alert_hosts};
 use crate::alerts::time::parse_time;
 use crate::alerts::{HOST_METRICS, SeriesSample, StoredAlert};
 use crate::api::ApiState;
@@ -16,8 +24,14 @@ use crate::api::problem::Problem;
 use crate::api::query::{ApiQuery, Page, Paging, Sort, parse};
 use crate::hosts::HostKey;
 use crate::score::{Contribution, ScoreValues};
+use crate::store::db::query::{self as dbq, AlertGroup};
+use crate::store::db::{Db, StoreError, Target};
 
-/// Query parameters of `GET /api/v2/alerts` (and of the summary, without paging).
+/// Longest value accepted for a text parameter (bytes).
+pub const MAX_PARAM_LEN: usize = 512;
+
+/// Query parameters of `GET /api/v2/alerts` (the summary, acknowledge and delete routes take
+/// the same filters).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
@@ -30,41 +44,44 @@ pub struct AlertQuery {
     /// Alert type (comma-separated list accepted).
     #[serde(rename = "type")]
     pub alert_type: Option<String>,
-    /// Entity: `flow`, `host`, `interface`, `network`, `observation_point`.
+    /// Entity: `flow`, `host`, `interface`, `network`, `observation_point`, `service_map`.
     pub entity: Option<String>,
+    /// Exact entity value (`10.0.0.1`, a flow's 5-tuple text, a point name).
+    pub entity_value: Option<String>,
     /// A host address involved (flow client or server, or the host of a host alert).
     pub host: Option<String>,
-    /// With `host`: `attacker`, `victim` or `any` (default).
+    /// With `host`: `attacker`, `victim` or `any` (default; `either` accepted).
     pub role: Option<String>,
     /// `engaged`, `released`, `past`.
     pub state: Option<String>,
+    /// `true` or `false`.
+    pub acknowledged: Option<String>,
     /// Observation point name.
     pub observation_point: Option<String>,
-    /// `time`, `score`, `count`; `-` prefix for descending (default `-time`).
+    /// `time`, `score`, `count`, `id`; `-` prefix for descending (default `-time`).
     pub sort: Option<String>,
     /// Items skipped.
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
     pub limit: Option<String>,
+    /// Summary only: bucket width in seconds (1..=86400, default 300).
+    pub bucket: Option<String>,
+    /// Acknowledge and delete only: `true` to act on every alert when no filter is given.
+    pub all: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Any,
-    Attacker,
-    Victim,
-}
-
-struct Filter {
-    from: Option<u64>,
-    to: Option<u64>,
-    severity: Option<Severity>,
-    types: Vec<String>,
-    entity: Option<Entity>,
-    host: Option<IpAddr>,
-    role: Role,
-    state: Option<AlertState>,
-    point: Option<String>,
+impl AlertQuery {
+    /// A 400 for the first of `names` present that `route` does not take.
+    fn reject(route: &str, names: &[(&str, bool)]) -> Result<(), Problem> {
+        for (name, present) in names {
+            if *present {
+                return Err(Problem::bad_request(format!(
+                    "query parameter `{name}` is not accepted by {route}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn enum_param<T: for<'de> Deserialize<'de>>(
@@ -84,7 +101,8 @@ fn enum_param<T: for<'de> Deserialize<'de>>(
     .transpose()
 }
 
-fn time_param(name: &str, v: Option<&str>) -> Result<Option<u64>, Problem> {
+/// A time parameter (`from`, `to`) in ns.
+pub fn time_param(name: &str, v: Option<&str>) -> Result<Option<u64>, Problem> {
     v.map(|v| {
         parse_time(v.trim()).ok_or_else(|| {
             Problem::bad_request(format!(
@@ -95,121 +113,160 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<u64>, Problem> {
     .transpose()
 }
 
-impl Filter {
-    fn parse(q: &AlertQuery) -> Result<Self, Problem> {
-        let from = time_param("from", q.from.as_deref())?;
-        let to = time_param("to", q.to.as_deref())?;
-        if let (Some(f), Some(t)) = (from, to)
-            && f > t
-        {
-            return Err(Problem::bad_request(
-                "query parameters `from` and `to`: `from` is after `to`",
-            ));
-        }
-        let role = match q.role.as_deref().map(str::trim) {
-            None | Some("any" | "either") => Role::Any,
-            Some("attacker") => Role::Attacker,
-            Some("victim") => Role::Victim,
-            Some(other) => {
-                return Err(Problem::bad_request(format!(
-                    "query parameter `role`: invalid value {other:?}, expected attacker, victim or any"
-                )));
-            }
-        };
-        let host: Option<IpAddr> = parse("host", q.host.as_deref(), "an IPv4 or IPv6 address")?;
-        if role != Role::Any && host.is_none() {
-            return Err(Problem::bad_request("query parameter `role` needs `host`"));
-        }
-        Ok(Self {
-            from,
-            to,
-            severity: enum_param(
-                "severity",
-                q.severity.as_deref(),
-                "info, notice, warning, error, critical, emergency",
-            )?,
-            types: q
-                .alert_type
-                .as_deref()
-                .map(|t| {
-                    t.split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            entity: enum_param(
-                "entity",
-                q.entity.as_deref(),
-                "flow, host, interface, network, observation_point, service_map",
-            )?,
-            host,
-            role,
-            state: enum_param("state", q.state.as_deref(), "engaged, released, past")?,
-            point: q.observation_point.clone().filter(|p| !p.is_empty()),
-        })
-    }
-
-    fn matches(&self, row: &StoredAlert) -> bool {
-        let a = &row.alert;
-        self.from.is_none_or(|f| a.last_seen_ns >= f)
-            && self.to.is_none_or(|t| a.first_seen_ns <= t)
-            && self.severity.is_none_or(|s| a.severity >= s)
-            && (self.types.is_empty() || self.types.contains(&a.alert_type))
-            && self.entity.is_none_or(|e| a.entity == e)
-            && self.state.is_none_or(|s| a.state == s)
-            && self.point.as_ref().is_none_or(|p| {
-                a.observation_point == *p || a.observation_point.starts_with(&format!("{p}/"))
-            })
-            && self
-                .host
-                .is_none_or(|h| host_role_matches(row, h, self.role))
+/// Rejects a text parameter longer than [`MAX_PARAM_LEN`].
+pub fn bounded<'a>(name: &str, v: Option<&'a str>) -> Result<Option<&'a str>, Problem> {
+    match v {
+        Some(v) if v.len() > MAX_PARAM_LEN => Err(Problem::bad_request(format!(
+            "query parameter `{name}`: longer than {MAX_PARAM_LEN} bytes"
+        ))),
+        _ => Ok(v),
     }
 }
 
-fn host_role_matches(row: &StoredAlert, host: IpAddr, role: Role) -> bool {
-    let a = &row.alert;
-    let r = a.roles;
-    let (is_client, is_server) = match (&a.flow, a.entity) {
-        (Some(f), _) => (f.client_addr() == Some(host), f.server_addr() == Some(host)),
-        (None, Entity::Host) => (a.entity_value == host.to_string(), false),
-        _ => (false, false),
+fn bool_param(name: &str, v: Option<&str>) -> Result<Option<bool>, Problem> {
+    parse(name, v, "true or false")
+}
+
+/// The filter of an alert query, validated.
+pub fn alert_filter(q: &AlertQuery) -> Result<AlertFilter, Problem> {
+    let from = time_param("from", q.from.as_deref())?;
+    let to = time_param("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(Problem::bad_request(
+            "query parameters `from` and `to`: `from` is after `to`",
+        ));
+    }
+    let role = match q.role.as_deref().map(str::trim) {
+        None | Some("any" | "either") => HostRole::Any,
+        Some("attacker") => HostRole::Attacker,
+        Some("victim") => HostRole::Victim,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "query parameter `role`: invalid value {other:?}, expected attacker, victim or any"
+            )));
+        }
     };
-    match role {
-        Role::Any => is_client || is_server,
-        Role::Attacker => (is_client && r.client_attacker) || (is_server && r.server_attacker),
-        Role::Victim => (is_client && r.client_victim) || (is_server && r.server_victim),
+    let host: Option<IpAddr> = parse("host", q.host.as_deref(), "an IPv4 or IPv6 address")?;
+    if q.role.is_some() && host.is_none() {
+        return Err(Problem::bad_request("query parameter `role` needs `host`"));
+    }
+    let types: Vec<String> = bounded("type", q.alert_type.as_deref())?
+        .map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if types.len() > MAX_TYPES {
+        return Err(Problem::bad_request(format!(
+            "query parameter `type`: more than {MAX_TYPES} types"
+        )));
+    }
+    if let Some(bad) = types
+        .iter()
+        .find(|t| !t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'))
+    {
+        return Err(Problem::bad_request(format!(
+            "query parameter `type`: invalid alert type {bad:?} (letters, digits and `_`)"
+        )));
+    }
+    Ok(AlertFilter {
+        from,
+        to,
+        severity: enum_param(
+            "severity",
+            q.severity.as_deref(),
+            "info, notice, warning, error, critical, emergency",
+        )?,
+        types,
+        entity: enum_param(
+            "entity",
+            q.entity.as_deref(),
+            "flow, host, interface, network, observation_point, service_map",
+        )?,
+        entity_value: bounded("entity_value", q.entity_value.as_deref())?
+            .map(str::to_owned)
+            .filter(|v| !v.is_empty()),
+        host,
+        role,
+        state: enum_param("state", q.state.as_deref(), "engaged, released, past")?,
+        acknowledged: bool_param("acknowledged", q.acknowledged.as_deref())?,
+        point: bounded("observation_point", q.observation_point.as_deref())?
+            .map(str::to_owned)
+            .filter(|p| !p.is_empty()),
+    })
+}
+
+const SORT_KEYS: &[(&str, AlertSortKey)] = &[
+    ("time", AlertSortKey::Time),
+    ("score", AlertSortKey::Score),
+    ("count", AlertSortKey::Count),
+    ("id", AlertSortKey::Id),
+];
+
+/// 503: the persistent store did not answer.
+pub fn store_problem(e: &StoreError) -> Problem {
+    tracing::warn!(error = %e, "alert store unavailable");
+    Problem {
+        kind: "about:blank",
+        title: "Service Unavailable",
+        status: 503,
+        detail: format!("the store is unavailable: {e}"),
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AlertSort {
-    Time,
-    Score,
-    Count,
+fn sort_value(key: AlertSortKey, r: &StoredAlert) -> u64 {
+    match key {
+        AlertSortKey::Time => r.alert.last_seen_ns,
+        AlertSortKey::Score => u64::from(r.alert.score),
+        AlertSortKey::Count => r.alert.count,
+        AlertSortKey::Id => r.id,
+    }
 }
-
-const SORT_KEYS: &[(&str, AlertSort)] = &[
-    ("time", AlertSort::Time),
-    ("score", AlertSort::Score),
-    ("count", AlertSort::Count),
-];
 
 /// `GET /api/v2/alerts`.
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> Result<Json<Page<StoredAlert>>, Problem> {
+    AlertQuery::reject(
+        "/api/v2/alerts",
+        &[("bucket", q.bucket.is_some()), ("all", q.all.is_some())],
+    )?;
     let paging = Paging::parse(q.offset.as_deref(), q.limit.as_deref())?;
     let sort = Sort::parse(
         q.sort.as_deref(),
         SORT_KEYS,
         Sort {
-            key: AlertSort::Time,
+            key: AlertSortKey::Time,
             descending: true,
         },
     )?;
-    let filter = Filter::parse(&q)?;
+    let filter = alert_filter(&q)?;
+    if let Some(db) = api.engine.db.clone() {
+        let (total, items) = db
+            .read(move |c| {
+                dbq::alerts_page(
+                    c,
+                    &filter,
+                    sort.key,
+                    sort.descending,
+                    paging.offset,
+                    paging.limit,
+                )
+            })
+            .await
+            .map_err(|e| store_problem(&e))?;
+        return Ok(Json(Page {
+            total: usize::try_from(total).unwrap_or(usize::MAX),
+            offset: paging.offset,
+            limit: paging.limit,
+            items,
+        }));
+    }
     let state = api.engine.read();
     let mut hits: Vec<&StoredAlert> = state
         .analysis
@@ -217,34 +274,29 @@ pub async fn list(
         .iter()
         .filter(|r| filter.matches(r))
         .collect();
-    let value = |r: &StoredAlert| match sort.key {
-        AlertSort::Time => r.alert.last_seen_ns,
-        AlertSort::Score => u64::from(r.alert.score),
-        AlertSort::Count => r.alert.count,
-    };
     hits.sort_by(|a, b| {
-        sort.order(&value(a), &value(b))
+        sort.order(&sort_value(sort.key, a), &sort_value(sort.key, b))
             .then_with(|| b.id.cmp(&a.id))
     });
     Ok(Json(paging.page(hits, Clone::clone)))
 }
 
-/// Counts of alerts by type, by severity, and by severity per time bucket.
+/// Counts of alerts by type, by severity, by entity, and per time bucket.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AlertSummary {
     /// Alerts matching the filters.
-    pub total: usize,
+    pub total: u64,
     /// Host alerts engaged now.
-    pub engaged: usize,
-    /// Per type: count of rows and sum of repeats.
-    pub by_type: BTreeMap<String, usize>,
-    /// Per severity.
-    pub by_severity: BTreeMap<String, usize>,
-    /// Per entity.
-    pub by_entity: BTreeMap<String, usize>,
+    pub engaged: u64,
+    /// Rows per type.
+    pub by_type: BTreeMap<String, u64>,
+    /// Rows per severity.
+    pub by_severity: BTreeMap<String, u64>,
+    /// Rows per entity.
+    pub by_entity: BTreeMap<String, u64>,
     /// Bucket width, seconds.
     pub bucket_secs: u64,
-    /// Per time bucket (start, ns) and severity.
+    /// Per time bucket of first seen, oldest first (empty buckets left out).
     pub over_time: Vec<SummaryBucket>,
 }
 
@@ -253,35 +305,12 @@ pub struct AlertSummary {
 pub struct SummaryBucket {
     /// Bucket start, ns since the epoch.
     pub start_ns: u64,
-    /// Alerts per severity.
-    pub by_severity: BTreeMap<String, usize>,
-}
-
-/// Query parameters of `GET /api/v2/alerts/summary`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SummaryQuery {
-    /// See [`AlertQuery`].
-    pub from: Option<String>,
-    /// See [`AlertQuery`].
-    pub to: Option<String>,
-    /// See [`AlertQuery`].
-    pub severity: Option<String>,
-    /// See [`AlertQuery`].
-    #[serde(rename = "type")]
-    pub alert_type: Option<String>,
-    /// See [`AlertQuery`].
-    pub entity: Option<String>,
-    /// See [`AlertQuery`].
-    pub host: Option<String>,
-    /// See [`AlertQuery`].
-    pub role: Option<String>,
-    /// See [`AlertQuery`].
-    pub state: Option<String>,
-    /// See [`AlertQuery`].
-    pub observation_point: Option<String>,
-    /// Bucket width in seconds (1..=86400, default 300).
-    pub bucket: Option<String>,
+    /// Rows in the bucket.
+    pub total: u64,
+    /// Rows per severity.
+    pub by_severity: BTreeMap<String, u64>,
+    /// Rows per type.
+    pub by_type: BTreeMap<String, u64>,
 }
 
 fn label<T: Serialize>(v: &T) -> String {
@@ -291,11 +320,49 @@ fn label<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// Folds groups (from SQL, or one per in-memory row) into the summary.
+fn summarize(groups: impl IntoIterator<Item = AlertGroup>, bucket_secs: u64) -> AlertSummary {
+    let mut s = AlertSummary {
+        bucket_secs,
+        ..AlertSummary::default()
+    };
+    let mut buckets: BTreeMap<u64, SummaryBucket> = BTreeMap::new();
+    for g in groups {
+        let n = g.rows;
+        let severity = label(&g.severity);
+        s.total += n;
+        if g.state == AlertState::Engaged {
+            s.engaged += n;
+        }
+        *s.by_type.entry(g.alert_type.clone()).or_default() += n;
+        *s.by_severity.entry(severity.clone()).or_default() += n;
+        *s.by_entity.entry(g.entity.as_str().to_owned()).or_default() += n;
+        let b = buckets.entry(g.bucket_ns).or_insert_with(|| SummaryBucket {
+            start_ns: g.bucket_ns,
+            ..SummaryBucket::default()
+        });
+        b.total += n;
+        *b.by_severity.entry(severity).or_default() += n;
+        *b.by_type.entry(g.alert_type).or_default() += n;
+    }
+    s.over_time = buckets.into_values().collect();
+    s
+}
+
 /// `GET /api/v2/alerts/summary`.
 pub async fn summary(
     State(api): State<ApiState>,
-    ApiQuery(q): ApiQuery<SummaryQuery>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> Result<Json<AlertSummary>, Problem> {
+    AlertQuery::reject(
+        "/api/v2/alerts/summary",
+        &[
+            ("sort", q.sort.is_some()),
+            ("offset", q.offset.is_some()),
+            ("limit", q.limit.is_some()),
+            ("all", q.all.is_some()),
+        ],
+    )?;
     let bucket_secs: u64 =
         parse("bucket", q.bucket.as_deref(), "seconds from 1 to 86400")?.unwrap_or(300);
     if !(1..=86_400).contains(&bucket_secs) {
@@ -303,46 +370,30 @@ pub async fn summary(
             "query parameter `bucket`: {bucket_secs} is not between 1 and 86400"
         )));
     }
-    let filter = Filter::parse(&AlertQuery {
-        from: q.from,
-        to: q.to,
-        severity: q.severity,
-        alert_type: q.alert_type,
-        entity: q.entity,
-        host: q.host,
-        role: q.role,
-        state: q.state,
-        observation_point: q.observation_point,
-        ..AlertQuery::default()
-    })?;
-    let state = api.engine.read();
-    let mut s = AlertSummary {
-        bucket_secs,
-        ..AlertSummary::default()
-    };
+    let filter = alert_filter(&q)?;
     let width = bucket_secs * 1_000_000_000;
-    let mut buckets: BTreeMap<u64, BTreeMap<String, usize>> = BTreeMap::new();
-    for r in state.analysis.store.iter().filter(|r| filter.matches(r)) {
-        let a = &r.alert;
-        s.total += 1;
-        s.engaged += usize::from(a.state == AlertState::Engaged);
-        *s.by_type.entry(a.alert_type.clone()).or_default() += 1;
-        *s.by_severity.entry(label(&a.severity)).or_default() += 1;
-        *s.by_entity.entry(a.entity.as_str().to_owned()).or_default() += 1;
-        *buckets
-            .entry(a.first_seen_ns / width * width)
-            .or_default()
-            .entry(label(&a.severity))
-            .or_default() += 1;
+    if let Some(db) = api.engine.db.clone() {
+        let groups = db
+            .read(move |c| dbq::alert_groups(c, &filter, width))
+            .await
+            .map_err(|e| store_problem(&e))?;
+        return Ok(Json(summarize(groups, bucket_secs)));
     }
-    s.over_time = buckets
-        .into_iter()
-        .map(|(start_ns, by_severity)| SummaryBucket {
-            start_ns,
-            by_severity,
-        })
-        .collect();
-    Ok(Json(s))
+    let state = api.engine.read();
+    let groups = state
+        .analysis
+        .store
+        .iter()
+        .filter(|r| filter.matches(r))
+        .map(|r| AlertGroup {
+            alert_type: r.alert.alert_type.clone(),
+            severity: r.alert.severity,
+            entity: r.alert.entity,
+            state: r.alert.state,
+            bucket_ns: r.alert.first_seen_ns / width * width,
+            rows: 1,
+        });
+    Ok(Json(summarize(groups, bucket_secs)))
 }
 
 /// An alert with its drill-down links.
@@ -355,15 +406,99 @@ pub struct AlertDetail {
     pub links: AlertLinks,
 }
 
-/// Drill-down links.
-#[derive(Clone, Debug, Serialize)]
+/// Drill-down links (absent when the alert names no host or point).
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct AlertLinks {
-    /// The host's flows in the alert's time window (the client's for flow alerts).
-    pub host_flows: String,
+    /// The host's ended flows in the alert's time window, from the flow history (the
+    /// client's for flow alerts, the host's for host alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_flows: Option<String>,
+    /// The server's ended flows in the window (flow alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_flows: Option<String>,
     /// The host's score breakdown.
-    pub host_score: String,
-    /// Other alerts of the same host.
-    pub host_alerts: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_score: Option<String>,
+    /// Other alerts of the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_alerts: Option<String>,
+    /// The flows of the alert's observation point in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_flows: Option<String>,
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The drill-down links of `row`.
+pub fn links(row: &StoredAlert) -> AlertLinks {
+    let a = &row.alert;
+    let (from, to) = (
+        a.first_seen_ns / 1_000_000_000,
+        a.last_seen_ns.div_ceil(1_000_000_000).max(1),
+    );
+    let window = format!("from={from}&to={to}");
+    let (client, server) = alert_hosts(a);
+    let flows = |ip: IpAddr| {
+        format!(
+            "/api/v2/flows/history?host={}&{window}",
+            encode(&ip.to_string())
+        )
+    };
+    AlertLinks {
+        host_flows: client.map(flows),
+        server_flows: server.map(flows),
+        host_score: client.map(|ip| format!("/api/v2/hosts/{}/score", encode(&ip.to_string()))),
+        host_alerts: client.map(|ip| format!("/api/v2/alerts?host={}", encode(&ip.to_string()))),
+        point_flows: (!a.observation_point.is_empty()
+            && matches!(a.entity, Entity::ObservationPoint | Entity::Interface))
+        .then(|| {
+            format!(
+                "/api/v2/flows/history?observation_point={}&{window}",
+                encode(&a.observation_point)
+            )
+        }),
+    }
+}
+
+/// Finds an alert by row id or by key (the newest row of that key).
+async fn find(api: &ApiState, id: &str) -> Result<StoredAlert, Problem> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(Problem::bad_request(
+            "alert id: expected a row id or an alert key",
+        ));
+    }
+    let found = if let Some(db) = api.engine.db.clone() {
+        let key = id.to_owned();
+        db.read(move |c| match key.parse::<u64>() {
+            Ok(n) => match dbq::alert_by_id(c, n)? {
+                Some(row) => Ok(Some(row)),
+                None => dbq::alert_by_key(c, &key),
+            },
+            Err(_) => dbq::alert_by_key(c, &key),
+        })
+        .await
+        .map_err(|e| store_problem(&e))?
+    } else {
+        let state = api.engine.read();
+        let store = &state.analysis.store;
+        id.parse::<u64>()
+            .ok()
+            .and_then(|n| store.get(n))
+            .or_else(|| store.by_key(id))
+            .cloned()
+    };
+    found.ok_or_else(|| Problem::not_found(format!("no alert {id:?}")))
 }
 
 /// `GET /api/v2/alerts/{id}`: by row id, or by alert key (the latest row of that key).
@@ -371,32 +506,127 @@ pub async fn detail(
     State(api): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<AlertDetail>, Problem> {
-    let state = api.engine.read();
-    let store = &state.analysis.store;
-    let row = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| store.get(n))
-        .or_else(|| store.by_key(&id))
-        .ok_or_else(|| Problem::not_found(format!("no alert {id:?}")))?;
-    let a = &row.alert;
-    let host = a
-        .flow
-        .as_ref()
-        .and_then(|f| f.client_addr())
-        .map_or_else(|| a.entity_value.clone(), |ip| ip.to_string());
-    let (from, to) = (
-        a.first_seen_ns / 1_000_000_000,
-        a.last_seen_ns.div_ceil(1_000_000_000),
-    );
+    let row = find(&api, &id).await?;
     Ok(Json(AlertDetail {
-        links: AlertLinks {
-            host_flows: format!("/api/v2/flows?host={host}&from={from}&to={to}"),
-            host_score: format!("/api/v2/hosts/{host}/score"),
-            host_alerts: format!("/api/v2/alerts?host={host}"),
-        },
-        alert: row.clone(),
+        links: links(&row),
+        alert: row,
     }))
+}
+
+/// The answer of an acknowledgement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Acknowledged {
+    /// Alerts that were not acknowledged and now are.
+    pub acknowledged: u64,
+}
+
+/// The answer of a deletion.
+#[derive(Clone, Debug, Serialize)]
+pub struct Deleted {
+    /// Alerts deleted.
+    pub deleted: u64,
+}
+
+fn write_state(api: &ApiState) -> std::sync::RwLockWriteGuard<'_, crate::state::State> {
+    api.engine
+        .state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn change(db: &Arc<Db>, ack: bool, target: Target) -> Result<u64, Problem> {
+    if ack {
+        db.acknowledge(target).await
+    } else {
+        db.delete(target).await
+    }
+    .map_err(|e| store_problem(&e))
+}
+
+/// The filter of an acknowledge or delete request: some filter, or `all=true`.
+fn mutation_filter(q: &AlertQuery, route: &str) -> Result<AlertFilter, Problem> {
+    AlertQuery::reject(
+        route,
+        &[
+            ("sort", q.sort.is_some()),
+            ("offset", q.offset.is_some()),
+            ("limit", q.limit.is_some()),
+            ("bucket", q.bucket.is_some()),
+        ],
+    )?;
+    let filter = alert_filter(q)?;
+    let all = bool_param("all", q.all.as_deref())?.unwrap_or(false);
+    if filter.is_empty() && !all {
+        return Err(Problem::bad_request(
+            "no filter given: add filters, or `all=true` to act on every alert",
+        ));
+    }
+    if !filter.is_empty() && all {
+        return Err(Problem::bad_request(
+            "query parameter `all` cannot be combined with filters",
+        ));
+    }
+    Ok(filter)
+}
+
+/// `POST /api/v2/alerts/acknowledge?<filters>`: acknowledges every alert matching.
+pub async fn acknowledge_where(
+    State(api): State<ApiState>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> Result<Json<Acknowledged>, Problem> {
+    let filter = mutation_filter(&q, "/api/v2/alerts/acknowledge")?;
+    let in_memory = write_state(&api).analysis.store.acknowledge_where(&filter) as u64;
+    let n = match api.engine.db.clone() {
+        Some(db) => change(&db, true, Target::Filter(filter)).await?,
+        None => in_memory,
+    };
+    tracing::info!(acknowledged = n, "alerts acknowledged");
+    Ok(Json(Acknowledged { acknowledged: n }))
+}
+
+/// `DELETE /api/v2/alerts?<filters>`: deletes every alert matching.
+pub async fn delete_where(
+    State(api): State<ApiState>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> Result<Json<Deleted>, Problem> {
+    let filter = mutation_filter(&q, "DELETE /api/v2/alerts")?;
+    let in_memory = write_state(&api).analysis.store.remove_where(&filter) as u64;
+    let n = match api.engine.db.clone() {
+        Some(db) => change(&db, false, Target::Filter(filter)).await?,
+        None => in_memory,
+    };
+    tracing::info!(deleted = n, "alerts deleted");
+    Ok(Json(Deleted { deleted: n }))
+}
+
+/// `POST /api/v2/alerts/{id}/acknowledge`: the alert, acknowledged.
+pub async fn acknowledge_one(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<AlertDetail>, Problem> {
+    let mut row = find(&api, &id).await?;
+    write_state(&api).analysis.store.acknowledge(row.id);
+    if let Some(db) = api.engine.db.clone() {
+        change(&db, true, Target::Id(row.id)).await?;
+    }
+    row.acknowledged = true;
+    Ok(Json(AlertDetail {
+        links: links(&row),
+        alert: row,
+    }))
+}
+
+/// `DELETE /api/v2/alerts/{id}`: 204, or 404.
+pub async fn delete_one(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let row = find(&api, &id).await?;
+    write_state(&api).analysis.store.remove(row.id);
+    if let Some(db) = api.engine.db.clone() {
+        change(&db, false, Target::Id(row.id)).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A host's score and every contribution to it.

@@ -1,4 +1,5 @@
-//! `GET /api/v2/flows`: active and ended flows, filtered, sorted and paged.
+//! `GET /api/v2/flows`: active flows and the in-memory ring of ended ones, filtered, sorted and
+//! paged; `GET /api/v2/flows/history`: ended flows from the persistent store (drill-down).
 
 use std::net::IpAddr;
 
@@ -8,9 +9,11 @@ use netwarden_api::flow::{FlowRecord, proto};
 use serde::Deserialize;
 
 use crate::api::ApiState;
+use crate::api::alerts::{bounded, store_problem, time_param};
 use crate::api::problem::Problem;
 use crate::api::query::{ApiQuery, Page, Paging, Sort, parse};
 use crate::hosts::PointKey;
+use crate::store::history::{self, HistoryFilter, HistorySortKey};
 
 /// Query parameters of `GET /api/v2/flows`.
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +191,125 @@ pub async fn list(
         sort.order(&sort_value(sort.key, a), &sort_value(sort.key, b))
             .then_with(|| a.first_seen_ns.cmp(&b.first_seen_ns))
             .then_with(|| a.flow_id.cmp(&b.flow_id))
+    });
+    Ok(Json(paging.page(hits, Clone::clone)))
+}
+
+/// Query parameters of `GET /api/v2/flows/history`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Client or server address.
+    pub host: Option<String>,
+    /// Client or server port.
+    pub port: Option<String>,
+    /// L4 protocol: `tcp`, `udp`, `icmp`, ... or its number.
+    pub protocol: Option<String>,
+    /// VLAN id.
+    pub vlan: Option<String>,
+    /// Observation point name (`sensor/interface`) or sensor name.
+    pub observation_point: Option<String>,
+    /// Flows last seen at or after this time (RFC 3339 or seconds since the epoch).
+    pub from: Option<String>,
+    /// Flows first seen at or before this time.
+    pub to: Option<String>,
+    /// `last_seen`, `first_seen`, `bytes`, `packets`, `duration`; `-` for descending
+    /// (default `-last_seen`).
+    pub sort: Option<String>,
+    /// Items skipped.
+    pub offset: Option<String>,
+    /// Items per page (1..=1000, default 100).
+    pub limit: Option<String>,
+}
+
+const HISTORY_SORT_KEYS: &[(&str, HistorySortKey)] = &[
+    ("last_seen", HistorySortKey::LastSeen),
+    ("first_seen", HistorySortKey::FirstSeen),
+    ("bytes", HistorySortKey::Bytes),
+    ("packets", HistorySortKey::Packets),
+    ("duration", HistorySortKey::Duration),
+];
+
+fn l4_param(v: Option<&str>) -> Result<Option<u8>, Problem> {
+    v.map(|p| {
+        proto::from_name(p.trim()).ok_or_else(|| {
+            Problem::bad_request(format!(
+                "query parameter `protocol`: invalid value {p:?}, expected tcp, udp, icmp, icmpv6, sctp, gre or a protocol number"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// The filter of a history query, validated.
+pub fn history_filter(q: &HistoryQuery) -> Result<HistoryFilter, Problem> {
+    let from = time_param("from", q.from.as_deref())?;
+    let to = time_param("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(Problem::bad_request(
+            "query parameters `from` and `to`: `from` is after `to`",
+        ));
+    }
+    Ok(HistoryFilter {
+        host: parse("host", q.host.as_deref(), "an IPv4 or IPv6 address")?,
+        port: parse("port", q.port.as_deref(), "a port number (0-65535)")?,
+        l4: l4_param(q.protocol.as_deref())?,
+        vlan: parse("vlan", q.vlan.as_deref(), "a VLAN id")?,
+        point: bounded("observation_point", q.observation_point.as_deref())?
+            .map(str::to_owned)
+            .filter(|p| !p.is_empty()),
+        from,
+        to,
+    })
+}
+
+/// `GET /api/v2/flows/history`: ended flows from the persistent store (`--data`), else from
+/// the in-memory history ring.
+pub async fn history(
+    State(api): State<ApiState>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Json<Page<FlowRecord>>, Problem> {
+    let paging = Paging::parse(q.offset.as_deref(), q.limit.as_deref())?;
+    let sort = Sort::parse(
+        q.sort.as_deref(),
+        HISTORY_SORT_KEYS,
+        Sort {
+            key: HistorySortKey::LastSeen,
+            descending: true,
+        },
+    )?;
+    let filter = history_filter(&q)?;
+    if let Some(db) = api.engine.db.clone() {
+        let (total, items) = db
+            .read(move |c| {
+                crate::store::db::query::history_page(
+                    c,
+                    &filter,
+                    sort.key,
+                    sort.descending,
+                    paging.offset,
+                    paging.limit,
+                )
+            })
+            .await
+            .map_err(|e| store_problem(&e))?;
+        return Ok(Json(Page {
+            total: usize::try_from(total).unwrap_or(usize::MAX),
+            offset: paging.offset,
+            limit: paging.limit,
+            items,
+        }));
+    }
+    let state = api.engine.read();
+    let mut hits: Vec<&FlowRecord> = state.flows.ended().filter(|r| filter.matches(r)).collect();
+    hits.sort_by(|a, b| {
+        sort.order(
+            &history::sort_value(sort.key, a),
+            &history::sort_value(sort.key, b),
+        )
+        .then_with(|| a.first_seen_ns.cmp(&b.first_seen_ns))
     });
     Ok(Json(paging.page(hits, Clone::clone)))
 }

@@ -1,7 +1,8 @@
 //! The REST API v2 (DESIGN.md section 7), health, readiness and metrics.
 //!
-//! Read-only views of the state: each handler takes the read lock, filters, sorts, pages and
-//! serialises typed data (no JSON is built from strings). Errors are RFC 9457 problem details.
+//! Views of the state: each handler takes the read lock (or reads the persistent store),
+//! filters, sorts, pages and serialises typed data (no JSON is built from strings); the only
+//! changes are acknowledging and deleting alerts. Errors are RFC 9457 problem details.
 //! Owns nothing but the HTTP shell: what the numbers mean is decided in `state`, `hosts` and
 //! `store`.
 
@@ -21,7 +22,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use netwarden_api::bus::Bus;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -35,7 +36,7 @@ use crate::Engine;
 use crate::metrics::HttpLabels;
 use problem::Problem;
 
-/// Largest request body accepted (the API is read-only: bodies are not expected).
+/// Largest request body accepted (no route takes a body).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,10 +55,25 @@ pub struct ApiState {
 /// The router with every route and layer.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/api/v2/alerts", get(alerts::list))
+        .route(
+            "/api/v2/alerts",
+            get(alerts::list).delete(alerts::delete_where),
+        )
         .route("/api/v2/alerts/summary", get(alerts::summary))
-        .route("/api/v2/alerts/{id}", get(alerts::detail))
+        .route(
+            "/api/v2/alerts/acknowledge",
+            post(alerts::acknowledge_where),
+        )
+        .route(
+            "/api/v2/alerts/{id}",
+            get(alerts::detail).delete(alerts::delete_one),
+        )
+        .route(
+            "/api/v2/alerts/{id}/acknowledge",
+            post(alerts::acknowledge_one),
+        )
         .route("/api/v2/flows", get(flows::list))
+        .route("/api/v2/flows/history", get(flows::history))
         .route("/api/v2/hosts", get(hosts::list))
         .route("/api/v2/hosts/{ip}", get(hosts::detail))
         .route("/api/v2/hosts/{ip}/score", get(alerts::host_score))

@@ -47,6 +47,8 @@ pub struct StandaloneOptions {
     pub shards: u32,
     /// Table sizes.
     pub state: StateConfig,
+    /// The persistent store (`--data DIR`); with no input, standalone serves what it holds.
+    pub data: Option<crate::store::db::StoreConfig>,
 }
 
 /// Runs sensor and engine until the inputs are consumed (pcaps) or `shutdown` turns true (live),
@@ -66,9 +68,10 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         shards: options.shards,
         ..options.state.clone()
     };
-    let launched = crate::launch(
+    let launched = crate::launch_with_store(
         Arc::clone(&dyn_bus),
         &state,
+        options.data.as_ref(),
         options.listen,
         |r| sensor_metrics.register(r),
         shutdown.clone(),
@@ -116,27 +119,34 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         },
         ..SensorConfig::default()
     };
-    let summary = pipeline::run(
-        inputs,
-        config,
-        Arc::clone(&dyn_bus),
-        sensor_metrics,
-        shutdown.clone(),
-    )
-    .await
-    .map_err(|e| Error::Sensor(e.into()))?;
-    info!(
-        packets = summary.packets,
-        flows = summary.flows,
-        batches = summary.batches_published,
-        "sensor finished; waiting for the engine to catch up"
-    );
-    wait_caught_up(
-        &launched.engine,
-        summary.batches_published,
-        CATCH_UP_TIMEOUT,
-    )
-    .await;
+    // No input (only `--data DIR`): report and serve what the store holds.
+    let summary = if inputs.is_empty() {
+        info!("no input: serving the stored alerts and flow history");
+        None
+    } else {
+        let summary = pipeline::run(
+            inputs,
+            config,
+            Arc::clone(&dyn_bus),
+            sensor_metrics,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| Error::Sensor(e.into()))?;
+        info!(
+            packets = summary.packets,
+            flows = summary.flows,
+            batches = summary.batches_published,
+            "sensor finished; waiting for the engine to catch up"
+        );
+        wait_caught_up(
+            &launched.engine,
+            summary.batches_published,
+            CATCH_UP_TIMEOUT,
+        )
+        .await;
+        Some(summary)
+    };
 
     let report = {
         let state = launched.engine.read();
@@ -144,7 +154,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
             &state,
             launched.engine.batches_ingested(),
             launched.engine.status.decode_errors(),
-            Some(summary),
+            summary,
         )
     };
     let mut stdout = std::io::stdout().lock();
@@ -167,6 +177,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
     }
     launched.ingest.abort();
     launched.server.abort();
+    launched.engine.close().await;
     Ok(report)
 }
 

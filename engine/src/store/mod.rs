@@ -2,8 +2,12 @@
 //! flows for drill-down, plus running totals per L4 and L7 protocol.
 //!
 //! Both tables are bounded: the active table evicts its least recently updated flow when full,
-//! the history ring drops its oldest ended flow. The caller counts what left.
+//! the history ring drops its oldest ended flow. The caller counts what left. With `--data DIR`
+//! every ended flow also goes to the persistent store ([`db`]), whose history is bounded by its
+//! own retention (age, rows, bytes) and serves `GET /api/v2/flows/history`.
 
+pub mod db;
+pub mod history;
 mod protocols;
 
 pub use protocols::{ProtocolTotals, ProtocolTotalsRow};
@@ -52,6 +56,7 @@ pub struct FlowStore {
     active: BoundedMap<FlowKey, FlowRecord>,
     history: VecDeque<FlowRecord>,
     history_capacity: usize,
+    sink: Option<db::StoreSink>,
 }
 
 impl Default for FlowStore {
@@ -67,7 +72,18 @@ impl FlowStore {
             active: BoundedMap::new(max_active),
             history: VecDeque::new(),
             history_capacity: history,
+            sink: None,
         }
+    }
+
+    /// Hands every ended flow to `sink` (the persistent store) from now on.
+    pub fn attach(&mut self, sink: db::StoreSink) {
+        self.sink = Some(sink);
+    }
+
+    /// Whether ended flows also go to the persistent store.
+    pub fn is_persistent(&self) -> bool {
+        self.sink.is_some()
     }
 
     /// Keeps `record` as the latest state of its flow; a final record moves the flow to the
@@ -76,6 +92,9 @@ impl FlowStore {
         let mut out = StoreEvictions::default();
         if record.is_final() {
             self.active.remove(&key);
+            if let Some(sink) = &self.sink {
+                sink.flow(&record);
+            }
             if self.history_capacity == 0 {
                 out.history = true;
                 return out;
