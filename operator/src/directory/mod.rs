@@ -5,7 +5,9 @@
 //! Five watches, one per kind, no polling: Pods (field selector
 //! `status.phase!=Succeeded,status.phase!=Failed`), Services and Nodes (full objects, reduced
 //! at once to the few fields [`model`] keeps), ReplicaSets and Jobs (metadata only, for the
-//! owner chain). Every list uses `resourceVersion=0` (served from the API server's watch cache).
+//! owner chain). Every list uses `resourceVersion=0` without pagination (served from the API
+//! server's watch cache, as client-go informers do), every watch resumes from the last
+//! resourceVersion, and a `410 Gone` relists.
 //!
 //! Events are folded into the [`model::Model`]; at most once per `debounce` the whole desired
 //! content is computed and diffed with what was written, and only the differences are put or
@@ -157,8 +159,10 @@ fn meta_key(meta: &kube::api::ObjectMeta) -> ObjKey {
 
 /// The five watch streams, merged.
 fn watches(client: &Client) -> impl Stream<Item = Change> + Send + use<> {
-    // resourceVersion=0: lists come from the API server's watch cache, not etcd.
-    let gentle = watcher::Config::default().any_semantic();
+    // resourceVersion=0 without `limit`: lists come from the API server's watch cache in one
+    // response, not from etcd page by page (kube-rs drops resourceVersion=0 when paginating).
+    let mut gentle = watcher::Config::default().any_semantic();
+    gentle.page_size = None;
     let pods = watch_kind(
         Api::<Pod>::all(client.clone()),
         gentle
