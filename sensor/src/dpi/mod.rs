@@ -14,11 +14,15 @@
 //! Layout: one folder per protocol family (`tls/`, `quic/`, `dns/`, `http/`, `misc/` for one-packet
 //! signatures); `table.rs` for the data files; `util.rs` for bounded readers and text.
 
+pub mod cleartext;
 pub mod dns;
 pub mod http;
 pub mod lists;
 pub mod misc;
+pub mod netbios;
 pub mod quic;
+pub mod smb;
+pub mod ssh;
 pub mod table;
 pub mod tls;
 pub mod util;
@@ -26,12 +30,15 @@ pub mod util;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SshInfo};
+use netwarden_api::flow::{Confidence, DhcpInfo, FlowRecord, L7Info, SmbInfo};
 
+use self::cleartext::{Dialect, TextFlow};
 use self::dns::DnsFlow;
 use self::http::HttpFlow;
 pub use self::lists::Lists;
 use self::quic::QuicFlow;
+use self::smb::SmbFlow;
+use self::ssh::SshFlow;
 use self::table::{AppInfo, Breed, ProtoId, ProtoInfo, Tables};
 use self::tls::TlsFlow;
 
@@ -93,6 +100,10 @@ struct Ids {
     http: Option<ProtoId>,
     ssh: Option<ProtoId>,
     dhcp: Option<ProtoId>,
+    netbios: Option<ProtoId>,
+    smbv1: Option<ProtoId>,
+    smbv23: Option<ProtoId>,
+    stun: Option<ProtoId>,
 }
 
 /// Per-flow DPI state: 16 bytes until a dissector claims the flow.
@@ -107,10 +118,13 @@ pub struct FlowDpi {
 #[derive(Debug)]
 struct Meta {
     proto: Option<ProtoId>,
+    /// A sub-protocol of the table carried by `proto` (`NetBIOS.SMBv1`).
+    sub: Option<ProtoId>,
     confidence: Confidence,
     app: Option<AppInfo>,
     kind: Kind,
-    ssh: Option<SshInfo>,
+    /// A host name read by a one-packet signature (SSDP, NetBIOS).
+    host: String,
     dhcp: Option<Box<DhcpInfo>>,
 }
 
@@ -121,6 +135,9 @@ enum Kind {
     Dns(Box<DnsFlow>),
     Http(Box<HttpFlow>),
     Quic(Box<QuicFlow>),
+    Ssh(Box<SshFlow>),
+    Smb(Box<SmbFlow>),
+    Text(Box<TextFlow>),
 }
 
 /// Risk ids used by the dissectors (nDPI `ndpi_risk_enum` values, as in `api::risk`; a test
@@ -144,11 +161,15 @@ pub mod rid {
     pub const TLS_NOT_CARRYING_HTTPS: u16 = 15;
     pub const SUSPICIOUS_DGA_DOMAIN: u16 = 16;
     pub const MALFORMED_PACKET: u16 = 17;
+    pub const SSH_OBSOLETE_CLIENT_VERSION_OR_CIPHER: u16 = 18;
+    pub const SSH_OBSOLETE_SERVER_VERSION_OR_CIPHER: u16 = 19;
+    pub const SMB_INSECURE_VERSION: u16 = 20;
     pub const TLS_SUSPICIOUS_ESNI_USAGE: u16 = 21;
     pub const UNSAFE_PROTOCOL: u16 = 22;
     pub const DNS_SUSPICIOUS_TRAFFIC: u16 = 23;
     pub const TLS_MISSING_SNI: u16 = 24;
     pub const RISKY_DOMAIN: u16 = 27;
+    pub const DESKTOP_OR_FILE_SHARING_SESSION: u16 = 30;
     pub const MALICIOUS_FINGERPRINT: u16 = 28;
     pub const MALICIOUS_SHA1_CERTIFICATE: u16 = 29;
     pub const TLS_UNCOMMON_ALPN: u16 = 31;
@@ -162,12 +183,16 @@ pub mod rid {
     pub const TLS_CERTIFICATE_ABOUT_TO_EXPIRE: u16 = 41;
     pub const PUNYCODE_IDN: u16 = 42;
     pub const ERROR_CODE_DETECTED: u16 = 43;
+    pub const ANONYMOUS_SUBSCRIBER: u16 = 45;
     pub const HTTP_CRAWLER_BOT: u16 = 44;
     pub const HTTP_OBSOLETE_SERVER: u16 = 47;
     pub const TLS_ALPN_SNI_MISMATCH: u16 = 52;
     pub const MALWARE_HOST_CONTACTED: u16 = 53;
     pub const BINARY_DATA_TRANSFER: u16 = 54;
 }
+
+/// Protocols and applications nDPI flags with `desktop_or_file_sharing_session`.
+const DESKTOP_SHARING: &[&str] = &["RDP", "VNC", "Radmin", "AnyDesk", "TeamViewer"];
 
 /// A small set of risks with their details, as the dissectors raise them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -240,6 +265,10 @@ impl Dpi {
             http: tables.id("HTTP"),
             ssh: tables.id("SSH"),
             dhcp: tables.id("DHCP"),
+            netbios: tables.id("NetBIOS"),
+            smbv1: tables.id("SMBv1"),
+            smbv23: tables.id("SMBv23"),
+            stun: tables.id("STUN"),
         };
         Self {
             config,
@@ -286,10 +315,20 @@ impl Dpi {
         let max = self.config.max_reassembly;
         if let Some(meta) = flow.meta.as_deref_mut() {
             let tcp = ctx.l4_proto == 6;
+            // RFC 7983: STUN and DTLS share a port (WebRTC); DTLS after STUN names the flow.
+            if !tcp
+                && meta.proto == self.ids.stun
+                && matches!(meta.kind, Kind::None)
+                && tls::looks_like_dtls(payload)
+            {
+                meta.proto = self.ids.dtls;
+                meta.kind = Kind::Tls(Box::new(TlsFlow::new(true)));
+                meta.confidence = Confidence::Unknown;
+            }
             // STARTTLS (RFC 3207, 2595, 4217): a clear-text mail or FTP session that turns
             // into TLS continues as its secure variant, with the TLS dissector.
             if tcp
-                && matches!(meta.kind, Kind::None)
+                && matches!(meta.kind, Kind::None | Kind::Text(_))
                 && tls::looks_like_tls(payload)
                 && let Some(secure) = self.starttls_variant(meta.proto)
             {
@@ -332,17 +371,20 @@ impl Dpi {
                     }
                     q.is_done()
                 }
+                Kind::Ssh(s) => {
+                    s.on_payload(ctx.from_client, payload, max);
+                    s.is_done()
+                }
+                Kind::Smb(s) => {
+                    s.on_payload(ctx.from_client, payload);
+                    s.is_done()
+                }
+                Kind::Text(t) => {
+                    t.on_payload(ctx.from_client, payload);
+                    t.is_done() && self.starttls_variant(meta.proto).is_none()
+                }
                 Kind::None => {
-                    if let (Some(ssh), Some(misc::Hit::Ssh(banner))) = (
-                        meta.ssh.as_mut(),
-                        misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload),
-                    ) {
-                        misc::ssh_banner(ssh, ctx.from_client, banner);
-                    }
-                    meta.ssh
-                        .as_ref()
-                        .is_none_or(|s| !s.client_banner.is_empty() && !s.server_banner.is_empty())
-                        && self.starttls_variant(meta.proto).is_none()
+                    self.starttls_variant(meta.proto).is_none() && meta.proto != self.ids.stun
                 }
             };
             if complete {
@@ -381,10 +423,11 @@ impl Dpi {
     fn probe(&self, ctx: &PacketCtx, payload: &[u8]) -> Option<Meta> {
         let meta = |proto, kind| Meta {
             proto,
+            sub: None,
             confidence: Confidence::Dpi,
             app: None,
             kind,
-            ssh: None,
+            host: String::new(),
             dhcp: None,
         };
         let port = |p: u16| ctx.server_port == p || ctx.client_port == p;
@@ -406,6 +449,9 @@ impl Dpi {
                 }
                 if port(53) && payload.len() > 14 && dns::looks_like_dns(&payload[2..]) {
                     return Some(meta(self.ids.dns, Kind::Dns(Box::default())));
+                }
+                if let Some(smb) = SmbFlow::probe(payload) {
+                    return Some(meta(self.ids.netbios, Kind::Smb(Box::new(smb))));
                 }
             }
             17 => {
@@ -436,12 +482,23 @@ impl Dpi {
                 self.tables.id("QUIC"),
                 Kind::Quic(Box::new(QuicFlow::new(payload))),
             )),
-            misc::Hit::Proto(name) => Some(meta(self.tables.id(name), Kind::None)),
-            misc::Hit::Ssh(banner) => {
-                let mut m = meta(self.ids.ssh, Kind::None);
-                let mut info = SshInfo::default();
-                misc::ssh_banner(&mut info, ctx.from_client, banner);
-                m.ssh = Some(info);
+            misc::Hit::Proto("SSH") => Some(meta(self.ids.ssh, Kind::Ssh(Box::default()))),
+            misc::Hit::Proto(name) => {
+                let kind = match Dialect::of(name) {
+                    Some(d) if ctx.l4_proto == 6 => Kind::Text(Box::new(TextFlow::new(d))),
+                    _ => Kind::None,
+                };
+                Some(meta(self.tables.id(name), kind))
+            }
+            misc::Hit::Named(name, host) => {
+                let mut m = meta(self.tables.id(name), Kind::None);
+                m.host = host;
+                Some(m)
+            }
+            misc::Hit::Sub(name, sub, host) => {
+                let mut m = meta(self.tables.id(name), Kind::None);
+                m.sub = self.tables.id(sub);
+                m.host = host;
                 Some(m)
             }
             misc::Hit::Dhcp(info) => {
@@ -569,11 +626,39 @@ impl Dpi {
                     app = Some(("DoH_DoT", "Network"));
                 }
             }
+            Kind::Ssh(s) => {
+                // nDPI's host name of an SSH flow is the client's banner.
+                l7.hostname.clone_from(&s.info.client_banner);
+                l7.ssh = Some(s.info.clone());
+                s.risks(&mut risks);
+            }
+            Kind::Smb(s) => {
+                l7.smb = (!s.dialect.is_empty()).then(|| SmbInfo {
+                    dialect: s.dialect.clone(),
+                });
+            }
+            Kind::Text(t) => {
+                l7.hostname.clone_from(&t.host);
+                t.risks(&mut risks);
+            }
             Kind::None => {}
         }
-        if let Some(ssh) = &meta.ssh {
-            l7.hostname.clone_from(&ssh.client_banner);
-            l7.ssh = Some(ssh.clone());
+        if !meta.host.is_empty() {
+            l7.hostname.clone_from(&meta.host);
+        }
+        let sub = match &meta.kind {
+            Kind::Smb(s) => match s.version {
+                smb::Version::V1 => self.ids.smbv1,
+                smb::Version::V23 => self.ids.smbv23,
+            },
+            _ => meta.sub,
+        }
+        .and_then(|id| self.tables.proto(id));
+        if matches!(&meta.kind, Kind::Smb(s) if s.version == smb::Version::V1) {
+            risks.set(rid::SMB_INSECURE_VERSION, Some("Found SMBv1".into()));
+        }
+        if let Some(sub) = sub {
+            app = Some((sub.name, sub.category));
         }
         if let Some(dhcp) = &meta.dhcp {
             l7.hostname.clone_from(&dhcp.hostname);
@@ -593,18 +678,33 @@ impl Dpi {
             proto.name.clone_into(&mut l7.app_protocol);
             proto.category.clone_into(&mut l7.category);
         }
-        // Port checks, only for what the payload decided.
+        // Port checks, only for what the payload decided. A sub-protocol with default ports
+        // of its own (SMBv23 on 445) is judged by them, else by its carrier's (NetBIOS).
         if meta.confidence == Confidence::Dpi {
-            let ports = proto.ports(l4);
+            let ports = match sub.map(|p| p.ports(l4)) {
+                Some(p) if !p.is_empty() => p,
+                _ => proto.ports(l4),
+            };
             if !ports.is_empty() && !ports.contains(&sport) && !ports.contains(&cport) {
                 risks.set(
                     rid::KNOWN_PROTOCOL_ON_NON_STANDARD_PORT,
                     Some(format!("Expected on port {}", ports[0])),
                 );
             }
-            if proto.breed == Breed::Unsafe {
+            if [Some(proto), sub].into_iter().flatten().any(|p| {
+                matches!(
+                    p.breed,
+                    Breed::Unsafe | Breed::PotentiallyDangerous | Breed::Dangerous
+                )
+            }) {
                 risks.set(rid::UNSAFE_PROTOCOL, None);
             }
+        }
+        // nDPI flags remote desktop and file sharing sessions by protocol.
+        if DESKTOP_SHARING.contains(&proto.name)
+            || app.is_some_and(|(name, _)| DESKTOP_SHARING.contains(&name))
+        {
+            risks.set(rid::DESKTOP_OR_FILE_SHARING_SESSION, None);
         }
         record.l7 = Some(l7);
         risks.apply(record);
@@ -618,7 +718,9 @@ impl Dpi {
                 Kind::Dns(d) => d.shrink(),
                 Kind::Http(h) => h.shrink(),
                 Kind::Quic(q) => q.shrink(),
-                Kind::None => {}
+                Kind::Ssh(s) => s.shrink(),
+                Kind::Text(t) => t.shrink(),
+                Kind::Smb(_) | Kind::None => {}
             }
         }
     }
@@ -648,8 +750,10 @@ impl FlowDpi {
                         Kind::Dns(_) => size_of::<DnsFlow>(),
                         Kind::Http(_) => size_of::<HttpFlow>(),
                         Kind::Quic(_) => size_of::<QuicFlow>(),
+                        Kind::Ssh(_) => size_of::<SshFlow>(),
+                        Kind::Smb(_) => size_of::<SmbFlow>(),
+                        Kind::Text(_) => size_of::<TextFlow>(),
                     }
-                    + m.ssh.as_ref().map_or(0, |_| size_of::<SshInfo>())
                     + m.dhcp.as_ref().map_or(0, |_| size_of::<DhcpInfo>())
             })
     }

@@ -1,18 +1,27 @@
 //! Small payload signatures for protocols that need no per-flow state: a first-packet check
-//! that names the protocol (nDPI spelling), plus the few fields worth keeping (SSH banners,
-//! DHCP client facts). Each check looks at a handful of bytes and the ports.
+//! that names the protocol (nDPI spelling), plus the few fields worth keeping (DHCP client
+//! facts, an SSDP or NetBIOS name). Each check looks at a handful of bytes and the ports;
+//! every length read from the payload is checked against the payload's own length, so a
+//! random payload rarely passes (the corpus test counts false positives).
 
-use netwarden_api::flow::{DhcpInfo, SshInfo};
+use netwarden_api::flow::DhcpInfo;
 
 use super::util::{MAX_FIELD, MAX_HOST, Reader, text};
+
+mod signatures;
+
+pub use signatures::{tcp_signature, udp_signature};
 
 /// What a signature recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hit {
     /// A protocol with nothing more to learn.
     Proto(&'static str),
-    /// An SSH banner (client or server).
-    Ssh(String),
+    /// A protocol and a host name read from its first message (SSDP `HOST`, NetBIOS names).
+    Named(&'static str, String),
+    /// A protocol carried over another one (`NetBIOS` + `SMBv1` for a NetBIOS datagram
+    /// that carries SMB), with the host name.
+    Sub(&'static str, &'static str, String),
     /// A DHCP message.
     Dhcp(Box<DhcpInfo>),
 }
@@ -23,11 +32,7 @@ pub fn detect(l4: u8, sport: u16, dport: u16, payload: &[u8]) -> Option<Hit> {
     match l4 {
         6 => {
             if payload.starts_with(b"SSH-") {
-                let line = payload
-                    .split(|&b| b == b'\r' || b == b'\n')
-                    .next()
-                    .unwrap_or_default();
-                return Some(Hit::Ssh(text(line, MAX_FIELD)));
+                return Some(Hit::Proto("SSH"));
             }
             if port(3389) && payload.starts_with(&[3, 0]) {
                 return Some(Hit::Proto("RDP"));
@@ -58,7 +63,7 @@ pub fn detect(l4: u8, sport: u16, dport: u16, payload: &[u8]) -> Option<Hit> {
             if port(139) && matches!(payload.first(), Some(0x81 | 0x82 | 0x85)) {
                 return Some(Hit::Proto("NetBIOS"));
             }
-            None
+            tcp_signature(payload).map(Hit::Proto)
         }
         17 => udp(sport, dport, payload),
         _ => None,
@@ -77,7 +82,10 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
         || p.starts_with(b"NOTIFY * HTTP/1.1")
         || (port(1900) && p.starts_with(b"HTTP/1.1 200"))
     {
-        return Some(Hit::Proto("SSDP"));
+        return Some(match header(p, b"host") {
+            Some(h) => Hit::Named("SSDP", text(h, MAX_HOST)),
+            None => Hit::Proto("SSDP"),
+        });
     }
     if (port(161) || port(162))
         && let [0x30, _, ..] = p
@@ -91,10 +99,17 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
         return Some(Hit::Proto("Syslog"));
     }
     if port(138) && matches!(p.first(), Some(0x10..=0x16)) && p.len() >= 14 {
-        return Some(Hit::Proto("NetBIOS"));
+        return Some(match super::netbios::datagram(p) {
+            Some((name, true)) => Hit::Sub("NetBIOS", "SMBv1", name),
+            Some((name, false)) => Hit::Named("NetBIOS", name),
+            None => Hit::Proto("NetBIOS"),
+        });
     }
     if port(137) && p.len() >= 12 && super::dns::looks_like_dns(p) {
-        return Some(Hit::Proto("NetBIOS"));
+        return Some(match super::netbios::query_name(p) {
+            Some(name) => Hit::Named("NetBIOS", name),
+            None => Hit::Proto("NetBIOS"),
+        });
     }
     if port(17500) && p.starts_with(b"{\"") {
         return Some(Hit::Proto("Dropbox"));
@@ -122,7 +137,18 @@ fn udp(sport: u16, dport: u16, p: &[u8]) -> Option<Hit> {
     if super::quic::is_quic(p) {
         return Some(Hit::Proto("QUIC"));
     }
-    None
+    udp_signature(sport, dport, p).map(Hit::Proto)
+}
+
+/// The value of HTTP-style header `name` (lower-case) in `p`, if present.
+fn header<'a>(p: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    p.split(|&b| b == b'\n').skip(1).take(32).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        line[..colon]
+            .eq_ignore_ascii_case(name)
+            .then(|| line[colon + 1..].trim_ascii())
+    })
 }
 
 /// DHCP (RFC 2131 §2, options RFC 2132): client MAC, host name (12), parameter list (55),
@@ -156,15 +182,6 @@ fn dhcp(p: &[u8]) -> DhcpInfo {
     info
 }
 
-/// Records an SSH banner in `info` by direction.
-pub fn ssh_banner(info: &mut SshInfo, from_client: bool, banner: String) {
-    if from_client {
-        info.client_banner = banner;
-    } else {
-        info.server_banner = banner;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +190,7 @@ mod tests {
     fn signatures() {
         assert_eq!(
             detect(6, 40000, 22, b"SSH-2.0-OpenSSH_8.2p1\r\n"),
-            Some(Hit::Ssh("SSH-2.0-OpenSSH_8.2p1".into()))
+            Some(Hit::Proto("SSH"))
         );
         let mut ntp = [0u8; 48];
         ntp[0] = 0x23;
@@ -181,6 +198,15 @@ mod tests {
         assert_eq!(
             detect(17, 40000, 1900, b"M-SEARCH * HTTP/1.1\r\n"),
             Some(Hit::Proto("SSDP"))
+        );
+        assert_eq!(
+            detect(
+                17,
+                40000,
+                1900,
+                b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"
+            ),
+            Some(Hit::Named("SSDP", "239.255.255.250:1900".into()))
         );
         let mut wg = vec![1u8, 0, 0, 0];
         wg.resize(148, 7);

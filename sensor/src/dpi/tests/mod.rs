@@ -48,6 +48,10 @@ const IN_SCOPE: &[u16] = &[
     rid::HTTP_OBSOLETE_SERVER,
     rid::TLS_ALPN_SNI_MISMATCH,
     rid::BINARY_DATA_TRANSFER,
+    rid::SSH_OBSOLETE_CLIENT_VERSION_OR_CIPHER,
+    rid::SSH_OBSOLETE_SERVER_VERSION_OR_CIPHER,
+    rid::SMB_INSECURE_VERSION,
+    rid::DESKTOP_OR_FILE_SHARING_SESSION,
 ];
 
 #[test]
@@ -69,6 +73,21 @@ fn risk_ids_match_the_catalogue() {
         (rid::TLS_UNCOMMON_ALPN, "tls_uncommon_alpn"),
         (rid::UNSAFE_PROTOCOL, "unsafe_protocol"),
         (rid::MALFORMED_PACKET, "malformed_packet"),
+        (
+            rid::SSH_OBSOLETE_CLIENT_VERSION_OR_CIPHER,
+            "ssh_obsolete_client_version_or_cipher",
+        ),
+        (
+            rid::SSH_OBSOLETE_SERVER_VERSION_OR_CIPHER,
+            "ssh_obsolete_server_version_or_cipher",
+        ),
+        (rid::SMB_INSECURE_VERSION, "smb_insecure_version"),
+        (
+            rid::DESKTOP_OR_FILE_SHARING_SESSION,
+            "desktop_or_file_sharing_session",
+        ),
+        (rid::ANONYMOUS_SUBSCRIBER, "anonymous_subscriber"),
+        (rid::CLEAR_TEXT_CREDENTIALS, "clear_text_credentials"),
     ];
     for (id, key) in keys {
         assert_eq!(risk::by_id(id).map(|r| r.key), Some(key));
@@ -223,6 +242,52 @@ pub(crate) fn replay(dpi: &Dpi, path: &std::path::Path) -> HashMap<Key, FlowReco
             (k, rec)
         })
         .collect()
+}
+
+/// The record of the flow of corpus capture `pcap` (in `testdata/ndpi`) with server or client
+/// port `port`, replayed through a default engine, and nDPI's expected flow for it.
+pub(crate) fn corpus_flow(pcap: &str, port: u16) -> (FlowRecord, serde_json::Value) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/ndpi");
+    let records = replay(&Dpi::new(DpiConfig::default()), &dir.join(pcap));
+    let stem = pcap.rsplit_once('.').map_or(pcap, |(s, _)| s);
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("{stem}.expected.json"))).expect("expected.json"),
+    )
+    .expect("json");
+    let flow = expected["flows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["src_port"] == port || f["dst_port"] == port)
+        .cloned()
+        .unwrap_or_else(|| panic!("{pcap}: no expected flow on port {port}"));
+    let rec = records
+        .into_values()
+        .find(|r| r.server_port == u32::from(port) || r.client_port == u32::from(port))
+        .unwrap_or_else(|| panic!("{pcap}: no flow on port {port}"));
+    (rec, flow)
+}
+
+/// Risk keys of a record, nDPI's spelling (`NDPI_…` upper case), sorted.
+pub(crate) fn risk_keys(rec: &FlowRecord) -> Vec<String> {
+    let mut keys: Vec<String> = rec
+        .risk_ids()
+        .filter_map(|id| risk::by_id(id).map(|r| format!("NDPI_{}", r.key.to_ascii_uppercase())))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// nDPI's risk keys of an expected flow, sorted.
+pub(crate) fn expected_risk_keys(flow: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = flow["risk_keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// Bytes of hex lines (test fixtures extracted with tshark).
