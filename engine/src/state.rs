@@ -198,8 +198,15 @@ impl State {
                 &l7,
                 &mut ev,
             );
-            self.analysis
-                .apply_flow_side(&record, &alerts, flow, Side::Server, host, adv.new_flow);
+            self.analysis.apply_flow_side(
+                &record,
+                &alerts,
+                flow,
+                Side::Server,
+                host,
+                adv.new_flow,
+                adv.delta.c2s_packets,
+            );
         }
         if client_side {
             let host = HostKey { ip: client, vlan };
@@ -213,8 +220,15 @@ impl State {
                 &l7,
                 &mut ev,
             );
-            self.analysis
-                .apply_flow_side(&record, &alerts, flow, Side::Client, host, adv.new_flow);
+            self.analysis.apply_flow_side(
+                &record,
+                &alerts,
+                flow,
+                Side::Client,
+                host,
+                adv.new_flow,
+                adv.delta.c2s_packets,
+            );
             let (new_flow, count_l7) = (adv.new_flow, adv.count_l7);
             self.totals.flows += u64::from(new_flow);
             self.totals.packets = self.totals.packets.saturating_add(adv.delta.packets());

@@ -96,20 +96,37 @@ pub struct SeriesSample {
     pub anomaly: bool,
 }
 
-/// Metric names of the host series (`GET /api/v2/hosts/{ip}/timeseries?metric=`).
-pub const HOST_METRICS: [&str; 4] = [
+/// Metric names of the host series (`GET /api/v2/hosts/{ip}/timeseries?metric=`); bytes are
+/// per sampling period, distinct peers are the hosts it exchanged new flows with in the period.
+pub const HOST_METRICS: [&str; 7] = [
     "score_as_client",
     "score_as_server",
     "active_flows_as_client",
     "active_flows_as_server",
+    "bytes_sent",
+    "bytes_rcvd",
+    "distinct_peers",
+];
+
+/// The anomaly alert type and side (client?) of each of [`HOST_METRICS`].
+const HOST_METRIC_ALERTS: [(&str, bool); 7] = [
+    ("score_anomaly", true),
+    ("score_anomaly", false),
+    ("flow_anomaly", true),
+    ("flow_anomaly", false),
+    ("traffic_anomaly", true),
+    ("traffic_anomaly", false),
+    ("contacts_anomaly", true),
 ];
 
 /// DES series of one host.
 #[derive(Clone, Debug, Default)]
 pub struct HostSeries {
-    des: [Des; 4],
+    des: [Des; 7],
     /// Last samples per metric of [`HOST_METRICS`].
-    pub samples: [VecDeque<SeriesSample>; 4],
+    pub samples: [VecDeque<SeriesSample>; 7],
+    /// Bytes sent and received at the previous sample.
+    last_bytes: (u64, u64),
 }
 
 #[derive(Clone, Debug)]
@@ -272,7 +289,8 @@ impl Analysis {
     }
 
     /// Applies one side of a record: the side's score, the host checks, and (client copy)
-    /// the flow alert rows.
+    /// the flow alert rows. `c2s_packets` is what the record added to the flow's
+    /// client-to-server packets (the flood checks count packets).
     #[allow(clippy::too_many_arguments)]
     pub fn apply_flow_side(
         &mut self,
@@ -282,6 +300,7 @@ impl Analysis {
         side: Side,
         host: HostKey,
         new_flow: bool,
+        c2s_packets: u64,
     ) {
         let as_client = side == Side::Client;
         let roll = self.roll(flow.point, host.ip);
@@ -342,11 +361,17 @@ impl Analysis {
                 self.scores.remove(fs.host, k, self.now_ns);
             }
         }
-        let facts = flow_facts(record, as_client, new_flow);
+        let facts = FlowFacts::of(
+            record,
+            &self.config.checks,
+            as_client,
+            new_flow,
+            c2s_packets,
+        );
         let (st, _) = self
             .host_checks
             .get_or_insert_with(host, || (HostCheckState::default(), flow.point));
-        st.0.observe(&facts);
+        st.0.observe(&facts, &self.config.checks.host);
         // Host alerts roll up to the point where the host was last seen.
         st.1 = flow.point;
         self.evaluate_host(host, roll);
@@ -387,19 +412,25 @@ impl Analysis {
         let cli = score * u16::from(e.client_pct) / 100;
         let (state, verb) = if e.engaged {
             self.counters.host_alerts_engaged += 1;
-            let c = Contribution {
-                alert_key: key.clone(),
-                alert_type: e.alert_type.to_owned(),
-                entity: Entity::Host,
-                as_client: e.client_pct > 0,
-                kind: def.kind,
-                points: score,
-                peer: None,
-                since_ns: self.now_ns,
-                leaving_since_ns: None,
-                roll: None,
-            };
-            self.scores.add(host, roll, c);
+            // The host's client score gets the client share, its server score the rest.
+            for (as_client, points) in [(true, cli), (false, score - cli)] {
+                if points == 0 {
+                    continue;
+                }
+                let c = Contribution {
+                    alert_key: key.clone(),
+                    alert_type: e.alert_type.to_owned(),
+                    entity: Entity::Host,
+                    as_client,
+                    kind: def.kind,
+                    points,
+                    peer: None,
+                    since_ns: self.now_ns,
+                    leaving_since_ns: None,
+                    roll: None,
+                };
+                self.scores.add(host, roll, c);
+            }
             (AlertState::Engaged, "engaged")
         } else {
             self.counters.host_alerts_released += 1;
@@ -407,9 +438,11 @@ impl Analysis {
             (AlertState::Released, "released")
         };
         let role = if e.roles.client_attacker {
-            "attacker"
+            " as attacker"
+        } else if e.roles.client_victim {
+            " as victim"
         } else {
-            "victim"
+            ""
         };
         let alert = Alert {
             key,
@@ -427,7 +460,7 @@ impl Analysis {
             count: 1,
             state,
             message: format!(
-                "{} {verb} on {} as {role} ({} side): {} > {}",
+                "{} {verb} on {}{role} ({} side): {} > {}",
                 e.alert_type, host.ip, e.side, e.value, e.threshold
             ),
             flow: None,
@@ -454,29 +487,48 @@ impl Analysis {
 
     fn sample(&mut self, hosts: &HostTable, points: &PointTable) {
         let now = self.now_ns;
-        let period = self.config.host_sample_secs.max(1) * 1_000_000_000;
+        let period = self
+            .config
+            .host_sample_secs
+            .max(1)
+            .saturating_mul(1_000_000_000);
         if self.next_host_sample == 0 {
-            self.next_host_sample = (now / period + 1) * period;
+            self.next_host_sample = (now / period).saturating_add(1).saturating_mul(period);
         } else if now >= self.next_host_sample {
             let t = self.next_host_sample;
-            self.next_host_sample = (now / period + 1) * period;
+            self.next_host_sample = (now / period).saturating_add(1).saturating_mul(period);
+            // Local hosts only (as ntopng): spoofed or far-away addresses get no series.
             for h in hosts.iter() {
+                if !self.config.checks.is_local(h.key.ip) {
+                    continue;
+                }
                 let v = self.scores.values(&h.key, t);
+                let peers = self
+                    .host_checks
+                    .get_mut(&h.key)
+                    .map_or(0, |(st, _)| st.take_period_peers());
                 let values = [
                     v.client as f64,
                     v.server as f64,
                     h.active_flows_as_client as f64,
                     h.active_flows_as_server as f64,
+                    h.bytes_sent as f64,
+                    h.bytes_rcvd as f64,
+                    f64::from(peers),
                 ];
                 self.sample_host(h.key, t, values);
             }
         }
-        let pperiod = self.config.point_sample_secs.max(1) * 1_000_000_000;
+        let pperiod = self
+            .config
+            .point_sample_secs
+            .max(1)
+            .saturating_mul(1_000_000_000);
         if self.next_point_sample == 0 {
-            self.next_point_sample = (now / pperiod + 1) * pperiod;
+            self.next_point_sample = (now / pperiod).saturating_add(1).saturating_mul(pperiod);
         } else if now >= self.next_point_sample {
             let t = self.next_point_sample;
-            self.next_point_sample = (now / pperiod + 1) * pperiod;
+            self.next_point_sample = (now / pperiod).saturating_add(1).saturating_mul(pperiod);
             let keys: Vec<PointKey> = self.scores.points.keys().copied().collect();
             for k in keys {
                 let score = self.scores.points[&k].values(t).total as f64;
@@ -509,12 +561,19 @@ impl Analysis {
         }
     }
 
-    fn sample_host(&mut self, host: HostKey, t: u64, values: [f64; 4]) {
+    /// Samples one host; `values` follow [`HOST_METRICS`], bytes as totals so far.
+    fn sample_host(&mut self, host: HostKey, t: u64, mut values: [f64; 7]) {
         let cfg = self.config.des;
         let (s, _) = self.series.get_or_insert_with(host, || HostSeries {
-            des: [Des::new(cfg), Des::new(cfg), Des::new(cfg), Des::new(cfg)],
+            des: std::array::from_fn(|_| Des::new(cfg)),
             samples: Default::default(),
+            last_bytes: (0, 0),
         });
+        // Totals to bytes per period (a host table eviction restarts the totals: no negative).
+        let (sent, rcvd) = (values[4] as u64, values[5] as u64);
+        values[4] = sent.saturating_sub(s.last_bytes.0) as f64;
+        values[5] = rcvd.saturating_sub(s.last_bytes.1) as f64;
+        s.last_bytes = (sent, rcvd);
         let mut found = Vec::new();
         for (i, v) in values.into_iter().enumerate() {
             let o = s.des[i].push(v);
@@ -536,23 +595,18 @@ impl Analysis {
         }
         for (i, o) in found {
             self.counters.anomalies += 1;
-            let alert_type = if i < 2 {
-                "score_anomaly"
-            } else {
-                "flow_anomaly"
-            };
+            let (alert_type, client) = HOST_METRIC_ALERTS[i];
             if !self.config.checks.enabled(alert_type)
                 || self.exclusions.host_excluded(alert_type, host.ip, t)
             {
                 continue;
             }
-            let client = i % 2 == 0;
             let Some(def) = crate::checks::def(alert_type) else {
                 continue;
             };
             let cli = if client { def.score } else { 0 };
             let alert = Alert {
-                key: host_alert_key(host, alert_type, if client { "client" } else { "server" }),
+                key: host_alert_key(host, HOST_METRICS[i], "anomaly"),
                 alert_type: alert_type.to_owned(),
                 entity: Entity::Host,
                 entity_value: host.ip.to_string(),
@@ -653,25 +707,6 @@ fn point_anomaly(
         ),
         flow: None,
         anomaly: Some(band(o)),
-    }
-}
-
-const SYN: u32 = 0x02;
-const ACK: u32 = 0x10;
-
-fn flow_facts(r: &FlowRecord, as_client: bool, new_flow: bool) -> FlowFacts {
-    let cf = r.c2s.as_ref().map_or(0, |d| d.tcp_flags);
-    let sf = r.s2c.as_ref().map_or(0, |d| d.tcp_flags);
-    let tcp = r.l4_proto == u32::from(proto::TCP);
-    let answered = r.s2c.as_ref().is_some_and(|d| d.packets > 0);
-    let handshake = sf & (SYN | ACK) == (SYN | ACK);
-    let fin = r.is_final();
-    FlowFacts {
-        as_client,
-        new_flow,
-        unanswered_syn: fin && tcp && cf & SYN != 0 && !handshake,
-        incomplete: fin && (!answered || (tcp && !handshake)),
-        t_ns: r.last_seen_ns,
     }
 }
 

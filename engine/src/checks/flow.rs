@@ -243,6 +243,31 @@ fn blocklisted(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
     }
 }
 
+/// Categories of the `remote_access` check (and of the `remote_connection` host check).
+fn remote_access_category(cat: &str) -> bool {
+    [
+        "RemoteAccess",
+        "VPN",
+        "Download",
+        "Download-FileTransfer-FileSharing",
+    ]
+    .iter()
+    .any(|k| cat.eq_ignore_ascii_case(k))
+}
+
+/// Whether `record` is a remote-access session across the network edge (what the
+/// `remote_access` flow check fires on, whether or not that check runs).
+pub fn is_remote_access(record: &FlowRecord, config: &ChecksConfig) -> bool {
+    let cat = record.l7.as_ref().map_or("", |l| l.category.as_str());
+    if !remote_access_category(cat) {
+        return false;
+    }
+    let (Some(c), Some(s)) = (record.client_addr(), record.server_addr()) else {
+        return false;
+    };
+    !(config.is_local(c) && config.is_local(s))
+}
+
 /// Remote-to-local insecure protocol, remote access, web mining.
 fn category_checks(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
     let cat = c.category;
@@ -262,15 +287,7 @@ fn category_checks(c: &Ctx<'_>, out: &mut Vec<FlowAlert>) {
             ),
         );
     }
-    let remote_access = [
-        "RemoteAccess",
-        "VPN",
-        "Download",
-        "Download-FileTransfer-FileSharing",
-    ]
-    .iter()
-    .any(|k| cat.eq_ignore_ascii_case(k));
-    if remote_access && !(c.cli_local && c.srv_local) {
+    if remote_access_category(cat) && !(c.cli_local && c.srv_local) {
         c.push(
             out,
             "remote_access",

@@ -4,8 +4,8 @@
 //! * [`flow`]: flow checks, pure deterministic functions of (record, config) → [`FlowAlert`]s
 //!   with the client/server score split and attacker/victim flags. They run on every copy of a
 //!   record (DESIGN.md §5) and agree because they are pure.
-//! * [`host`]: host checks, small state machines per host sliding with flow time (SYN scan, flow
-//!   flood, scan detection, score threshold, dangerous host), engaged and released.
+//! * [`host`]: host checks, small state machines per host sliding with flow time (scans, floods,
+//!   contacts, remote connection, score threshold, dangerous host), engaged and released.
 //! * [`net`] and [`blocklist`]: local networks, allow-lists and blocklists.
 //!
 //! This module decides *what* is wrong; `score` keeps the points, `alerts` keeps the rows,
@@ -190,12 +190,26 @@ pub static CHECKS: &[CheckDef] = &[
     ),
     def!("unexpected_ntp_server", 35, 100, 90, Security, false, false),
     def!("syn_scan", 5, 50, 100, Security, true, true),
+    def!("fin_scan", 21, 50, 100, Security, true, true),
+    def!("rst_scan", 25, 50, 100, Security, true, true),
     def!("flow_flood", 4, 50, 100, Security, true, true),
+    def!("syn_flood", 6, 250, 100, Security, true, true),
+    def!("icmp_flood", 18, 50, 100, Security, true, true),
+    def!("dns_flood", 22, 50, 100, Security, true, true),
     def!("scan_detection", 20, 100, 100, Security, true, true),
+    def!("server_ports_contacts", 29, 50, 100, Security, true, true),
+    def!("host_scanner", 28, 100, 100, Security, true, true),
+    def!("dns_server_contacts", 2, 10, 100, Security, false, true),
+    def!("smtp_server_contacts", 1, 10, 100, Security, false, true),
+    def!("ntp_server_contacts", 3, 10, 100, Security, false, true),
+    def!("domain_names_contacts", 7, 10, 50, Network, false, true),
+    def!("remote_connection", 12, 10, 50, Security, false, true),
     def!("score_threshold", 17, 150, 100, Security, true, true),
     def!("dangerous_host", 14, 100, 100, Security, true, true),
     def!("score_anomaly", 11, 50, 100, Security, true, true),
     def!("flow_anomaly", 10, 50, 100, Network, true, true),
+    // Distinct peers per period out of the band (ntopng: contacts behaviour).
+    def!("contacts_anomaly", 4097, 50, 100, Network, true, true),
     // Observation-point (interface/exporter) traffic behaviour; ntopng: iface rx/tx anomalies.
     def!("traffic_anomaly", 4096, 50, 0, Network, true, true),
 ];

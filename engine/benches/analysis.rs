@@ -1,0 +1,264 @@
+//! The engine's analysis core without I/O: flow records straight into `State::apply_batch`
+//! (flow checks, host updates, host checks, score, DES sampling, alert outbox), one thread.
+//!
+//! ```sh
+//! cargo bench -p netwarden-engine --bench analysis            # 2,000,000 records
+//! cargo bench -p netwarden-engine --bench analysis -- 500000  # fewer
+//! ```
+//!
+//! Prints records/s for a realistic mix and for the worst case (every record a new spoofed
+//! host), the flow checks alone, and the memory a tracked host costs (struct sizes and resident
+//! memory growth per host). Results go to docs/PERFORMANCE.md ("Engine analysis core").
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use netwarden_api::flow::{
+    DirectionStats, DnsInfo, FlowRecord, FlowUpdate, L7Info, ObservationPoint, TlsInfo, ip_to_bytes,
+};
+use netwarden_engine::alerts::HostSeries;
+use netwarden_engine::checks::host::HostCheckState;
+use netwarden_engine::checks::{ChecksConfig, flow};
+use netwarden_engine::hosts::Host;
+use netwarden_engine::score::HostScore;
+use netwarden_engine::state::{State, StateConfig};
+
+const S: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * S;
+const BATCH: usize = 1000;
+
+/// A small deterministic generator (xorshift64*), so every run sees the same records.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn point() -> ObservationPoint {
+    ObservationPoint {
+        sensor: "node-1".into(),
+        interface: "eth0".into(),
+        ..Default::default()
+    }
+}
+
+/// Record `i` of the realistic mix: 20,000 local clients, 2,000 servers (a quarter remote),
+/// TLS with SNI, DNS with queries, HTTP, some unanswered SYNs and some risks; one final record
+/// per flow, 20,000 flows per second of flow time.
+fn mixed(i: u64, rng: &mut Rng) -> FlowRecord {
+    let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + rng.below(20_000) as u32));
+    let s = rng.below(2_000) as u32;
+    let server = if s.is_multiple_of(4) {
+        IpAddr::V4(Ipv4Addr::from(0x5db8_0000 + s))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(0x0a64_0000 + s))
+    };
+    let kind = rng.below(100);
+    let t = T0 + i * S / 20_000;
+    let (port, proto, l7) = match kind {
+        0..=49 => (
+            443,
+            6,
+            Some(L7Info {
+                master_protocol: "TLS".into(),
+                app_protocol: "Google".into(),
+                category: "Web".into(),
+                hostname: format!("h{}.example.com", rng.below(5_000)),
+                tls: Some(TlsInfo {
+                    version: 0x0304,
+                    sni: String::new(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        ),
+        50..=79 => (
+            53,
+            17,
+            Some(L7Info {
+                master_protocol: "DNS".into(),
+                category: "Network".into(),
+                dns: Some(DnsInfo {
+                    query: format!("q{}.example.org", rng.below(10_000)),
+                    query_type: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        ),
+        80..=94 => (
+            80,
+            6,
+            Some(L7Info {
+                master_protocol: "HTTP".into(),
+                category: "Web".into(),
+                hostname: "intranet.local".into(),
+                ..Default::default()
+            }),
+        ),
+        _ => (1 + rng.below(1024) as u32, 6, None),
+    };
+    let unanswered = kind >= 95;
+    let mut r = FlowRecord {
+        flow_id: i,
+        observation_point: Some(point()),
+        ip_version: 4,
+        client_ip: ip_to_bytes(client),
+        server_ip: ip_to_bytes(server),
+        client_port: 32_768 + rng.below(28_000) as u32,
+        server_port: port,
+        l4_proto: proto,
+        first_seen_ns: t.saturating_sub(S / 2),
+        last_seen_ns: t,
+        update: FlowUpdate::Final as i32,
+        c2s: Some(DirectionStats {
+            packets: 6,
+            bytes: 900,
+            goodput_bytes: 500,
+            tcp_flags: if proto == 6 { 0x1b } else { 0 },
+            ..Default::default()
+        }),
+        s2c: Some(DirectionStats {
+            packets: if unanswered { 0 } else { 8 },
+            bytes: if unanswered { 0 } else { 6_000 },
+            goodput_bytes: if unanswered { 0 } else { 5_400 },
+            tcp_flags: if proto == 6 && !unanswered { 0x1b } else { 0 },
+            ..Default::default()
+        }),
+        l7,
+        ..Default::default()
+    };
+    if unanswered {
+        r.c2s.as_mut().unwrap().tcp_flags = 0x02;
+    }
+    // 2% with a risk (numeric IP host, 10 points): alerts, score and outbox traffic.
+    if rng.below(50) == 0 {
+        r.set_risk(12, None);
+    }
+    r
+}
+
+/// Record `i` of the worst case: a new spoofed source every record, to one victim.
+fn spoofed(i: u64) -> FlowRecord {
+    FlowRecord {
+        flow_id: i,
+        observation_point: Some(point()),
+        ip_version: 4,
+        client_ip: ip_to_bytes(IpAddr::V4(Ipv4Addr::from(0x2000_0000 + i as u32))),
+        server_ip: ip_to_bytes(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+        client_port: 40_000,
+        server_port: 80,
+        l4_proto: 6,
+        first_seen_ns: T0 + i * S / 100_000,
+        last_seen_ns: T0 + i * S / 100_000,
+        update: FlowUpdate::Final as i32,
+        c2s: Some(DirectionStats {
+            packets: 1,
+            bytes: 60,
+            tcp_flags: 0x02,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Applies `records` in batches, draining the outbox after each (as ingest does); returns
+/// records per second.
+fn run(state: &mut State, records: Vec<FlowRecord>) -> f64 {
+    let n = records.len();
+    let mut batches: Vec<Vec<FlowRecord>> = Vec::new();
+    let mut it = records.into_iter().peekable();
+    while it.peek().is_some() {
+        batches.push(it.by_ref().take(BATCH).collect());
+    }
+    let start = Instant::now();
+    for b in batches {
+        black_box(state.apply_batch(b));
+        black_box(state.analysis.drain_outbox());
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Resident memory, bytes (Linux `/proc/self/statm`; 0 elsewhere).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mixed_records: Vec<FlowRecord> = (0..n).map(|i| mixed(i, &mut rng)).collect();
+
+    // Flow checks alone.
+    let cfg = ChecksConfig::default();
+    let start = Instant::now();
+    let mut alerts = 0usize;
+    for r in &mixed_records {
+        alerts += flow::run(black_box(r), &cfg).len();
+    }
+    let checks_rate = n as f64 / start.elapsed().as_secs_f64();
+
+    // The whole core, realistic mix (a warm-up pass first so tables are at their working size).
+    let mut state = State::default();
+    run(&mut state, mixed_records[..(n as usize / 4)].to_vec());
+    let mut state = State::default();
+    let mixed_rate = run(&mut state, mixed_records);
+    let a = &state.analysis.counters;
+    println!(
+        "mixed: {n} records, {} hosts, {} flow alerts, {} host alerts engaged, {} anomalies",
+        state.hosts.len(),
+        a.flow_alerts,
+        a.host_alerts_engaged,
+        a.anomalies
+    );
+    drop(state);
+
+    // Worst case: every record a new host; memory per host from the resident-set growth.
+    let hosts = n.min(1_000_000);
+    let spoof: Vec<FlowRecord> = (0..hosts).map(spoofed).collect();
+    let mut state = State::new(&StateConfig {
+        max_hosts: 2_000_000,
+        max_active_flows: 1024,
+        history: 1024,
+        ..StateConfig::default()
+    });
+    let before = rss();
+    let spoof_rate = run(&mut state, spoof);
+    let per_host = (rss().saturating_sub(before)) as f64 / state.hosts.len() as f64;
+    println!(
+        "spoofed: {} hosts tracked ({} scored)",
+        state.hosts.len(),
+        state.analysis.scores.hosts().count()
+    );
+
+    println!("flow checks alone:        {checks_rate:>12.0} records/s ({alerts} alerts)");
+    println!("core, realistic mix:      {mixed_rate:>12.0} records/s");
+    println!("core, new host per record:{spoof_rate:>12.0} records/s");
+    println!(
+        "size_of: Host {} B, HostCheckState {} B, HostScore {} B, HostSeries {} B (+ {} B of samples when full)",
+        size_of::<Host>(),
+        size_of::<HostCheckState>(),
+        size_of::<HostScore>(),
+        size_of::<HostSeries>(),
+        7 * netwarden_engine::alerts::SERIES_LEN
+            * size_of::<netwarden_engine::alerts::SeriesSample>()
+    );
+    println!("resident memory per tracked host (spoofed, one flow each): {per_host:.0} B");
+}
