@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -32,8 +33,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::desired::{self, Outcome};
+use crate::directory::model::Reporters;
 use crate::store::Stores;
 use crate::{Error, FINALIZER, MANAGER, Result};
+use tokio::sync::watch;
 
 /// What every reconciler shares.
 pub struct Context {
@@ -45,13 +48,26 @@ pub struct Context {
     pub recorder: Recorder,
     /// Reconcile counts, errors and durations.
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// Who is expected to report on `nw-status` (from the directory publisher's Pod and Node
+    /// watches); unknown until it has listed them, or when it does not run.
+    pub reporters: watch::Receiver<Reporters>,
     /// Consecutive failures per object, for the exponential backoff of [`error_policy`].
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context for `client` and `stores`; events are reported as `netwarden-operator`.
+    /// A context for `client` and `stores`; events are reported as `netwarden-operator`. The
+    /// expected reporters are unknown (`appliedNodes` counts the reporters that reported).
     pub fn new(client: Client, stores: Stores) -> Arc<Self> {
+        Self::with_reporters(client, stores, watch::channel(Reporters::default()).1)
+    }
+
+    /// As [`Context::new`], with the expected reporters from the directory publisher.
+    pub fn with_reporters(
+        client: Client,
+        stores: Stores,
+        reporters: watch::Receiver<Reporters>,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -62,6 +78,7 @@ impl Context {
             stores,
             recorder,
             metrics: Arc::default(),
+            reporters,
             failures: std::sync::Mutex::default(),
         })
     }
@@ -83,6 +100,10 @@ pub trait Reconciled:
     fn api(client: Client, namespace: Option<&str>) -> Api<Self>;
     /// The current status.
     fn current_status(&self) -> Option<&ConfigStatus>;
+    /// The nodes whose sensors apply this object (`InterfacePolicy`); `None`: every reporter.
+    fn node_selector(&self) -> Option<&LabelSelector> {
+        None
+    }
     /// Checks what the spec references outside itself; `Some(message)` when something is missing.
     fn check_references<'a>(
         &'a self,
@@ -117,6 +138,9 @@ impl Reconciled for InterfacePolicy {
     }
     fn current_status(&self) -> Option<&ConfigStatus> {
         self.status.as_ref()
+    }
+    fn node_selector(&self) -> Option<&LabelSelector> {
+        self.spec.node_selector.as_ref()
     }
 }
 
@@ -233,15 +257,23 @@ async fn apply<K: Reconciled>(obj: &K, ctx: &Context) -> Result<Action> {
     };
     tracing::info!(kind = K::KIND, %key, generation, outcome = ?outcome_name(&outcome), "reconciled");
     let reports = read_reports(&key, ctx).await;
+    let expected = ctx
+        .reporters
+        .borrow()
+        .expected(K::KIND, obj.node_selector());
     let status = desired::desired_status(
         generation,
         &outcome,
         &reports,
+        expected.as_ref(),
         obj.current_status(),
         Timestamp::now(),
     );
     let previous_ready = desired::ready_of(obj.current_status());
-    patch_status(obj, &status, ctx).await?;
+    // An unchanged status is not written again (a burst of reports costs reads, not writes).
+    if obj.current_status() != Some(&status) {
+        patch_status(obj, &status, ctx).await?;
+    }
     let ready = desired::ready_of(Some(&status));
     if ready != previous_ready {
         publish_event(obj, &outcome, generation, ctx).await?;
@@ -296,7 +328,8 @@ async fn read_reports(key: &str, ctx: &Context) -> Vec<(String, netwarden_api::c
             match serde_json::from_slice(&v) {
                 Ok(report) => Some((reporter, report)),
                 Err(e) => {
-                    tracing::warn!(key = %k, error = %e, "ignoring a malformed nw-status report");
+                    ctx.metrics.malformed_reports.inc();
+                    tracing::error!(key = %k, error = %e, "ignoring a malformed nw-status report");
                     None
                 }
             }
@@ -406,12 +439,32 @@ async fn status_triggers<K: Reconciled>(
     }))
 }
 
+/// How long the runtime waits for an object's triggers to settle before reconciling it: a
+/// burst of edits (a GitOps sync, a script in a loop) or of `nw-status` reports (a rollout over
+/// 500 nodes) becomes one reconcile. The runtime never runs two reconciles of one object at
+/// once and merges triggers that arrive while one runs.
+pub const DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// The runtime settings of every controller ([`DEBOUNCE`]; at most 8 reconciles at once).
+pub fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default()
+        .debounce(DEBOUNCE)
+        .concurrency(8)
+}
+
 /// Runs the controller of kind `K` until shutdown (SIGTERM / Ctrl-C).
 pub async fn run_kind<K: Reconciled>(ctx: Arc<Context>) -> Result<()> {
     let api: Api<K> = Api::all(ctx.client.clone());
     let triggers = status_triggers::<K>(&ctx.stores).await?;
+    // A sensor or engine Pod that starts or stops changes `M` of every object of the kind.
+    let reporters_changed = futures::stream::unfold(ctx.reporters.clone(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
     Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(controller_config())
         .reconcile_on(triggers)
+        .reconcile_all_on(reporters_changed)
         .shutdown_on_signal()
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {

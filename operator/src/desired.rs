@@ -1,6 +1,7 @@
 //! Pure functions: from an object (and what the sensors and engines reported) to its
 //! `nw-config` entry and its status. No I/O, no clock: the caller passes `now`.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -69,14 +70,33 @@ pub struct Applied {
     pub reported: u32,
     /// Reporters still on an older generation.
     pub stale: u32,
+    /// Expected reporters without any report (sorted); empty when the expected set is unknown.
+    pub missing: Vec<String>,
+    /// `M` of `appliedNodes: N/M`: the expected reporters when known, else every reporter
+    /// that reported (this generation or an older one).
+    pub total: u32,
     /// Failures, by reporter (sorted).
     pub errors: Vec<NodeError>,
 }
 
 /// Folds `(reporter, report)` pairs into counts for `generation`.
-pub fn fold_reports(generation: i64, reports: &[(String, StatusReport)]) -> Applied {
+///
+/// `expected`: the reporters that should apply the object (the nodes of Running sensor Pods
+/// its `nodeSelector` selects, or the Running engine Pods; see [`crate::directory::model::Reporters`]).
+/// When known, reports of other reporters (a deleted node, a node the policy does not select)
+/// are ignored and expected reporters without a report count as not applied. When unknown
+/// (`None`), the reporters that reported are the denominator.
+pub fn fold_reports(
+    generation: i64,
+    reports: &[(String, StatusReport)],
+    expected: Option<&BTreeSet<String>>,
+) -> Applied {
     let mut out = Applied::default();
+    let mut seen = BTreeSet::new();
     for (reporter, report) in reports {
+        if expected.is_some_and(|e| !e.contains(reporter)) || !seen.insert(reporter.as_str()) {
+            continue;
+        }
         if report.generation != generation {
             out.stale += 1;
             continue;
@@ -89,14 +109,35 @@ pub fn fold_reports(generation: i64, reports: &[(String, StatusReport)]) -> Appl
                 node: reporter.clone(),
                 message: report
                     .message
-                    .clone()
-                    .unwrap_or_else(|| "failed without a message".into()),
+                    .as_deref()
+                    .unwrap_or("failed without a message")
+                    .chars()
+                    .take(MAX_ERROR_MESSAGE)
+                    .collect(),
             });
         }
     }
     out.errors.sort_by(|a, b| a.node.cmp(&b.node));
+    out.errors.truncate(MAX_ERRORS);
+    out.total = match expected {
+        Some(e) => {
+            out.missing = e
+                .iter()
+                .filter(|r| !seen.contains(r.as_str()))
+                .cloned()
+                .collect();
+            e.len() as u32
+        }
+        None => out.reported + out.stale,
+    };
     out
 }
+
+/// At most this many per-node errors go into a status (a bad BPF filter on 500 nodes is one
+/// problem; the count is in `appliedNodes`).
+pub const MAX_ERRORS: usize = 20;
+/// A reporter's message is cut to this many characters in the status.
+pub const MAX_ERROR_MESSAGE: usize = 512;
 
 fn condition(
     type_: &str,
@@ -123,11 +164,13 @@ fn condition(
 }
 
 /// The status of an object: Ready / Invalid / Applied conditions for `generation`, and where
-/// it applied. `previous` is the current status (for transition times).
+/// it applied (`expected`: see [`fold_reports`]). `previous` is the current status (for
+/// transition times).
 pub fn desired_status(
     generation: i64,
     outcome: &Outcome,
     reports: &[(String, StatusReport)],
+    expected: Option<&BTreeSet<String>>,
     previous: Option<&ConfigStatus>,
     now: Timestamp,
 ) -> ConfigStatus {
@@ -166,27 +209,36 @@ pub fn desired_status(
             prev,
         )
     });
-    let applied = fold_reports(generation, reports);
-    let (status, reason, message) = if applied.reported == 0 {
-        (
-            "Unknown",
-            reasons::NO_REPORTS,
-            "no sensor or engine has reported this generation yet".to_string(),
-        )
-    } else if applied.applied == applied.reported && applied.stale == 0 {
+    let applied = fold_reports(generation, reports, expected);
+    let (status, reason, message) = if applied.total == 0 || applied.reported == 0 {
+        let mut m = if expected.is_some() && applied.total == 0 {
+            "no sensor or engine is expected to apply it (none running, or none selected)"
+                .to_string()
+        } else {
+            "no sensor or engine has reported this generation yet".to_string()
+        };
+        if applied.total > 0 {
+            let _ = write!(m, " (0/{})", applied.total);
+        }
+        ("Unknown", reasons::NO_REPORTS, m)
+    } else if applied.applied == applied.total {
         (
             "True",
             reasons::ALL_APPLIED,
-            format!("applied on {}/{}", applied.applied, applied.reported),
+            format!("applied on {}/{}", applied.applied, applied.total),
         )
     } else {
-        let mut m = format!(
-            "applied on {}/{}",
-            applied.applied,
-            applied.reported + applied.stale
-        );
+        let mut m = format!("applied on {}/{}", applied.applied, applied.total);
         if applied.stale > 0 {
             let _ = write!(m, ", {} still on an older generation", applied.stale);
+        }
+        if !applied.missing.is_empty() {
+            let names: Vec<&str> = applied.missing.iter().take(5).map(String::as_str).collect();
+            let more = applied.missing.len().saturating_sub(names.len());
+            let _ = write!(m, ", no report from {}", names.join(", "));
+            if more > 0 {
+                let _ = write!(m, " and {more} more");
+            }
         }
         if let Some(first) = applied.errors.first() {
             let _ = write!(m, "; {}: {}", first.node, first.message);
@@ -202,11 +254,11 @@ pub fn desired_status(
         now,
         prev,
     ));
-    let total = applied.reported + applied.stale;
     ConfigStatus {
         observed_generation: Some(generation),
         conditions,
-        applied_nodes: (total > 0).then(|| format!("{}/{}", applied.applied, total)),
+        applied_nodes: (applied.total > 0)
+            .then(|| format!("{}/{}", applied.applied, applied.total)),
         applied_count: applied.applied,
         reported_count: applied.reported,
         errors: applied.errors,
@@ -248,6 +300,7 @@ mod tests {
             3,
             &Outcome::Published,
             &reports,
+            None,
             None,
             Timestamp::UNIX_EPOCH,
         );
@@ -291,15 +344,73 @@ mod tests {
             &Outcome::Published,
             &reports,
             None,
+            None,
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(status.applied_nodes.as_deref(), Some("1/2"));
     }
 
     #[test]
+    fn expected_reporters_are_the_denominator() {
+        let expected: BTreeSet<String> = ["node-a", "node-b", "node-c", "node-d"]
+            .map(String::from)
+            .into();
+        let reports = vec![
+            ("node-a".to_string(), report(4, true, None)),
+            ("node-b".to_string(), report(3, true, None)),
+            (
+                "node-c".to_string(),
+                report(4, false, Some("bad BPF filter")),
+            ),
+            // A node that left the cluster (or is not selected): ignored.
+            ("node-gone".to_string(), report(4, true, None)),
+        ];
+        let status = desired_status(
+            4,
+            &Outcome::Published,
+            &reports,
+            Some(&expected),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(status.applied_nodes.as_deref(), Some("1/4"));
+        assert_eq!((status.applied_count, status.reported_count), (1, 2));
+        let applied = &status.conditions[2];
+        assert_eq!(
+            applied.message,
+            "applied on 1/4, 1 still on an older generation, no report from node-d; node-c: bad BPF filter"
+        );
+        let nobody = desired_status(
+            4,
+            &Outcome::Published,
+            &[],
+            Some(&BTreeSet::new()),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(nobody.applied_nodes, None);
+        assert_eq!(nobody.conditions[2].reason, "NoReports");
+        let all = desired_status(
+            4,
+            &Outcome::Published,
+            &[("node-a".to_string(), report(4, true, None))],
+            Some(&["node-a".to_string()].into()),
+            None,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            (
+                all.applied_nodes.as_deref(),
+                all.conditions[2].status.as_str()
+            ),
+            (Some("1/1"), "True")
+        );
+    }
+
+    #[test]
     fn invalid_specs_say_why_and_keep_transition_times() {
         let outcome = Outcome::Invalid("spec.hosts[0].cidr: bad".into());
-        let first = desired_status(1, &outcome, &[], None, Timestamp::UNIX_EPOCH);
+        let first = desired_status(1, &outcome, &[], None, None, Timestamp::UNIX_EPOCH);
         let ready = &first.conditions[0];
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -307,12 +418,12 @@ mod tests {
         );
         assert_eq!(first.conditions[1].status, "True");
         let later = Timestamp::from_second(1000).unwrap();
-        let second = desired_status(1, &outcome, &[], Some(&first), later);
+        let second = desired_status(1, &outcome, &[], None, Some(&first), later);
         assert_eq!(
             second.conditions[0].last_transition_time,
             Time(Timestamp::UNIX_EPOCH)
         );
-        let fixed = desired_status(2, &Outcome::Published, &[], Some(&second), later);
+        let fixed = desired_status(2, &Outcome::Published, &[], None, Some(&second), later);
         assert_eq!(fixed.conditions[0].last_transition_time, Time(later));
         assert_eq!(fixed.conditions[2].status, "Unknown");
     }

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     /// Set once the controllers run (NATS buckets open, Kubernetes client built).
     pub ready: AtomicBool,
+    /// `netwarden_operator_malformed_status_reports_total`: `nw-status` values that do not parse
+    /// (ignored, logged).
+    pub malformed_reports: Counter,
     /// The `nw-directory` publisher.
     pub directory: DirectoryMetrics,
     registry: Registry,
@@ -130,12 +133,19 @@ impl Default for Metrics {
             "Reconcile duration",
             duration.clone(),
         );
+        let malformed_reports = Counter::default();
+        registry.register(
+            "malformed_status_reports",
+            "nw-status values that do not parse (ignored)",
+            malformed_reports.clone(),
+        );
         let directory = DirectoryMetrics::new(&mut registry);
         Self {
             reconciles,
             errors,
             duration,
             ready: AtomicBool::new(false),
+            malformed_reports,
             directory,
             registry,
         }

@@ -152,7 +152,7 @@ fn seed(api: &FakeApi) {
                 "sensor-abc",
                 &["10.244.1.2"],
                 "node-a",
-                json!({"app.kubernetes.io/part-of": "netwarden", "app.kubernetes.io/component": "sensor"}),
+                json!({"app.kubernetes.io/name": "netwarden", "app.kubernetes.io/component": "sensor"}),
                 owner("apps/v1", "DaemonSet", "netwarden-sensor"),
             ),
             host_net,

@@ -548,3 +548,129 @@ async fn secrets_never_reach_kv_status_or_events() {
         );
     }
 }
+
+/// `M` of `appliedNodes` is the expected reporters (from the directory's Pod and Node
+/// watches): the sensors on the nodes the policy selects. Reports of other nodes are ignored,
+/// a stale generation is not applied, a malformed report is ignored (logged and counted), and
+/// an unchanged status is not written again.
+#[tokio::test]
+async fn expected_reporters_are_the_denominator_of_applied_nodes() {
+    use netwarden_operator::directory::model::Reporters;
+    let h = harness().await;
+    let edge = |pool: &str| -> std::collections::BTreeMap<String, String> {
+        [("pool".to_string(), pool.to_string())].into()
+    };
+    let reporters = Reporters {
+        known: true,
+        sensors: [
+            ("node-a".to_string(), edge("edge")),
+            ("node-b.zone-1".to_string(), edge("edge")),
+            ("node-c".to_string(), edge("core")),
+        ]
+        .into(),
+        engines: ["engine-0".to_string()].into(),
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(reporters);
+    for (node, generation, applied, message) in [
+        ("node-a", 2, true, None),
+        ("node-b.zone-1", 1, true, None),
+        ("node-c", 2, true, Some("node not selected")),
+        ("node-gone", 2, false, Some("interface ens9 does not exist")),
+    ] {
+        let report = StatusReport {
+            generation,
+            applied,
+            message: message.map(Into::into),
+        };
+        let key = status_key("InterfacePolicy", None, "edge", node);
+        h.stores
+            .status
+            .put(&key, serde_json::to_vec(&report).unwrap().into())
+            .await
+            .unwrap();
+    }
+    h.stores
+        .status
+        .put(
+            &status_key("InterfacePolicy", None, "edge", "node-x"),
+            Bytes::from_static(b"{\"generation\": \"two\""),
+        )
+        .await
+        .unwrap();
+    let obj: InterfacePolicy = serde_json::from_value(json!({
+        "apiVersion": "netwarden.io/v1alpha1", "kind": "InterfacePolicy",
+        "metadata": {"name": "edge", "uid": "1", "generation": 2, "finalizers": [FINALIZER]},
+        "spec": {"nodeSelector": {"matchLabels": {"pool": "edge"}}, "interfaces": {"include": ["eth*"]}},
+    }))
+    .unwrap();
+    let path = "/apis/netwarden.io/v1alpha1/interfacepolicies/edge/status";
+    let run = |obj: InterfacePolicy, steps: Vec<Step>| {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = Context::with_reporters(
+            Client::new(service, "default"),
+            h.stores.clone(),
+            rx.clone(),
+        );
+        let server = api_server(handle, steps);
+        async move {
+            let result = tokio::time::timeout(
+                Duration::from_secs(10),
+                reconcile(Arc::new(obj), ctx.clone()),
+            )
+            .await
+            .expect("reconcile hangs");
+            let bodies = tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .expect("steps left")
+                .unwrap();
+            (result, bodies, ctx)
+        }
+    };
+    let echo = serde_json::to_value(&obj).unwrap();
+    let steps = vec![
+        status_step(
+            path.into(),
+            |body| {
+                let status = &body["status"];
+                assert_eq!(status["appliedNodes"], "1/2");
+                assert_eq!(
+                    (
+                        status["appliedCount"].as_u64(),
+                        status["reportedCount"].as_u64()
+                    ),
+                    (Some(1), Some(1))
+                );
+                assert_eq!(
+                    status["errors"],
+                    Value::Null,
+                    "node-gone is not expected: {status}"
+                );
+                let applied = condition(body, "Applied");
+                assert_eq!(applied["status"], "False");
+                assert_eq!(applied["reason"], "PartiallyApplied");
+                assert_eq!(
+                    applied["message"],
+                    "applied on 1/2, 1 still on an older generation"
+                );
+                assert_eq!(applied["observedGeneration"], 2);
+            },
+            echo,
+        ),
+        event_step("default", "Normal", "Published"),
+    ];
+    let (result, bodies, ctx) = run(obj.clone(), steps).await;
+    result.unwrap();
+    assert_eq!(ctx.metrics.malformed_reports.get(), 1);
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("netwarden_operator_malformed_status_reports_total 1")
+    );
+
+    // The same object, now carrying that status: nothing to write, no event.
+    let mut again = obj;
+    again.status = Some(serde_json::from_value(bodies[0]["status"].clone()).unwrap());
+    let (result, bodies, _) = run(again, vec![]).await;
+    result.unwrap();
+    assert!(bodies.is_empty());
+}

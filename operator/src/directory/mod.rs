@@ -61,7 +61,7 @@ impl Default for Config {
         let selector = |component: &str| {
             [
                 (
-                    "app.kubernetes.io/part-of".to_string(),
+                    "app.kubernetes.io/name".to_string(),
                     "netwarden".to_string(),
                 ),
                 (
