@@ -10,7 +10,8 @@
 //! * [`score`]: the live score per host, point and network, every point explained.
 //! * [`anomaly`]: Double Exponential Smoothing baselines.
 //! * [`alerts`]: the analysis core joining the above, and the bounded alert store.
-//! * [`api`]: the REST API v2, health, readiness and Prometheus metrics.
+//! * [`api`]: the REST API v2, health, readiness and Prometheus metrics; [`auth`]: its tokens.
+//! * [`notify`]: notifications of alerts (Slack, webhooks, Teams, Discord, Telegram, email, syslog).
 //! * [`metrics`]: the engine's own metrics.
 //! * [`report`]: the end-of-run report (text or JSON).
 //! * [`standalone`]: sensor and engine in one process over the in-process bus.
@@ -18,6 +19,7 @@
 pub mod alerts;
 pub mod anomaly;
 pub mod api;
+pub mod auth;
 mod bounded;
 pub mod checks;
 pub mod error;
@@ -25,6 +27,7 @@ pub mod exclusions;
 pub mod hosts;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod report;
 pub mod score;
 pub mod standalone;
