@@ -95,7 +95,7 @@ impl Default for NotifyConfig {
             attempts: DEFAULT_ATTEMPTS,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
-            hostname: crate::config::default_replica_name(),
+            hostname: default_hostname(),
         }
     }
 }
@@ -104,6 +104,14 @@ impl Default for NotifyConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("notifications: {0}")]
 pub struct SetupError(pub String);
+
+/// `$POD_NAME`, else `$HOSTNAME`, else `-` (the syslog HOSTNAME field).
+pub fn default_hostname() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "-".into())
+}
 
 /// What the workers share.
 struct Shared {
