@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Capture from interfaces or pcap files and/or collect NetFlow/IPFIX/sFlow, and publish
     /// flow batches on NATS (cluster mode).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the flow records of a pcap file.
     Flows(FlowsArgs),
     /// Print the flow records exporters send to a listener until Ctrl-C (like `nfdump`).
@@ -125,6 +125,9 @@ struct RunArgs {
     /// Do not follow `InterfacePolicy` entries of `nw-config` (only the inputs given here run).
     #[arg(long)]
     no_config: bool,
+    /// Folder of DPI threat lists (nDPI formats, see docs/dpi.md), reloaded when a file changes.
+    #[arg(long)]
+    dpi_lists: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,6 +154,9 @@ struct FlowsArgs {
     /// Never split flows on time (as ndpiReader reads a pcap).
     #[arg(long)]
     no_timeouts: bool,
+    /// Folder of DPI threat lists (nDPI formats, see docs/dpi.md).
+    #[arg(long)]
+    dpi_lists: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -218,7 +224,7 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(run(args))
+            runtime.block_on(run(*args))
         }
         Command::Flows(args) => flows(&args),
         Command::Collect(args) => {
@@ -240,6 +246,7 @@ async fn run(args: RunArgs) -> Result<()> {
             .unwrap_or_else(pipeline::default_sensor_name),
         flow: FlowConfig {
             max_flows: args.max_flows,
+            dpi: dpi_engine(args.dpi_lists.as_deref())?,
             ..FlowConfig::default()
         },
         shards: args.shards,
@@ -406,12 +413,21 @@ async fn serve_metrics(
     Ok(())
 }
 
+/// The DPI engine: the default one, or one with the lists of `dir` (reloaded on change).
+fn dpi_engine(dir: Option<&std::path::Path>) -> Result<Option<netwarden_sensor::flow::SharedDpi>> {
+    netwarden_sensor::dpi::reload::engine(dir)
+        .with_context(|| format!("DPI lists in {}", dir.unwrap_or(".".as_ref()).display()))
+}
+
 fn flows(args: &FlowsArgs) -> Result<()> {
     let config = SensorConfig {
-        flow: if args.no_timeouts {
-            FlowConfig::offline()
-        } else {
-            FlowConfig::default()
+        flow: FlowConfig {
+            dpi: dpi_engine(args.dpi_lists.as_deref())?,
+            ..if args.no_timeouts {
+                FlowConfig::offline()
+            } else {
+                FlowConfig::default()
+            }
         },
         progress: ProgressMode::Quiet,
         ..SensorConfig::default()

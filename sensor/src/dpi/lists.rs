@@ -7,7 +7,13 @@
 //!   `malicious_sha1_certificate`;
 //! - `risky_domains.txt` (one domain suffix a line, e.g. `.tk`) → `risky_domain`;
 //! - `categories.txt` (`name<TAB>category_id`; names are host suffixes, IPs or CIDRs, IPv6 in
-//!   brackets); category 100 (malware) → `malware_host_contacted`.
+//!   brackets); category 100 (malware) → `malware_host_contacted`;
+//! - `anonymous_subscribers.txt` (Netwarden's: one IP or CIDR a line — VPN exits, Tor exits,
+//!   relay egress ranges; nDPI builds these lists into its library) → `anonymous_subscriber`
+//!   when the flow's client comes from one.
+//!
+//! Suffix lookups are hash lookups per label of the host name, so large lists cost no more
+//! per record than small ones. A file larger than [`MAX_FILE_BYTES`] is refused.
 //!
 //! Parsing is lenient: comments (`#`) and lines that do not parse are skipped and counted.
 //! Must not: do I/O beyond reading the files it is given.
@@ -19,14 +25,27 @@ use std::path::Path;
 /// nDPI's custom category id for malware.
 const MALWARE_CATEGORY: &str = "100";
 
+/// Largest list file read (bytes).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The files [`Lists::load_dir`] reads.
+pub const FILES: &[&str] = &[
+    "ja3_fingerprints.csv",
+    "sha1_fingerprints.csv",
+    "risky_domains.txt",
+    "categories.txt",
+    "anonymous_subscribers.txt",
+];
+
 /// Loaded lists. Empty lists raise nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Lists {
     ja3: HashSet<String>,
     sha1: HashSet<String>,
-    risky_suffixes: Vec<String>,
-    malware_hosts: Vec<String>,
+    risky_suffixes: HashSet<String>,
+    malware_hosts: HashSet<String>,
     malware_nets: Vec<(IpAddr, u8)>,
+    anonymous_nets: Vec<(IpAddr, u8)>,
     /// Lines that did not parse, over all files.
     pub skipped: usize,
 }
@@ -37,16 +56,30 @@ impl Lists {
     /// # Errors
     /// An I/O error other than a missing file.
     pub fn load_dir(dir: &Path) -> std::io::Result<Self> {
-        let read = |name: &str| match std::fs::read_to_string(dir.join(name)) {
-            Ok(s) => Ok(s),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(e),
+        let read = |name: &str| {
+            let path = dir.join(name);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() > MAX_FILE_BYTES => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()),
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+                _ => {}
+            }
+            match std::fs::read(&path) {
+                Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+                Err(e) => Err(e),
+            }
         };
         let mut lists = Self::default();
-        lists.add_ja3_csv(&read("ja3_fingerprints.csv")?);
-        lists.add_sha1_csv(&read("sha1_fingerprints.csv")?);
-        lists.add_risky_domains(&read("risky_domains.txt")?);
-        lists.add_categories(&read("categories.txt")?);
+        lists.add_ja3_csv(&read(FILES[0])?);
+        lists.add_sha1_csv(&read(FILES[1])?);
+        lists.add_risky_domains(&read(FILES[2])?);
+        lists.add_categories(&read(FILES[3])?);
+        lists.add_anonymous(&read(FILES[4])?);
         Ok(lists)
     }
 
@@ -91,7 +124,7 @@ impl Lists {
             if d.is_empty() {
                 self.skipped += 1;
             } else {
-                self.risky_suffixes.push(d);
+                self.risky_suffixes.insert(d);
             }
         }
     }
@@ -107,18 +140,28 @@ impl Lists {
             if cat != MALWARE_CATEGORY {
                 continue;
             }
-            let (addr, prefix) = match name.rsplit_once('/') {
-                Some((a, p)) => (a, p.parse::<u8>().ok()),
-                None => (name, None),
-            };
-            let addr = addr.trim_start_matches('[').trim_end_matches(']');
-            if let Ok(ip) = addr.parse::<IpAddr>() {
-                let max = if ip.is_ipv4() { 32 } else { 128 };
-                self.malware_nets.push((ip, prefix.unwrap_or(max).min(max)));
+            if let Some(net) = parse_net(name) {
+                self.malware_nets.push(net);
             } else {
-                self.malware_hosts.push(name.to_ascii_lowercase());
+                self.malware_hosts
+                    .insert(name.trim_start_matches('.').to_ascii_lowercase());
             }
         }
+    }
+
+    /// Adds anonymizer addresses (IPs or CIDRs, one a line).
+    pub fn add_anonymous(&mut self, text: &str) {
+        for line in Self::lines(text) {
+            match parse_net(line.split_whitespace().next().unwrap_or_default()) {
+                Some(net) => self.anonymous_nets.push(net),
+                None => self.skipped += 1,
+            }
+        }
+    }
+
+    /// Whether `ip` belongs to a listed anonymizer (VPN or Tor exit, relay egress).
+    pub fn anonymous(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| self.anonymous_nets.iter().any(|n| in_net(ip, *n)))
     }
 
     /// Whether the lists are all empty.
@@ -128,6 +171,7 @@ impl Lists {
             && self.risky_suffixes.is_empty()
             && self.malware_hosts.is_empty()
             && self.malware_nets.is_empty()
+            && self.anonymous_nets.is_empty()
     }
 
     /// Whether a JA3 client hash (hex) is listed.
@@ -160,18 +204,37 @@ impl Lists {
     }
 }
 
-/// Whether `host` equals one of `suffixes` or ends with `.suffix`.
-fn suffix_match(suffixes: &[String], host: &str) -> bool {
+/// Whether `host` equals one of `suffixes` or ends with `.suffix`: one hash lookup per label.
+fn suffix_match(suffixes: &HashSet<String>, host: &str) -> bool {
     if host.is_empty() || suffixes.is_empty() {
         return false;
     }
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    suffixes.iter().any(|s| {
-        host == *s
-            || host
-                .strip_suffix(s.as_str())
-                .is_some_and(|rest| rest.ends_with('.'))
-    })
+    let mut rest = host.as_str();
+    loop {
+        if suffixes.contains(rest) {
+            return true;
+        }
+        match rest.split_once('.') {
+            Some((_, tail)) => rest = tail,
+            None => return false,
+        }
+    }
+}
+
+/// An IP address or CIDR (`10.0.0.0/8`, `[2001:db8::]/32`).
+fn parse_net(name: &str) -> Option<(IpAddr, u8)> {
+    let (addr, prefix) = match name.rsplit_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+        None => (name, None),
+    };
+    let ip = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    Some((ip, prefix.unwrap_or(max).min(max)))
 }
 
 fn in_net(ip: IpAddr, (net, prefix): (IpAddr, u8)) -> bool {
@@ -209,6 +272,13 @@ mod tests {
         assert!(l.malware_host("", "172.30.69.9".parse().ok()));
         assert!(l.malware_host("", "2001:db8:1::0".parse().ok()));
         assert!(!l.malware_host("x.org", "10.0.0.1".parse().ok()));
+        assert!(!l.malware_host("internetbadguys.com.evil", None));
+        l.add_anonymous("2.58.241.0/24\n# comment\n2001:db8::1\n");
+        assert!(l.anonymous("2.58.241.67".parse().ok()));
+        assert!(!l.anonymous("2.58.242.1".parse().ok()));
+        assert!(l.anonymous("2001:db8::1".parse().ok()));
         assert_eq!(l.skipped, 0);
+        l.add_anonymous("not an address\n");
+        assert_eq!(l.skipped, 1);
     }
 }

@@ -21,6 +21,7 @@ pub mod lists;
 pub mod misc;
 pub mod netbios;
 pub mod quic;
+pub mod reload;
 pub mod smb;
 pub mod ssh;
 pub mod table;
@@ -81,12 +82,13 @@ pub struct PacketCtx {
 }
 
 /// The DPI engine: configuration and static tables. Shared by every flow (`Send + Sync`).
+/// The lists can be swapped while flows run ([`Dpi::set_lists`], [`reload`]).
 #[derive(Debug)]
 pub struct Dpi {
     config: DpiConfig,
     tables: Tables,
     ids: Ids,
-    lists: Lists,
+    lists: std::sync::RwLock<std::sync::Arc<Lists>>,
 }
 
 /// Protocol ids the engine refers to directly.
@@ -274,20 +276,34 @@ impl Dpi {
             config,
             tables,
             ids,
-            lists: Lists::default(),
+            lists: std::sync::RwLock::default(),
         }
     }
 
     /// The engine with threat-intelligence `lists` (list-driven risks).
     #[must_use]
-    pub fn with_lists(mut self, lists: Lists) -> Self {
-        self.lists = lists;
+    pub fn with_lists(self, lists: Lists) -> Self {
+        self.set_lists(lists);
         self
     }
 
-    /// The loaded lists.
-    pub fn lists(&self) -> &Lists {
-        &self.lists
+    /// Replaces the lists; records filled from now on are judged against the new ones.
+    pub fn set_lists(&self, lists: Lists) {
+        let mut slot = self
+            .lists
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = std::sync::Arc::new(lists);
+    }
+
+    /// The lists in force.
+    pub fn lists(&self) -> std::sync::Arc<Lists> {
+        std::sync::Arc::clone(
+            &self
+                .lists
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The configuration.
@@ -513,14 +529,15 @@ impl Dpi {
     /// exported record of the flow.
     pub fn fill(&self, flow: &FlowDpi, record: &mut FlowRecord) {
         self.fill_l7(flow, record);
-        if !self.lists.is_empty() {
-            self.list_risks(record);
+        let lists = self.lists();
+        if !lists.is_empty() {
+            Self::list_risks(&lists, record);
         }
     }
 
-    /// The list-driven risks, from what `record` says (hostname, JA3, certificate, server).
-    fn list_risks(&self, record: &mut FlowRecord) {
-        let lists = &self.lists;
+    /// The list-driven risks, from what `record` says (hostname, JA3, certificate, client
+    /// and server addresses).
+    fn list_risks(lists: &Lists, record: &mut FlowRecord) {
         let mut risks = Risks::default();
         let server = record.server_addr();
         let host = record.l7.as_ref().map_or("", |l| l.hostname.as_str());
@@ -539,6 +556,9 @@ impl Dpi {
         }
         if lists.malware_host(host, server) {
             risks.set(rid::MALWARE_HOST_CONTACTED, None);
+        }
+        if lists.anonymous(record.client_addr()) {
+            risks.set(rid::ANONYMOUS_SUBSCRIBER, None);
         }
         risks.apply(record);
     }
