@@ -188,7 +188,7 @@ async fn chat_and_webhook_payloads_reach_a_real_http_receiver() {
     let userinfo = base.replace("http://", "http://hook:s3cret@");
     secret(dir.path(), "hook", "target", &format!("{userinfo}/webhook"));
     secret(dir.path(), "hook", "target.signing-secret", "sign-me");
-    let telegram: reqwest::Url = format!("{base}/tgapi/").parse().unwrap();
+    let telegram: url::Url = format!("{base}/tgapi/").parse().unwrap();
     let n = notifier(dir.path(), |c| c.telegram_api = telegram);
     n.apply(vec![
         endpoint("slack", EndpointType::Slack, "slack"),

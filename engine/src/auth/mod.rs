@@ -145,8 +145,15 @@ pub async fn list(State(auth): State<Arc<Auth>>) -> Json<Vec<TokenView>> {
 }
 
 /// The token routes, to merge into the API router.
-pub fn routes<S>(auth: Arc<Auth>) -> axum::Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(auth: Arc<Auth>) -> axum::Router<S> {
     axum::Router::new()
         .route("/api/v2/tokens", axum::routing::get(list))
         .with_state(auth)
+}
+
+/// `router` (the API) with the token routes and every request through [`authorize`].
+pub fn secure(router: axum::Router, auth: Arc<Auth>) -> axum::Router {
+    router
+        .merge(routes(Arc::clone(&auth)))
+        .layer(axum::middleware::from_fn_with_state(auth, authorize))
 }

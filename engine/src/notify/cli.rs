@@ -26,7 +26,7 @@ pub struct NotifyArgs {
     pub secrets_dir: Option<PathBuf>,
     /// Base URL of this engine's API as people reach it, for links back to alerts.
     #[arg(long, env = "NETWARDEN_PUBLIC_URL")]
-    pub public_url: Option<reqwest::Url>,
+    pub public_url: Option<url::Url>,
     /// Let notification targets resolve to loopback, link-local (cloud metadata) and cluster
     /// addresses (the SSRF guard refuses them otherwise).
     #[arg(long, env = "NETWARDEN_NOTIFY_ALLOW_PRIVATE")]
@@ -45,7 +45,7 @@ pub struct NotifyArgs {
     pub smtp_from: Option<String>,
     /// Telegram Bot API base URL.
     #[arg(long, default_value = "https://api.telegram.org")]
-    pub telegram_api_url: reqwest::Url,
+    pub telegram_api_url: url::Url,
     /// The same alert key is notified at most once per this many seconds (0: every time).
     #[arg(long, default_value_t = 3600)]
     pub notify_dedup_secs: u64,

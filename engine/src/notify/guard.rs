@@ -6,15 +6,12 @@
 //! (`--cluster-cidr`). IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
 //!
 //! Checking a name is not enough (DNS rebinding: the name may resolve differently on the next
-//! lookup), so the guard is also the HTTP client's resolver ([`GuardedResolver`]): the address
-//! it checked is the address the connection uses. Syslog connects to [`Guard::resolve`]'s
-//! checked addresses the same way. `--notify-allow-private` (or `--notify-allow-cidr`) lifts it,
+//! lookup), so deliveries connect to the addresses [`Guard::resolve`] checked, never to the
+//! name. `--notify-allow-private` (or `--notify-allow-cidr`) lifts it,
 //! for a receiver on the same host or in the cluster.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-
 use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
 
 /// Why an address was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -140,22 +137,6 @@ pub enum GuardError {
     /// The name did not resolve.
     #[error("cannot resolve: {0}")]
     Resolve(String),
-}
-
-/// The HTTP client's resolver: connections go only to addresses the guard checked.
-#[derive(Debug, Clone)]
-pub struct GuardedResolver(pub Arc<Guard>);
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let guard = Arc::clone(&self.0);
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs = guard.resolve(&host, 0).await?;
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
 }
 
 #[cfg(test)]

@@ -57,13 +57,13 @@ pub struct NotifyConfig {
     /// Where `secretKeyRef`s are read.
     pub secrets: SecretStore,
     /// Base URL for links back to alerts.
-    pub public_url: Option<reqwest::Url>,
+    pub public_url: Option<url::Url>,
     /// The SSRF guard.
     pub guard: Guard,
     /// The SMTP relay for email endpoints.
     pub smtp: Option<SmtpConfig>,
     /// Telegram Bot API base (`https://api.telegram.org`).
-    pub telegram_api: reqwest::Url,
+    pub telegram_api: url::Url,
     /// Queue bound per endpoint.
     pub queue: usize,
     /// Dedup window (zero: no dedup).
@@ -87,7 +87,7 @@ impl Default for NotifyConfig {
             public_url: None,
             guard: Guard::default(),
             smtp: None,
-            telegram_api: reqwest::Url::parse("https://api.telegram.org")
+            telegram_api: url::Url::parse("https://api.telegram.org")
                 .unwrap_or_else(|_| unreachable!("a valid URL")),
             queue: DEFAULT_QUEUE,
             dedup_window: DEFAULT_DEDUP,
@@ -117,7 +117,7 @@ pub fn default_hostname() -> String {
 struct Shared {
     config: NotifyConfig,
     guard: Arc<Guard>,
-    http: reqwest::Client,
+    http: deliver::http::HttpClient,
     smtp: Option<Smtp>,
     metrics: Arc<NotifyMetrics>,
     ctx: Context,
@@ -180,8 +180,7 @@ impl Notifier {
     /// A notifier with no endpoint yet, counting into `metrics`.
     pub fn new(config: NotifyConfig, metrics: Arc<NotifyMetrics>) -> Result<Self, SetupError> {
         let guard = Arc::new(config.guard.clone());
-        let http = deliver::http::client(Arc::clone(&guard), config.timeout)
-            .map_err(|e| SetupError(e.reason))?;
+        let http = deliver::http::client(config.timeout).map_err(|e| SetupError(e.reason))?;
         let smtp = config
             .smtp
             .as_ref()
@@ -453,7 +452,7 @@ async fn deliver(
         serde_json::to_vec(&v).map_err(|e| DeliveryError::permanent(format!("encode: {e}")))
     };
     let post = |url, body, headers: Vec<(&'static str, String)>| async move {
-        deliver::http::post_json(&shared.http, &shared.guard, url, body, &headers).await
+        deliver::http::post_json(&shared.http, &shared.guard, &url, body, &headers).await
     };
     match spec.endpoint_type {
         EndpointType::Slack => {

@@ -1,5 +1,5 @@
 //! Delivery: the I/O edge of notifications. [`http`] for Slack, Teams, Discord, Telegram and
-//! webhooks (through the SSRF guard's resolver, no redirects, no proxy, a timeout), [`smtp`] for
+//! webhooks (to the address the SSRF guard checked, no redirects, no proxy, a timeout), [`smtp`] for
 //! email (lettre, STARTTLS or TLS per `--smtp-url`), [`syslog`] for RFC 5424 over UDP or TCP.
 //! Errors say whether a retry may help and never carry a secret (URLs are stripped: a Slack or
 //! Telegram URL is itself the secret).

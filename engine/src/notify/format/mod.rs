@@ -55,7 +55,7 @@ impl Batch {
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     /// Base URL of the engine's API as the people notified reach it.
-    pub public_url: Option<reqwest::Url>,
+    pub public_url: Option<url::Url>,
 }
 
 impl Context {
