@@ -149,6 +149,23 @@ impl FakeApi {
             .collect()
     }
 
+    /// The listed object a `<collection>/<name>/status` path names.
+    fn find(&self, path: &str) -> Option<Value> {
+        let object_path = path.strip_suffix("/status")?;
+        let (collection, name) = object_path.rsplit_once('/')?;
+        // Namespaced objects are listed cluster-wide: `/apis/g/v/namespaces/ns/kind` → `/apis/g/v/kind`.
+        let cluster_wide = match collection.split_once("/namespaces/") {
+            Some((prefix, rest)) => format!("{prefix}/{}", rest.split_once('/')?.1),
+            None => collection.to_string(),
+        };
+        let lists = self.lists.lock().unwrap();
+        lists.get(&cluster_wide)?["items"]
+            .as_array()?
+            .iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .cloned()
+    }
+
     async fn serve(self, mut handle: mock::Handle<Request<Body>, Response<Body>>) {
         while let Some((request, send)) = handle.next_request().await {
             let method = request.method().clone();
@@ -209,6 +226,15 @@ impl FakeApi {
                         StatusCode::NOT_FOUND,
                         serde_json::to_vec(&status).unwrap(),
                     ));
+                }
+                (Method::PATCH, None) if path.ends_with("/status") => {
+                    // A status patch: answer the listed object carrying the patched status.
+                    let object = self.find(&path).map(|mut o| {
+                        o["status"] = body["status"].clone();
+                        o
+                    });
+                    let out = object.unwrap_or(body);
+                    send.send_response(respond(StatusCode::OK, serde_json::to_vec(&out).unwrap()));
                 }
                 _ => send.send_response(respond(StatusCode::OK, bytes.to_vec())),
             }
