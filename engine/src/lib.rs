@@ -10,6 +10,8 @@
 //! * [`score`]: the live score per host, point and network, every point explained.
 //! * [`anomaly`]: Double Exponential Smoothing baselines.
 //! * [`alerts`]: the analysis core joining the above, and the bounded alert store.
+//! * [`config`]: live configuration from `nw-config` (exclusions swapped in, `nw-status` reports);
+//!   [`directory`]: who an address is in Kubernetes (`nw-directory`), roll-ups by namespace and workload.
 //! * [`api`]: the REST API v2, health, readiness and Prometheus metrics; [`auth`]: its tokens.
 //! * [`notify`]: notifications of alerts (Slack, webhooks, Teams, Discord, Telegram, email, syslog).
 //! * [`metrics`]: the engine's own metrics.
@@ -22,6 +24,8 @@ pub mod api;
 pub mod auth;
 mod bounded;
 pub mod checks;
+pub mod config;
+pub mod directory;
 pub mod error;
 pub mod exclusions;
 pub mod hosts;
@@ -54,6 +58,8 @@ pub struct Engine {
     pub metrics: Arc<EngineMetrics>,
     /// Whether ingest runs and what it consumed.
     pub status: Arc<IngestStatus>,
+    /// Who addresses are in Kubernetes (empty outside a cluster).
+    pub directory: directory::SharedDirectory,
 }
 
 impl Engine {
@@ -71,6 +77,7 @@ impl Engine {
             state: Arc::new(RwLock::new(State::new(config))),
             metrics,
             status: Arc::new(IngestStatus::default()),
+            directory: directory::SharedDirectory::default(),
         }
     }
 

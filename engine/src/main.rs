@@ -113,6 +113,9 @@ struct RunArgs {
     /// API address.
     #[arg(long, env = "NETWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// This replica's name in `nw-status` reports (default: $POD_NAME, $HOSTNAME, `engine`).
+    #[arg(long, env = "POD_NAME")]
+    replica: Option<String>,
     #[command(flatten)]
     tables: TableArgs,
     #[command(flatten)]
@@ -178,18 +181,46 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bus = NatsBus::connect(NatsOptions::new(args.nats.clone(), "netwarden-engine"))
         .await
         .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
+    let nats = bus.clone();
     let bus: Arc<dyn Bus> = Arc::new(bus);
+    let config_metrics = Arc::new(netwarden_engine::config::ConfigMetrics::default());
+    let directory_metrics = Arc::new(netwarden_engine::directory::DirectoryMetrics::default());
     let launched = netwarden_engine::launch_with_store(
         bus,
         &args.tables.config(),
         args.store.config().as_ref(),
         args.listen,
-        |_| {},
-        rx,
+        |r| {
+            config_metrics.register(r);
+            directory_metrics.register(r);
+        },
+        rx.clone(),
     )
     .await
     .context("cannot start the engine")?;
-    tracing::info!(addr = %launched.addr, nats = %args.nats, "engine running");
+    let replica = args
+        .replica
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(netwarden_engine::config::default_replica_name);
+    // Who addresses are (nw-directory), then the live configuration: exclusions from
+    // nw-config (pod selectors resolved through the directory), reports to nw-status.
+    let directory = launched.engine.directory.clone();
+    let directory_changed = netwarden_engine::directory::spawn_nats(
+        directory.clone(),
+        &nats,
+        directory_metrics,
+        rx.clone(),
+    );
+    let _live = netwarden_engine::config::spawn_nats(
+        launched.engine.clone(),
+        &nats,
+        &replica,
+        config_metrics,
+        Arc::new(netwarden_engine::directory::DirectoryPods(directory)),
+        Some(directory_changed),
+        rx,
+    );
+    tracing::info!(addr = %launched.addr, nats = %args.nats, %replica, "engine running");
     launched
         .server
         .await

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::ApiState;
 use crate::api::problem::Problem;
 use crate::api::query::{ApiQuery, Page, Paging, Sort, parse};
+use crate::directory::Identity;
 use crate::hosts::{Host, HostKey, PeerCount, PointTable, ProtocolCount};
+use netwarden_api::directory::Directory;
 
 /// Peers listed in a host's detail.
 pub const TOP_PEERS: usize = 10;
@@ -21,8 +23,13 @@ pub const TOP_PEERS: usize = 10;
 pub struct HostQuery {
     /// VLAN id.
     pub vlan: Option<String>,
-    /// Prefix of the address as text (`10.1.`, `2001:db8:`).
+    /// Prefix of the address as text (`10.1.`, `2001:db8:`), or of the Kubernetes name
+    /// (`shop/web-`).
     pub q: Option<String>,
+    /// Only hosts of this Kubernetes namespace (from `nw-directory`).
+    pub namespace: Option<String>,
+    /// Only hosts of this workload (`Deployment/web`; with `namespace`, or `shop/Deployment/web`).
+    pub workload: Option<String>,
     /// `bytes`, `packets`, `flows`, `last_seen`; `-` prefix for descending.
     pub sort: Option<String>,
     /// Items skipped.
@@ -70,6 +77,13 @@ pub struct HostView {
     pub l7_protocols: Vec<String>,
     /// Observation points where the host was seen.
     pub observation_points: Vec<String>,
+    /// The Kubernetes name (`namespace/pod`, `namespace/service` or the node), when the
+    /// cluster directory knows the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Who the address is in Kubernetes (`nw-directory`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Identity>,
 }
 
 impl HostView {
@@ -99,7 +113,19 @@ impl HostView {
                 .filter_map(|k| points.get(*k))
                 .map(|p| p.name.clone())
                 .collect(),
+            name: None,
+            kubernetes: None,
         }
+    }
+
+    /// Adds the Kubernetes identity of the address, if `dir` knows it.
+    #[must_use]
+    pub fn named(mut self, dir: &Directory) -> Self {
+        if let Some(e) = dir.get(self.ip) {
+            self.name = Some(e.display_name());
+            self.kubernetes = Some(Identity::of(e));
+        }
+        self
     }
 }
 
@@ -166,16 +192,40 @@ pub async fn list(
             .filter(|p| !p.is_empty())
             .map(str::to_ascii_lowercase);
     let state = api.engine.read();
+    let dir = crate::directory::read(&api.engine.directory);
+    let workload = q.workload.as_deref().map(|w| match &q.namespace {
+        Some(ns) if !w.contains('/') || w.matches('/').count() == 1 => format!("{ns}/{w}"),
+        _ => w.to_owned(),
+    });
     let mut text = String::new();
     let mut hits: Vec<&Host> = state
         .hosts
         .iter()
         .filter(|h| vlan.is_none_or(|v| h.key.vlan == v))
         .filter(|h| {
+            if q.namespace.is_none() && workload.is_none() {
+                return true;
+            }
+            let Some(e) = dir.get(h.key.ip) else {
+                return false;
+            };
+            q.namespace
+                .as_ref()
+                .is_none_or(|ns| e.namespace.as_ref() == Some(ns))
+                && workload
+                    .as_ref()
+                    .is_none_or(|w| e.workload_key().as_ref() == Some(w))
+        })
+        .filter(|h| {
             prefix.as_ref().is_none_or(|p| {
                 text.clear();
                 let _ = write!(text, "{}", h.key.ip);
                 text.starts_with(p.as_str())
+                    || dir.get(h.key.ip).is_some_and(|e| {
+                        e.display_name()
+                            .to_ascii_lowercase()
+                            .starts_with(p.as_str())
+                    })
             })
         })
         .collect();
@@ -183,7 +233,9 @@ pub async fn list(
         sort.order(&sort_value(sort.key, a), &sort_value(sort.key, b))
             .then_with(|| a.key.cmp(&b.key))
     });
-    Ok(Json(paging.page(hits, |h| HostView::of(h, &state.points))))
+    Ok(Json(paging.page(hits, |h| {
+        HostView::of(h, &state.points).named(&dir)
+    })))
 }
 
 /// `GET /api/v2/hosts/{ip}`.
@@ -215,7 +267,8 @@ pub async fn detail(
     peers.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.ip.cmp(&b.ip)));
     peers.truncate(TOP_PEERS);
     Ok(Json(HostDetail {
-        host: HostView::of(host, &state.points),
+        host: HostView::of(host, &state.points)
+            .named(&crate::directory::read(&api.engine.directory)),
         protocols: by_bytes(&host.protocols),
         top_peers: peers,
     }))

@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod flows;
+pub mod groups;
 pub mod health;
 pub mod hosts;
 pub mod points;
@@ -81,6 +82,8 @@ pub fn router(state: ApiState) -> Router {
             "/api/v2/hosts/{ip}/timeseries",
             get(alerts::host_timeseries),
         )
+        .route("/api/v2/namespaces", get(groups::namespaces))
+        .route("/api/v2/workloads", get(groups::workloads))
         .route("/api/v2/observation-points", get(points::list))
         .route("/api/v2/observation-points/{*name}", get(points::detail))
         .route("/healthz", get(health::healthz))

@@ -60,10 +60,11 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
     let analysis = options
         .config
         .as_deref()
-        .map(crate::alerts::config::load_dir)
+        .map(crate::config::files::analysis_config)
         .transpose()
         .map_err(Error::Config)?;
     let sensor_metrics = Arc::new(SensorMetrics::default());
+    let config_metrics = Arc::new(crate::config::ConfigMetrics::default());
     let state = StateConfig {
         shards: options.shards,
         ..options.state.clone()
@@ -73,22 +74,35 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         &state,
         options.data.as_ref(),
         options.listen,
-        |r| sensor_metrics.register(r),
+        |r| {
+            sensor_metrics.register(r);
+            config_metrics.register(r);
+        },
         shutdown.clone(),
     )
     .await?;
-    if let Some((config, exclusions)) = analysis {
-        info!(
-            exclusions = exclusions.rules.len(),
-            "analysis configuration loaded"
-        );
+    if let Some(config) = analysis {
+        info!("analysis configuration loaded");
         launched
             .engine
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .configure_analysis(config, exclusions);
+            .configure_analysis(config, crate::exclusions::Exclusions::default());
     }
+    // Exclusions (and the other kinds) come through nw-config, as in a cluster.
+    let _live = match options.config.as_deref() {
+        Some(dir) => Some(
+            crate::config::start_dir(
+                launched.engine.clone(),
+                dir,
+                config_metrics,
+                shutdown.clone(),
+            )
+            .await,
+        ),
+        None => None,
+    };
     if options.report == ReportFormat::Text {
         // stderr: stdout belongs to the report.
         eprintln!("API on http://{}", launched.addr);
