@@ -520,7 +520,8 @@ async fn collect(args: CollectArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(pipeline::default_sensor_name);
     let (stop, shutdown) = watch::channel(false);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Output>(65_536);
+    // Batches of outputs (one per listener read burst, up to a few thousand records each).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Output>>(256);
     let mut jobs = Vec::new();
     for address in &args.listen {
         let mut config = ListenerConfig {
@@ -567,14 +568,18 @@ async fn collect(args: CollectArgs) -> Result<()> {
             break;
         };
         heard = true;
-        write_output(&mut out, &output, args.format)?;
+        for output in &output {
+            write_output(&mut out, output, args.format)?;
+        }
         if rx.is_empty() {
             out.flush()?;
         }
     }
     let _ = stop.send(true);
-    while let Some(output) = rx.recv().await {
-        write_output(&mut out, &output, args.format)?;
+    while let Some(outputs) = rx.recv().await {
+        for output in &outputs {
+            write_output(&mut out, output, args.format)?;
+        }
     }
     out.flush()?;
     for job in jobs {

@@ -603,12 +603,15 @@ fn spawn_listener(
             .clone();
         report_metrics.collect.report_listener(&stats, &exporters);
     };
-    let sink = move |output: Output| match output {
-        Output::Flow(flow) => sender.try_send(flow.record),
-        Output::Counters(counters) => {
-            metrics.collect.report_interface(&counters);
-            true
+    let sink = move |outputs: Vec<Output>| {
+        let mut dropped = 0;
+        for output in outputs {
+            match output {
+                Output::Flow(flow) => dropped += u64::from(!sender.try_send(flow.record)),
+                Output::Counters(counters) => metrics.collect.report_interface(&counters),
+            }
         }
+        dropped
     };
     let job = tokio::spawn(
         async move {

@@ -36,7 +36,7 @@ fn collect(exporter: impl FnOnce(u16) + Send + 'static) -> Vec<Output> {
         assert!(listener.recv_buffer_bytes() > 0);
         let port = listener.local_addr().port();
         let stats = listener.stats_handle();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(100_000);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = listener.spawn(tx, async move {
             let _ = stop_rx.await;
@@ -50,8 +50,8 @@ fn collect(exporter: impl FnOnce(u16) + Send + 'static) -> Vec<Output> {
         assert_eq!(final_stats.collector.global.sink_dropped, 0);
         assert_eq!(stats.lock().unwrap().collector, final_stats.collector);
         let mut out = Vec::new();
-        while let Ok(o) = rx.try_recv() {
-            out.push(o);
+        while let Ok(batch) = rx.try_recv() {
+            out.extend(batch);
         }
         out
     })

@@ -4,8 +4,10 @@
 //! The receive buffer is enlarged with `SO_RCVBUF` (exporters send their flows in bursts;
 //! the kernel caps the request at `net.core.rmem_max`) and the effective size is logged and
 //! reported. Datagrams are read in batches: after each readiness event, non-blocking
-//! `recv_from` runs until `WouldBlock` or `batch` datagrams. The decode loop never waits on
-//! its consumer: a sink that cannot take a record drops it and the drop is counted, because a
+//! `recv_from` runs until `WouldBlock` or `batch` datagrams, and the batch's outputs go to the
+//! consumer in one hand-over (one channel message per batch, not per record: per-record
+//! messages cost more than decoding). The decode loop never waits on
+//! its consumer: a sink that cannot take a batch drops it and the drop is counted, because a
 //! stalled reader would make the kernel drop whole datagrams, templates included.
 //! Run several listeners for several addresses; each owns its collector.
 
@@ -73,6 +75,10 @@ pub struct Listener {
 /// How often the per-exporter snapshot of [`Listener::exporters_handle`] is refreshed: it
 /// copies every exporter's counters, too much work for every batch.
 pub const EXPORTER_SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// Outputs after which a batch is handed over before the next datagram: bounds the memory a
+/// batch holds (a datagram yields at most a few thousand records).
+pub const MAX_BATCH_OUTPUTS: usize = 1024;
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -161,11 +167,13 @@ impl Listener {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Receives and decodes until `shutdown` completes. `sink` returns `false` when it could
-    /// not take an output (counted as `sink_dropped`). Returns the final statistics.
+    /// Receives and decodes until `shutdown` completes, handing outputs to `sink` in batches:
+    /// one call per readiness event (at most `batch` datagrams, at most [`MAX_BATCH_OUTPUTS`]
+    /// outputs plus one datagram's worth), never one per record. `sink` returns how many of
+    /// the outputs it could not take (counted as `sink_dropped`). Returns the final statistics.
     pub async fn run<F, S>(mut self, mut sink: F, shutdown: S) -> ListenerStats
     where
-        F: FnMut(Output) -> bool + Send,
+        F: FnMut(Vec<Output>) -> u64 + Send,
         S: Future<Output = ()> + Send,
     {
         let mut buf = vec![0u8; 65_536];
@@ -175,6 +183,9 @@ impl Listener {
         // Exporter counters changed since the last snapshot: a quiet socket still gets its
         // last burst into the snapshot within one period.
         let mut dirty = false;
+        // Capacity of the next batch: the size of the last one, so a steady stream does not
+        // regrow its vector every time.
+        let mut capacity = 64;
         let mut tick = tokio::time::interval(EXPORTER_SNAPSHOT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -198,20 +209,24 @@ impl Listener {
             }
             batches += 1;
             let mut dropped = 0u64;
+            let mut outputs: Vec<Output> = Vec::with_capacity(capacity);
+            let now = now_ns();
             for _ in 0..self.batch {
                 match self.socket.try_recv_from(&mut buf) {
                     Ok((len, from)) => {
                         let exporter = from.ip().to_canonical();
-                        let mut out = |o| {
-                            if !sink(o) {
-                                dropped += 1;
-                            }
-                        };
                         if let Err(error) =
                             self.collector
-                                .handle(exporter, &buf[..len], now_ns(), &mut out)
+                                .handle(exporter, &buf[..len], now, &mut |o| outputs.push(o))
                         {
                             tracing::debug!(%error, "flow datagram rejected");
+                        }
+                        if outputs.len() >= MAX_BATCH_OUTPUTS {
+                            capacity = outputs.len();
+                            dropped += sink(std::mem::replace(
+                                &mut outputs,
+                                Vec::with_capacity(capacity),
+                            ));
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -221,6 +236,10 @@ impl Listener {
                         break;
                     }
                 }
+            }
+            if !outputs.is_empty() {
+                capacity = outputs.len().clamp(64, MAX_BATCH_OUTPUTS);
+                dropped += sink(outputs);
             }
             if dropped > 0 {
                 self.collector.count_sink_drop(dropped);
@@ -241,16 +260,25 @@ impl Listener {
         self.stats()
     }
 
-    /// Spawns [`Listener::run`] sending every output to `tx` without waiting (a full channel
-    /// drops and counts).
+    /// Spawns [`Listener::run`] sending each batch of outputs to `tx` as one message, without
+    /// waiting (a full channel drops the batch and counts its outputs). Size the channel in
+    /// batches: each holds up to [`MAX_BATCH_OUTPUTS`] outputs plus one datagram's.
     pub fn spawn<S>(
         self,
-        tx: mpsc::Sender<Output>,
+        tx: mpsc::Sender<Vec<Output>>,
         shutdown: S,
     ) -> tokio::task::JoinHandle<ListenerStats>
     where
         S: Future<Output = ()> + Send + 'static,
     {
-        tokio::spawn(self.run(move |o| tx.try_send(o).is_ok(), shutdown))
+        tokio::spawn(self.run(
+            move |outputs| match tx.try_send(outputs) {
+                Ok(()) => 0,
+                Err(mpsc::error::TrySendError::Full(o) | mpsc::error::TrySendError::Closed(o)) => {
+                    o.len() as u64
+                }
+            },
+            shutdown,
+        ))
     }
 }

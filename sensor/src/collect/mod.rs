@@ -161,9 +161,13 @@ pub struct InterfaceCounters {
 
 /// What the collector emits.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "outputs travel in batches (Vec<Output>): a box would cost one allocation per record"
+)]
 pub enum Output {
     /// A flow record.
-    Flow(Box<ExportedFlow>),
+    Flow(ExportedFlow),
     /// sFlow interface counters.
     Counters(InterfaceCounters),
 }
@@ -367,7 +371,7 @@ impl Cx<'_> {
             Some(flow) => {
                 *self.next_flow_id += 1;
                 self.exp.stats.records += 1;
-                sink(Output::Flow(Box::new(flow)));
+                sink(Output::Flow(flow));
             }
             None => self.exp.stats.records_without_addresses += 1,
         }

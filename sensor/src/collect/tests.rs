@@ -93,7 +93,7 @@ fn run(c: &mut Collector, d: &[u8], now: u64) -> (Vec<ExportedFlow>, Result<Prot
     let mut flows = Vec::new();
     let r = c.handle(EXP, d, now, &mut |o| {
         if let Output::Flow(f) = o {
-            flows.push(*f);
+            flows.push(f);
         }
     });
     (flows, r)

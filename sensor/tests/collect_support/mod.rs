@@ -78,7 +78,7 @@ pub fn feed(collector: &mut Collector, paths: &[PathBuf]) -> Vec<Fed> {
                 ..Fed::default()
             };
             let result = collector.handle(d.src, &d.payload, d.ts_ns, &mut |o| match o {
-                Output::Flow(f) => fed.flows.push(*f),
+                Output::Flow(f) => fed.flows.push(f),
                 Output::Counters(c) => fed.counters.push(c),
             });
             fed.error = result.err().map(|e| e.to_string());
