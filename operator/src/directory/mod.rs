@@ -39,6 +39,16 @@ use tokio::sync::watch;
 use crate::telemetry::Metrics;
 use model::{Model, NodeInfo, ObjKey, Owner, PodInfo, Reporters, ServiceInfo};
 
+/// What the publisher watches, as RBAC names it: `(API group, resource)`. The operator's
+/// ClusterRole grants exactly `list` and `watch` on these (tested in `operator/tests/manifests.rs`).
+pub const WATCHED: [(&str, &str); 5] = [
+    ("", "pods"),
+    ("", "services"),
+    ("", "nodes"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+];
+
 /// Settings of the publisher.
 #[derive(Debug, Clone)]
 pub struct Config {
