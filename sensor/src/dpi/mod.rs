@@ -22,6 +22,7 @@ pub mod misc;
 pub mod netbios;
 pub mod quic;
 pub mod reload;
+pub mod rtp;
 pub mod smb;
 pub mod ssh;
 pub mod table;
@@ -38,6 +39,7 @@ use self::dns::DnsFlow;
 use self::http::HttpFlow;
 pub use self::lists::Lists;
 use self::quic::QuicFlow;
+use self::rtp::{RtpFlow, Verdict};
 use self::smb::SmbFlow;
 use self::ssh::SshFlow;
 use self::table::{AppInfo, Breed, ProtoId, ProtoInfo, Tables};
@@ -106,6 +108,7 @@ struct Ids {
     smbv1: Option<ProtoId>,
     smbv23: Option<ProtoId>,
     stun: Option<ProtoId>,
+    rtp: Option<ProtoId>,
 }
 
 /// Per-flow DPI state: 16 bytes until a dissector claims the flow.
@@ -113,6 +116,8 @@ struct Ids {
 pub struct FlowDpi {
     packets: u32,
     done: bool,
+    /// An RTP candidate was rejected: do not propose RTP again.
+    no_rtp: bool,
     meta: Option<Box<Meta>>,
 }
 
@@ -140,6 +145,7 @@ enum Kind {
     Ssh(Box<SshFlow>),
     Smb(Box<SmbFlow>),
     Text(Box<TextFlow>),
+    Rtp(RtpFlow),
 }
 
 /// Risk ids used by the dissectors (nDPI `ndpi_risk_enum` values, as in `api::risk`; a test
@@ -271,6 +277,7 @@ impl Dpi {
             smbv1: tables.id("SMBv1"),
             smbv23: tables.id("SMBv23"),
             stun: tables.id("STUN"),
+            rtp: tables.id("RTP"),
         };
         Self {
             config,
@@ -327,7 +334,21 @@ impl Dpi {
         flow.packets += 1;
         if flow.meta.is_none() {
             flow.meta = self.probe(ctx, payload).map(Box::new);
+            if flow.meta.is_none() && ctx.l4_proto == 17 && !flow.no_rtp {
+                flow.meta = RtpFlow::probe(ctx.from_client, payload).map(|r| {
+                    Box::new(Meta {
+                        proto: self.ids.rtp,
+                        sub: None,
+                        confidence: Confidence::Unknown,
+                        app: None,
+                        kind: Kind::Rtp(r),
+                        host: String::new(),
+                        dhcp: None,
+                    })
+                });
+            }
         }
+        let mut not_rtp = false;
         let max = self.config.max_reassembly;
         if let Some(meta) = flow.meta.as_deref_mut() {
             let tcp = ctx.l4_proto == 6;
@@ -399,6 +420,17 @@ impl Dpi {
                     t.on_payload(ctx.from_client, payload);
                     t.is_done() && self.starttls_variant(meta.proto).is_none()
                 }
+                Kind::Rtp(r) => match r.on_payload(ctx.from_client, payload) {
+                    Verdict::Confirmed => {
+                        meta.confidence = Confidence::Dpi;
+                        true
+                    }
+                    Verdict::Pending => false,
+                    Verdict::Rejected => {
+                        not_rtp = true;
+                        false
+                    }
+                },
                 Kind::None => {
                     self.starttls_variant(meta.proto).is_none() && meta.proto != self.ids.stun
                 }
@@ -406,6 +438,11 @@ impl Dpi {
             if complete {
                 flow.done = true;
             }
+        }
+        if not_rtp {
+            // Back to probing: a later datagram may still be recognised.
+            flow.meta = None;
+            flow.no_rtp = true;
         }
         if flow.packets >= self.config.max_packets {
             flow.done = true;
@@ -661,7 +698,7 @@ impl Dpi {
                 l7.hostname.clone_from(&t.host);
                 t.risks(&mut risks);
             }
-            Kind::None => {}
+            Kind::Rtp(_) | Kind::None => {}
         }
         if !meta.host.is_empty() {
             l7.hostname.clone_from(&meta.host);
@@ -740,7 +777,7 @@ impl Dpi {
                 Kind::Quic(q) => q.shrink(),
                 Kind::Ssh(s) => s.shrink(),
                 Kind::Text(t) => t.shrink(),
-                Kind::Smb(_) | Kind::None => {}
+                Kind::Smb(_) | Kind::Rtp(_) | Kind::None => {}
             }
         }
     }
@@ -765,7 +802,8 @@ impl FlowDpi {
             + self.meta.as_deref().map_or(0, |m| {
                 size_of::<Meta>()
                     + match &m.kind {
-                        Kind::None => 0,
+                        // RTP's state is inline in `Kind`.
+                        Kind::None | Kind::Rtp(_) => 0,
                         Kind::Tls(_) => size_of::<TlsFlow>(),
                         Kind::Dns(_) => size_of::<DnsFlow>(),
                         Kind::Http(_) => size_of::<HttpFlow>(),
