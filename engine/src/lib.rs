@@ -130,6 +130,28 @@ pub async fn launch_with_store(
     register: impl FnOnce(&mut prometheus_client::registry::Registry),
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Launched> {
+    launch_secured(
+        bus,
+        config,
+        store,
+        listen,
+        register,
+        Arc::new(auth::Auth::open()),
+        shutdown,
+    )
+    .await
+}
+
+/// [`launch_with_store`] with the API behind `auth`: API tokens (`--tokens`), or open.
+pub async fn launch_secured(
+    bus: Arc<dyn netwarden_api::bus::Bus>,
+    config: &StateConfig,
+    store: Option<&store::db::StoreConfig>,
+    listen: std::net::SocketAddr,
+    register: impl FnOnce(&mut prometheus_client::registry::Registry),
+    auth: Arc<auth::Auth>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Launched> {
     let metrics = Arc::new(EngineMetrics::default());
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
@@ -151,11 +173,14 @@ pub async fn launch_with_store(
         source,
     })?;
     let ingest = ingest::start(engine.clone(), Arc::clone(&bus), shutdown.clone()).await;
-    let router = api::router(api::ApiState {
-        engine: engine.clone(),
-        bus,
-        registry: Arc::new(registry),
-    });
+    let router = auth::secure(
+        api::router(api::ApiState {
+            engine: engine.clone(),
+            bus,
+            registry: Arc::new(registry),
+        }),
+        auth,
+    );
     let server = tokio::spawn(api::serve(listener, router, shutdown));
     tracing::info!(%addr, "API listening");
     Ok(Launched {

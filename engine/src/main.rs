@@ -39,6 +39,8 @@ enum Command {
     /// Sensor and engine in one process: replay pcaps, capture interfaces or collect NetFlow/
     /// IPFIX/sFlow; report, serve.
     Standalone(StandaloneArgs),
+    /// API tokens: create (prints the token once), list, revoke.
+    Token(netwarden_engine::auth::cli::TokenArgs),
 }
 
 /// Table sizes, shared by both modes.
@@ -120,6 +122,10 @@ struct RunArgs {
     tables: TableArgs,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    auth: netwarden_engine::auth::cli::AuthArgs,
+    #[command(flatten)]
+    notify: netwarden_engine::notify::cli::NotifyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +157,10 @@ struct StandaloneArgs {
     tables: TableArgs,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    auth: netwarden_engine::auth::cli::AuthArgs,
+    #[command(flatten)]
+    notify: netwarden_engine::notify::cli::NotifyArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -163,6 +173,14 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if let Command::Token(args) = &cli.command {
+        return netwarden_engine::auth::cli::run(
+            args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
+        .context("token command failed");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,6 +189,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Standalone(args) => standalone(args).await,
+            Command::Token(_) => Ok(()),
         }
     })
 }
@@ -183,9 +202,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
     let nats = bus.clone();
     let bus: Arc<dyn Bus> = Arc::new(bus);
+    let auth = Arc::new(args.auth.for_run().context("API authentication")?);
+    // Notifications: every alert this replica publishes goes past the notifier.
+    let notifier = netwarden_engine::notify::Notifier::new(
+        args.notify.config()?,
+        Arc::new(netwarden_engine::notify::metrics::NotifyMetrics::default()),
+    )?;
+    let bus = netwarden_engine::notify::tap::TapBus::wrap(bus, notifier.clone());
     let config_metrics = Arc::new(netwarden_engine::config::ConfigMetrics::default());
     let directory_metrics = Arc::new(netwarden_engine::directory::DirectoryMetrics::default());
-    let launched = netwarden_engine::launch_with_store(
+    let launched = netwarden_engine::launch_secured(
         bus,
         &args.tables.config(),
         args.store.config().as_ref(),
@@ -193,7 +219,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         |r| {
             config_metrics.register(r);
             directory_metrics.register(r);
+            notifier.metrics().register(r);
         },
+        auth,
         rx.clone(),
     )
     .await
@@ -211,7 +239,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         directory_metrics,
         rx.clone(),
     );
-    let _live = netwarden_engine::config::spawn_nats(
+    let notify_shutdown = rx.clone();
+    let live = netwarden_engine::config::spawn_nats(
         launched.engine.clone(),
         &nats,
         &replica,
@@ -220,6 +249,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(directory_changed),
         rx,
     );
+    let _notify = notifier.follow(live.snapshot.clone(), notify_shutdown);
     tracing::info!(addr = %launched.addr, nats = %args.nats, %replica, "engine running");
     launched
         .server
@@ -246,6 +276,15 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         shards: args.tables.shards,
         state: args.tables.config(),
         data: args.store.config(),
+        auth: Arc::new(
+            args.auth
+                .for_standalone(args.listen)
+                .context("API authentication")?,
+        ),
+        notifier: Some(netwarden_engine::notify::Notifier::new(
+            args.notify.config()?,
+            Arc::new(netwarden_engine::notify::metrics::NotifyMetrics::default()),
+        )?),
     };
     standalone::run(options, rx)
         .await

@@ -81,9 +81,10 @@ async fn serve(auth: Auth) -> String {
     let router = secure(router, Arc::new(auth));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let _keep = _tx;
+        // The sender lives as long as the server: dropping it would stop the server.
+        let _keep = tx;
         netwarden_engine::api::serve(listener, router, rx).await
     });
     format!("http://{addr}")

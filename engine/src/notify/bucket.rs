@@ -59,7 +59,7 @@ mod tests {
         assert!(!b.take(t0));
         assert!(b.wait() > Duration::ZERO);
         assert!(!b.take(t0 + Duration::from_millis(500)));
-        assert!(b.take(t0 + Duration::from_millis(1000)));
+        assert!(b.take(t0 + Duration::from_secs(1)));
         assert!(b.take(t0 + Duration::from_secs(100)));
         assert!(b.take(t0 + Duration::from_secs(100)));
         assert!(!b.take(t0 + Duration::from_secs(100)));

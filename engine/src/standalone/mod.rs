@@ -49,6 +49,10 @@ pub struct StandaloneOptions {
     pub state: StateConfig,
     /// The persistent store (`--data DIR`); with no input, standalone serves what it holds.
     pub data: Option<crate::store::db::StoreConfig>,
+    /// API authentication (open unless `--tokens`).
+    pub auth: Arc<crate::auth::Auth>,
+    /// Notifications of the `NotificationEndpoint`s in `--config DIR` (none: no notifications).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 /// Runs sensor and engine until the inputs are consumed (pcaps) or `shutdown` turns true (live),
@@ -69,15 +73,24 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         shards: options.shards,
         ..options.state.clone()
     };
-    let launched = crate::launch_with_store(
-        Arc::clone(&dyn_bus),
+    // Alerts the engine publishes go past the notifier (the sensor's flows do not).
+    let engine_bus = match &options.notifier {
+        Some(n) => crate::notify::tap::TapBus::wrap(Arc::clone(&dyn_bus), n.clone()),
+        None => Arc::clone(&dyn_bus),
+    };
+    let launched = crate::launch_secured(
+        engine_bus,
         &state,
         options.data.as_ref(),
         options.listen,
         |r| {
             sensor_metrics.register(r);
             config_metrics.register(r);
+            if let Some(n) = &options.notifier {
+                n.metrics().register(r);
+            }
         },
+        Arc::clone(&options.auth),
         shutdown.clone(),
     )
     .await?;
@@ -91,7 +104,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
             .configure_analysis(config, crate::exclusions::Exclusions::default());
     }
     // Exclusions (and the other kinds) come through nw-config, as in a cluster.
-    let _live = match options.config.as_deref() {
+    let live_config = match options.config.as_deref() {
         Some(dir) => Some(
             crate::config::start_dir(
                 launched.engine.clone(),
@@ -102,6 +115,10 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
             .await,
         ),
         None => None,
+    };
+    let _notify = match (&options.notifier, &live_config) {
+        (Some(n), Some(live)) => Some(n.follow(live.snapshot.clone(), shutdown.clone())),
+        _ => None,
     };
     if options.report == ReportFormat::Text {
         // stderr: stdout belongs to the report.
