@@ -27,6 +27,7 @@ mod common;
 
 const NODE: &str = "node-a.test";
 
+#[allow(clippy::needless_pass_by_value)] // json! values at the call sites
 fn policy(name: &str, generation: i64, spec: Value) -> Value {
     serde_json::json!({
         "apiVersion": "netwarden.io/v1alpha1", "kind": "InterfacePolicy",
