@@ -195,6 +195,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Before anything else: a cluster engine without tokens must not start by mistake.
+    let auth = Arc::new(args.auth.for_run().context("API authentication")?);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(signals(tx));
     let bus = NatsBus::connect(NatsOptions::new(args.nats.clone(), "netwarden-engine"))
@@ -202,7 +204,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
     let nats = bus.clone();
     let bus: Arc<dyn Bus> = Arc::new(bus);
-    let auth = Arc::new(args.auth.for_run().context("API authentication")?);
     // Notifications: every alert this replica publishes goes past the notifier.
     let notifier = netwarden_engine::notify::Notifier::new(
         args.notify.config()?,
