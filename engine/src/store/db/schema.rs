@@ -23,7 +23,8 @@ PRAGMA synchronous = NORMAL;
 PRAGMA temp_store = MEMORY;
 PRAGMA busy_timeout = 5000;
 PRAGMA journal_size_limit = 67108864;
-PRAGMA cache_size = -16384;
+PRAGMA cache_size = -65536;
+PRAGMA wal_autocheckpoint = 8192;
 ";
 
 /// Tables and indexes.
