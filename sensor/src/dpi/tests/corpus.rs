@@ -197,10 +197,24 @@ fn ndpi_corpus_agreement() {
     for (k, (tp, fneg, fp)) in &per_risk {
         println!("  {k:40} tp {tp:4} fn {fneg:4} fp {fp:4}");
     }
-    // Floors just below what the engine achieves (raise them when it improves).
+    // Floors just below what the engine achieves (raise them when it improves): measured
+    // 1095/1111 matched, master 99.6%, app 98.7%, hostname 98.7%, JA3C and JA4 98.7%, risks
+    // in scope 98.2% recall and 96.4% precision (the packet-only harness: no flow-table risks).
     assert!(
-        score.matched * 100 >= score.flows * 90,
+        score.matched * 100 >= score.flows * 98,
         "harness matched too few flows"
     );
-    assert!(pct(score.master) >= 0.0);
+    for (what, ratio, floor) in [
+        ("master", score.master, 99.0),
+        ("app", score.app, 98.0),
+        ("hostname", score.host, 98.0),
+        ("ja3c", score.ja3c, 97.0),
+        ("ja4", score.ja4, 97.0),
+    ] {
+        assert!(pct(ratio) >= floor, "{what}: {:.1}% < {floor}%", pct(ratio));
+    }
+    assert!(
+        recall >= 97.5 && precision >= 95.5,
+        "risks: {recall:.1}% / {precision:.1}%"
+    );
 }
