@@ -391,10 +391,12 @@ impl Model {
                 claims.insert(entry.ip, (rank, entry));
             }
         };
-        let mut by_namespace: HashMap<&str, Vec<&ServiceInfo>> = HashMap::new();
+        // Services indexed by (namespace, first selector pair): a Pod only checks the Services
+        // one of its own labels points at, not every Service of its namespace.
+        let mut by_pair: HashMap<(&str, &str, &str), Vec<&ServiceInfo>> = HashMap::new();
         for svc in self.services.values() {
-            if !svc.selector.is_empty() {
-                by_namespace.entry(&svc.namespace).or_default().push(svc);
+            if let Some((k, v)) = svc.selector.iter().next() {
+                by_pair.entry((&svc.namespace, k, v)).or_default().push(svc);
             }
             for ip in &svc.ips {
                 let mut e = DirectoryEntry::new(*ip, EndpointKind::Service, svc.name.clone());
@@ -416,9 +418,10 @@ impl Model {
             if pod.host_network || pod.finished || pod.ips.is_empty() {
                 continue;
             }
-            let services: Vec<String> = by_namespace
-                .get(pod.namespace.as_str())
-                .into_iter()
+            let services: Vec<String> = pod
+                .labels
+                .iter()
+                .filter_map(|(k, v)| by_pair.get(&(pod.namespace.as_str(), k.as_str(), v.as_str())))
                 .flatten()
                 .filter(|svc| {
                     svc.selector
