@@ -702,6 +702,36 @@ mod tests {
     }
 
     #[test]
+    fn services_select_pods_of_their_namespace_by_every_selector_pair() {
+        let mut m = ready_model();
+        let svc = |ns: &str, name: &str, selector: serde_json::Value| {
+            let s: Service =
+                serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns},
+                "spec": {"clusterIP": "None", "selector": selector}}))
+                .unwrap();
+            ServiceInfo::from_service(&s)
+        };
+        for s in [
+            svc("a", "web", json!({"app": "web"})),
+            svc("a", "web-canary", json!({"app": "web", "track": "canary"})),
+            svc("a", "by-tier", json!({"tier": "front"})),
+            svc("b", "web", json!({"app": "web"})),
+            svc("a", "none", json!({})),
+        ] {
+            m.services.apply((s.namespace.clone(), s.name.clone()), s);
+        }
+        add_pod(
+            &mut m,
+            pod(json!({"metadata": {"name": "p", "namespace": "a",
+            "labels": {"app": "web", "tier": "front", "track": "stable"}},
+            "status": {"phase": "Running", "podIP": "10.1.0.9"}})),
+        );
+        let d = m.desired();
+        assert_eq!(d.len(), 1, "headless Services have no address");
+        assert_eq!(d.values().next().unwrap().services, ["by-tier", "web"]);
+    }
+
+    #[test]
     fn relist_replaces_a_table_and_tables_are_bounded() {
         let mut t: Table<u8> = Table::new(2);
         t.apply(("a".into(), "1".into()), 1);
