@@ -265,3 +265,64 @@ async fn exclusions_hot_reload_from_nats_kv_and_report_status() {
     let (status, _, _) = common::get_json(&f.http, &format!("{}/readyz", f.base)).await;
     assert_eq!(status, 200);
 }
+
+/// `standalone --config DIR`: the directory plays the operator through the same path; an edit
+/// of a file is picked up while the engine runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_directory_is_followed_through_the_same_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exclusions.yaml");
+    let manifest = |cidr: &str| {
+        format!(
+            "apiVersion: netwarden.io/v1alpha1\nkind: AlertExclusion\nmetadata: {{name: lab, namespace: lab}}\nspec: {{hosts: [{{cidr: \"{cidr}\"}}], alertTypes: [all]}}\n---\nkind: Analysis\nspec: {{}}\n"
+        )
+    };
+    std::fs::write(&file, manifest("10.9.0.0/16")).unwrap();
+    let bus = netwarden_api::bus::MemoryBus::default();
+    let (_tx, rx) = watch::channel(false);
+    let launched = common::launch_engine(Arc::new(bus) as Arc<dyn Bus>, rx.clone()).await;
+    let engine = launched.engine.clone();
+    let metrics = Arc::new(ConfigMetrics::default());
+    let live = config::start_dir(engine.clone(), dir.path(), Arc::clone(&metrics), rx).await;
+    // Applied before start_dir returns: a replay starts with its exclusions in force.
+    assert_eq!(*live.applied.borrow(), 1);
+    let excluded = |ip: &str| {
+        engine
+            .read()
+            .analysis
+            .exclusions
+            .host_excluded("syn_scan", ip.parse().unwrap(), 0)
+    };
+    assert!(excluded("10.9.1.1") && !excluded("10.8.1.1"));
+    assert_eq!(metrics.exclusions.get(), 1);
+
+    let started = Instant::now();
+    std::fs::write(&file, manifest("10.8.0.0/16")).unwrap();
+    common::wait_for("the edit to apply", Duration::from_secs(10), async || {
+        excluded("10.8.1.1")
+    })
+    .await;
+    eprintln!(
+        "standalone: file edit → exclusions swapped in {:?}",
+        started.elapsed()
+    );
+    assert!(!excluded("10.9.1.1"));
+    // A broken edit keeps the last valid version in force (as the operator does) ...
+    std::fs::write(&file, manifest("10.8.0.0/99")).unwrap();
+    tokio::time::sleep(2 * config::files::POLL_EVERY).await;
+    assert!(excluded("10.8.1.1"));
+    // ... while a new object that is invalid from the start is rejected, counted and left out.
+    std::fs::write(
+        dir.path().join("more.yaml"),
+        "kind: AlertExclusion\nmetadata: {name: typo}\nspec: {hosts: [{cidr: 10.0.0.0/33}], alertTypes: [all]}\n",
+    )
+    .unwrap();
+    common::wait_for(
+        "the bad object to be rejected",
+        Duration::from_secs(10),
+        async || metrics.rejected.get() >= 1,
+    )
+    .await;
+    assert!(excluded("10.8.1.1"));
+    assert_eq!(metrics.exclusions.get(), 1);
+}

@@ -7,7 +7,9 @@
 //! changes, everything is read again and only the keys whose entry changed are written (or
 //! deleted), so an untouched exclusion keeps its report. A document that does not validate is
 //! still written under its key, as it is, so the engine rejects it and reports why, as it does
-//! for a bad entry in a cluster. `kind: Analysis` and unknown kinds belong to other readers.
+//! for a bad entry in a cluster — unless an earlier version of the same object was valid: then,
+//! as the operator does, the last valid version stays in force and the error is logged.
+//! `kind: Analysis` and unknown kinds belong to other readers.
 //! Bounded: files over [`MAX_FILE_BYTES`] and documents past [`MAX_DOCUMENTS`] are skipped.
 
 use std::collections::BTreeMap;
@@ -98,6 +100,16 @@ fn entry_of(doc: &serde_json::Value) -> Result<(String, Vec<u8>), String> {
             ))
         }
     }
+}
+
+/// Whether `value` is an entry the consumers accept under `key`.
+fn valid(key: &str, value: &Bytes) -> bool {
+    netwarden_api::bus::ConfigSnapshot::default()
+        .apply(&netwarden_api::bus::KvChange::Put {
+            key: key.to_owned(),
+            value: value.clone(),
+        })
+        .is_ok()
 }
 
 /// Reads every entry of `dir`.
@@ -218,9 +230,21 @@ impl ConfigDir {
             return false;
         }
         self.seen = Some(now);
-        let (entries, problems) = read_dir(&self.dir);
+        let (mut entries, problems) = read_dir(&self.dir);
         for (file, message) in &problems {
             error!(file = %file, %message, "configuration file problem");
+        }
+        // As the operator does: an invalid edit of an object that was valid keeps the last valid
+        // version in force (a typo must not silently drop an exclusion); the error is logged.
+        for (key, value) in &mut entries {
+            if let Some(old) = self.entries.get(key)
+                && old != value
+                && valid(key, old)
+                && !valid(key, value)
+            {
+                error!(key = %key, "invalid edit: keeping the last valid version in force");
+                *value = old.clone();
+            }
         }
         let mut changed = 0usize;
         for (key, value) in &entries {
