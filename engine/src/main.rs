@@ -250,6 +250,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(directory_changed),
         rx,
     );
+    notifier.set_namespaces(Arc::new(
+        netwarden_engine::notify::filter::DirectoryNamespaces(launched.engine.directory.clone()),
+    ));
     let _notify = notifier.follow(live.snapshot.clone(), notify_shutdown);
     tracing::info!(addr = %launched.addr, nats = %args.nats, %replica, "engine running");
     launched

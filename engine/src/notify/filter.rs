@@ -24,6 +24,18 @@ impl NamespaceLookup for NoNamespaces {
     }
 }
 
+/// Namespaces from the engine's view of `nw-directory` (a cluster).
+#[derive(Clone)]
+pub struct DirectoryNamespaces(pub crate::directory::SharedDirectory);
+
+impl NamespaceLookup for DirectoryNamespaces {
+    fn namespace_of(&self, ip: IpAddr) -> Option<String> {
+        crate::directory::read(&self.0)
+            .get(ip)
+            .and_then(|e| e.namespace.clone())
+    }
+}
+
 /// The alert severity a CRD minimum severity means.
 pub const fn min_severity(s: MinSeverity) -> Severity {
     match s {

@@ -23,7 +23,7 @@ pub mod secrets;
 pub mod tap;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use netwarden_api::alert::Alert;
@@ -142,7 +142,7 @@ impl Drop for Endpoint {
 #[derive(Clone)]
 pub struct Notifier {
     shared: Arc<Shared>,
-    namespaces: Arc<dyn NamespaceLookup>,
+    namespaces: Arc<RwLock<Arc<dyn NamespaceLookup>>>,
     endpoints: Arc<Mutex<BTreeMap<String, Endpoint>>>,
 }
 
@@ -199,16 +199,18 @@ impl Notifier {
                 metrics,
                 ctx,
             }),
-            namespaces: Arc::new(NoNamespaces),
+            namespaces: Arc::new(RwLock::new(Arc::new(NoNamespaces))),
             endpoints: Arc::default(),
         })
     }
 
-    /// Uses `lookup` for the `namespaces` filters (the cluster's directory).
-    #[must_use]
-    pub fn with_namespaces(mut self, lookup: Arc<dyn NamespaceLookup>) -> Self {
-        self.namespaces = lookup;
-        self
+    /// Uses `lookup` for the `namespaces` filters from now on (the cluster's directory), in
+    /// this notifier and every clone of it.
+    pub fn set_namespaces(&self, lookup: Arc<dyn NamespaceLookup>) {
+        *self
+            .namespaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = lookup;
     }
 
     /// The metrics.
@@ -301,9 +303,15 @@ impl Notifier {
     pub fn on_alert(&self, alert: &Alert) {
         let now = Instant::now();
         let metrics = &self.shared.metrics;
+        let namespaces = Arc::clone(
+            &self
+                .namespaces
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         let mut endpoints = self.lock();
         for ep in endpoints.values_mut() {
-            if !filter::matches(&ep.entry.spec.filters, alert, self.namespaces.as_ref()) {
+            if !filter::matches(&ep.entry.spec.filters, alert, namespaces.as_ref()) {
                 continue;
             }
             if !ep.dedup.first(&alert.key, now) {
