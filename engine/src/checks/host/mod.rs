@@ -282,22 +282,24 @@ impl HostCheckState {
         server_score: u64,
         dangerous_for: u64,
     ) -> [(u64, u64); 25] {
-        let per_min = |w: &Window| u64::from(w.value(t, MINUTE));
+        let minute = window::Tick::new(t, MINUTE);
+        let second = window::Tick::new(t, SECOND);
+        let w = window::Tick::new(t, cfg.contacts_window_secs.max(1).saturating_mul(NS));
+        let per_min = |x: &Window| u64::from(x.value_at(minute));
         let th = u64::from;
-        let w = cfg.contacts_window_secs.max(1).saturating_mul(NS);
         let contacts = |s: Service, threshold: u32| {
             // A host that is itself such a server contacts others legitimately.
             let v = if self.serves(s) {
                 0
             } else {
-                u64::from(self.servers[s as usize].value(t, w))
+                u64::from(self.servers[s as usize].value_above(w, threshold))
             };
             (v, th(threshold))
         };
         let names = if self.serves(Service::Dns) || self.serves(Service::Smtp) {
             0
         } else {
-            u64::from(self.names.value(t, w))
+            u64::from(self.names.value_above(w, cfg.domain_names_contacts))
         };
         let total = client_score + server_score;
         [
@@ -308,11 +310,11 @@ impl HostCheckState {
             (per_min(&self.rst[0]), th(cfg.rst_scan)),
             (per_min(&self.rst[1]), th(cfg.rst_scan)),
             (
-                u64::from(self.flows[0].value(t, SECOND)),
+                u64::from(self.flows[0].value_at(second)),
                 th(cfg.flow_flood),
             ),
             (
-                u64::from(self.flows[1].value(t, SECOND)),
+                u64::from(self.flows[1].value_at(second)),
                 th(cfg.flow_flood),
             ),
             (per_min(&self.half_open[0]), th(cfg.syn_flood) * 60),
@@ -323,10 +325,13 @@ impl HostCheckState {
             (per_min(&self.dns[1]), th(cfg.dns_flood) * 60),
             (per_min(&self.incomplete), th(cfg.scan_detection)),
             (
-                u64::from(self.ports.value(t, w)),
+                u64::from(self.ports.value_above(w, cfg.server_ports_contacts)),
                 th(cfg.server_ports_contacts),
             ),
-            (u64::from(self.peers.value(t, w)), th(cfg.host_scanner)),
+            (
+                u64::from(self.peers.value_above(w, cfg.host_scanner)),
+                th(cfg.host_scanner),
+            ),
             contacts(Service::Dns, cfg.dns_server_contacts),
             contacts(Service::Smtp, cfg.smtp_server_contacts),
             contacts(Service::Ntp, cfg.ntp_server_contacts),

@@ -44,16 +44,38 @@ impl Window {
 
     /// Events in the window ending at `t_ns`.
     pub fn value(&self, t_ns: u64, width_ns: u64) -> u32 {
-        let b = t_ns / width_ns;
-        let (cur, prev) = match b.saturating_sub(self.bucket) {
+        self.value_at(Tick::new(t_ns, width_ns))
+    }
+
+    /// Events in the window ending at `tick` (a time already divided into buckets: the
+    /// host checks read a dozen windows of the same width at once).
+    pub fn value_at(&self, tick: Tick) -> u32 {
+        let (cur, prev) = match tick.bucket.saturating_sub(self.bucket) {
             0 => (self.current, self.previous),
             1 => (0, self.current),
             _ => (0, 0),
         };
-        let into = u128::from(t_ns % width_ns);
-        let weight = u128::from(width_ns) - into;
-        let prev_part = u128::from(prev) * weight / u128::from(width_ns);
-        cur.saturating_add(u32::try_from(prev_part).unwrap_or(u32::MAX))
+        // f64 is exact enough here (a floor of at most 2^32 · 1) and spares a u128 division.
+        cur.saturating_add((f64::from(prev) * tick.weight) as u32)
+    }
+}
+
+/// A time seen through buckets of one width: its bucket and the share of the previous bucket
+/// still inside the window that ends at it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tick {
+    bucket: u64,
+    weight: f64,
+}
+
+impl Tick {
+    /// `t_ns` in buckets of `width_ns`.
+    pub fn new(t_ns: u64, width_ns: u64) -> Self {
+        let width = width_ns.max(1);
+        Self {
+            bucket: t_ns / width,
+            weight: (width - t_ns % width) as f64 / width as f64,
+        }
     }
 }
 
@@ -97,18 +119,35 @@ impl<const W: usize> Distinct<W> {
     /// Distinct values in the current and previous buckets at `t_ns` (so over at least one
     /// and at most two widths).
     pub fn value(&self, t_ns: u64, width_ns: u64) -> u32 {
-        match (t_ns / width_ns).saturating_sub(self.bucket) {
+        self.value_above(Tick::new(t_ns, width_ns), 0)
+    }
+
+    /// [`Self::value`] at `tick`, except that a count that cannot exceed `threshold` may be
+    /// given as the (lower) number of bits set, skipping the logarithm on the hot path.
+    pub fn value_above(&self, tick: Tick, threshold: u32) -> u32 {
+        match tick.bucket.saturating_sub(self.bucket) {
             0 => {
                 let mut u = self.current;
                 for (a, b) in u.iter_mut().zip(self.previous) {
                     *a |= b;
                 }
-                estimate(&u)
+                estimate_above(&u, threshold)
             }
-            1 => estimate(&self.current),
+            1 => estimate_above(&self.current, threshold),
             _ => 0,
         }
     }
+}
+
+/// [`estimate`], or the bits set when the estimate cannot exceed `threshold`
+/// (`−ln(1 − x) ≤ 2x` for `x ≤ 0.79`).
+fn estimate_above(words: &[u64], threshold: u32) -> u32 {
+    let ones: u32 = words.iter().map(|w| w.count_ones()).sum();
+    let m = 64 * words.len() as u32;
+    if 2 * ones <= threshold && 100 * ones <= 79 * m {
+        return ones;
+    }
+    estimate(words)
 }
 
 /// Linear-counting estimate of the distinct values set in `words`.
