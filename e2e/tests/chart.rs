@@ -97,11 +97,77 @@ fn default_render_is_valid_kubernetes_and_wires_every_component() {
         }
     }
 
-    // The engine keeps its store on a volume per replica.
+    // The engine keeps its store on a volume per replica, and its API needs tokens from a
+    // Secret mounted read-only (the path the binary is told).
     assert_eq!(
         engine["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
         "data"
     );
+    let engine_args = args(engine);
+    for want in ["--data=/data", "--tokens=/etc/netwarden/tokens/tokens.json"] {
+        assert!(
+            engine_args.iter().any(|a| a == want),
+            "{want} in {engine_args:?}"
+        );
+    }
+    assert!(!engine_args.iter().any(|a| a == "--insecure-no-auth"));
+    let engine_pod = &engine["spec"]["template"]["spec"];
+    let tokens = engine_pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tokens")
+        .expect("tokens volume");
+    assert_eq!(tokens["secret"]["secretName"], "netwarden-tokens");
+    let mount = containers(engine)[0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "tokens")
+        .expect("tokens mount");
+    assert_eq!(mount["mountPath"], "/etc/netwarden/tokens");
+    assert_eq!(mount["readOnly"], true);
+}
+
+#[test]
+fn engine_notification_secrets_are_mounted_where_the_engine_reads_them() {
+    let yaml = render(&[
+        "engine.notifications.secrets[0]=slack-webhook",
+        "engine.notifications.smtp.urlSecret.name=smtp",
+        "engine.notifications.clusterCidrs[0]=10.244.0.0/16",
+        "engine.notifications.clusterCidrs[1]=10.96.0.0/12",
+        "engine.auth.insecureNoAuth=true",
+    ])
+    .expect("renders");
+    validate(&yaml).expect("valid Kubernetes");
+    let docs = documents(&yaml);
+    let engine = find(&docs, "StatefulSet", "nw-netwarden-engine");
+    let engine_args = args(engine);
+    for want in [
+        "--secrets-dir=/etc/netwarden/secrets",
+        "--cluster-cidr=10.244.0.0/16,10.96.0.0/12",
+        "--insecure-no-auth",
+    ] {
+        assert!(
+            engine_args.iter().any(|a| a == want),
+            "{want} in {engine_args:?}"
+        );
+    }
+    assert!(!engine_args.iter().any(|a| a.starts_with("--tokens")));
+    let mount = containers(engine)[0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/etc/netwarden/secrets/slack-webhook")
+        .expect("secret mounted under --secrets-dir/<name>");
+    assert_eq!(mount["readOnly"], true);
+    let env = containers(engine)[0]["env"].as_array().unwrap();
+    let smtp = env
+        .iter()
+        .find(|e| e["name"] == "NETWARDEN_SMTP_URL")
+        .expect("SMTP URL from the Secret");
+    assert_eq!(smtp["valueFrom"]["secretKeyRef"]["name"], "smtp");
+    assert!(smtp.get("value").is_none(), "never inline");
 }
 
 #[test]
@@ -183,6 +249,11 @@ fn invalid_values_are_refused_with_the_offending_path() {
             "/sensor/flowListeners/0",
         ),
         ("nats.url=http://x", "/nats/url"),
+        ("engine.retention.age=forever", "/engine/retention/age"),
+        (
+            "engine.notifications.secrets[0]=../etc",
+            "/engine/notifications/secrets/0",
+        ),
     ] {
         let err = render(&[set]).expect_err(set);
         assert!(err.contains(path), "{set}: {err}");
