@@ -278,6 +278,19 @@ async fn apply<K: Reconciled>(obj: &K, ctx: &Context) -> Result<Action> {
     if ready != previous_ready {
         publish_event(obj, &outcome, generation, ctx).await?;
     }
+    if let Some(note) = desired::new_failures(obj.current_status(), &status) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ApplyFailed".into(),
+            note: Some(note),
+            action: "Apply".into(),
+            secondary: None,
+        };
+        ctx.recorder
+            .publish(&event, &obj.object_ref(&()))
+            .await
+            .map_err(Error::Kube)?;
+    }
     Ok(match outcome {
         Outcome::Published => Action::requeue(RESYNC),
         Outcome::Invalid(_) => Action::await_change(),

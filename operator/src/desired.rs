@@ -265,6 +265,25 @@ pub fn desired_status(
     }
 }
 
+/// The note of an `ApplyFailed` warning event when `next` has failures `previous` did not
+/// (a reporter that newly failed, or failed with another message); `None` otherwise, so a
+/// failure is announced once, not on every reconcile.
+pub fn new_failures(previous: Option<&ConfigStatus>, next: &ConfigStatus) -> Option<String> {
+    let before = previous.map(|s| s.errors.as_slice()).unwrap_or_default();
+    let fresh: Vec<&NodeError> = next.errors.iter().filter(|e| !before.contains(e)).collect();
+    let first = fresh.first()?;
+    let mut note = format!(
+        "generation {}: {}: {}",
+        next.observed_generation.unwrap_or_default(),
+        first.node,
+        first.message
+    );
+    if fresh.len() > 1 {
+        let _ = write!(note, " (and {} more)", fresh.len() - 1);
+    }
+    Some(note.chars().take(1000).collect())
+}
+
 /// The Ready condition of a status, as `(status, reason)`, to decide whether to emit an event.
 pub fn ready_of(status: Option<&ConfigStatus>) -> Option<(String, String, Option<i64>)> {
     status?
@@ -405,6 +424,37 @@ mod tests {
             ),
             (Some("1/1"), "True")
         );
+    }
+
+    #[test]
+    fn new_failures_are_announced_once() {
+        let failing = |errors: &[(&str, &str)]| ConfigStatus {
+            observed_generation: Some(3),
+            errors: errors
+                .iter()
+                .map(|(n, m)| NodeError {
+                    node: (*n).into(),
+                    message: (*m).into(),
+                })
+                .collect(),
+            ..ConfigStatus::default()
+        };
+        let one = failing(&[("node-c", "no ens9")]);
+        assert_eq!(
+            new_failures(None, &one).as_deref(),
+            Some("generation 3: node-c: no ens9")
+        );
+        assert_eq!(new_failures(Some(&one), &one), None);
+        let two = failing(&[
+            ("node-a", "bad filter"),
+            ("node-c", "no ens9"),
+            ("node-d", "x"),
+        ]);
+        assert_eq!(
+            new_failures(Some(&one), &two).as_deref(),
+            Some("generation 3: node-a: bad filter (and 1 more)")
+        );
+        assert_eq!(new_failures(Some(&two), &failing(&[])), None);
     }
 
     #[test]

@@ -422,6 +422,20 @@ async fn reports_fold_into_applied_on_two_of_three_nodes() {
         ),
         // Cluster-scoped objects get their events in `default`.
         event_step("default", "Normal", "Published"),
+        // node-c's failure, announced once.
+        step(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            |body| {
+                assert_eq!(body["type"], "Warning");
+                assert_eq!(body["reason"], "ApplyFailed");
+                assert_eq!(
+                    body["note"],
+                    "generation 1: node-c: interface ens9 does not exist"
+                );
+            },
+            None,
+        ),
     ];
     let (result, _) = h.run(obj, steps).await;
     result.unwrap();
