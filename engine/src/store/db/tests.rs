@@ -406,3 +406,24 @@ async fn the_size_bound_holds_and_the_file_shrinks() {
         .unwrap();
     assert!(flows > 1_000 && flows < 30_000, "{flows} flows kept");
 }
+
+#[tokio::test]
+async fn a_configuration_reload_keeps_the_rows_ids_and_the_link_to_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mem, db) = filled(dir.path(), 20).await;
+    // What `State::configure_analysis` does: a fresh store adopts the old one.
+    let mut fresh = AlertStore::new(10, u64::MAX / 2, 0);
+    fresh.adopt(mem);
+    assert!(fresh.is_persistent());
+    assert_eq!(fresh.len(), 10, "within the new store's own bound");
+    let mut rng = Rng(11);
+    assert_eq!(
+        fresh.upsert(alert(500, &mut rng)),
+        crate::alerts::Upsert::Inserted(21)
+    );
+    db.sync().await.unwrap();
+    let (total, ids) = sql_ids(&db, &AlertFilter::default());
+    assert_eq!(total, 21, "the database keeps what memory let go");
+    assert_eq!(ids.last(), Some(&21));
+    db.close().await;
+}
