@@ -745,3 +745,65 @@ async fn email_digest_reaches_a_real_smtp_server() {
     }
     let _ = std::io::stdout().flush();
 }
+
+#[tokio::test]
+async fn syslog_over_tls_checks_the_receivers_certificate() {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the certificate fails the handshake here.
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut all = Vec::new();
+                    let _ = tls.read_to_end(&mut all).await;
+                    let _ = tx.send(all).await;
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    secret(dir.path(), "tls", "target", &format!("tls://{addr}"));
+
+    // Without the receiver's CA: the handshake fails, nothing is delivered.
+    let untrusting = notifier(dir.path(), |_| {});
+    untrusting.apply(vec![endpoint("tls", EndpointType::Syslog, "tls")]);
+    untrusting.on_alert(&alert("t0", 120));
+    let l = labels("tls", "syslog");
+    wait_for("the refused handshake", || {
+        untrusting.metrics().failed.get_or_create(&l).get() == 1
+    })
+    .await;
+
+    // With it (`--notify-ca-file`): an octet-counted RFC 5424 message over TLS.
+    let trusting = notifier(dir.path(), |c| c.extra_roots = vec![cert]);
+    trusting.apply(vec![endpoint("tls", EndpointType::Syslog, "tls")]);
+    trusting.on_alert(&alert("t1", 120));
+    let got = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = std::str::from_utf8(&got).unwrap();
+    let (len, msg) = text.split_once(' ').unwrap();
+    assert_eq!(len.parse::<usize>().unwrap(), msg.len());
+    let (pri, _, sd, msg) = parse_5424(msg);
+    assert_eq!(pri, 35);
+    assert!(sd.contains("key=\"t1\""));
+    let ecs: Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(ecs["event"]["id"], "t1");
+    assert_eq!(trusting.metrics().sent.get_or_create(&l).get(), 1);
+}

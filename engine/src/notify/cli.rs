@@ -43,6 +43,9 @@ pub struct NotifyArgs {
     /// From address of notification emails.
     #[arg(long, env = "NETWARDEN_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// PEM file of CA certificates trusted besides the system's (HTTPS and syslog over TLS).
+    #[arg(long, env = "NETWARDEN_NOTIFY_CA_FILE")]
+    pub notify_ca_file: Option<PathBuf>,
     /// Telegram Bot API base URL.
     #[arg(long, default_value = "https://api.telegram.org")]
     pub telegram_api_url: url::Url,
@@ -73,7 +76,25 @@ impl NotifyArgs {
                 return Err(SetupError("--smtp-url and --smtp-from go together".into()));
             }
         };
+        let extra_roots = match &self.notify_ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject as _;
+                let bad = |e: &dyn std::fmt::Display| {
+                    SetupError(format!("--notify-ca-file {}: {e}", path.display()))
+                };
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                    .map_err(|e| bad(&e))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(&e))?;
+                if certs.is_empty() {
+                    return Err(bad(&"no certificate"));
+                }
+                certs
+            }
+        };
         Ok(NotifyConfig {
+            extra_roots,
             secrets: SecretStore::new(self.secrets_dir.clone()),
             public_url: self.public_url.clone(),
             guard: Guard {

@@ -78,6 +78,8 @@ pub struct NotifyConfig {
     pub max_backoff: Duration,
     /// This engine's name in syslog messages.
     pub hostname: String,
+    /// CA certificates trusted besides the platform's (`--notify-ca-file`).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for NotifyConfig {
@@ -96,6 +98,7 @@ impl Default for NotifyConfig {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             hostname: default_hostname(),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -180,7 +183,8 @@ impl Notifier {
     /// A notifier with no endpoint yet, counting into `metrics`.
     pub fn new(config: NotifyConfig, metrics: Arc<NotifyMetrics>) -> Result<Self, SetupError> {
         let guard = Arc::new(config.guard.clone());
-        let http = deliver::http::client(config.timeout).map_err(|e| SetupError(e.reason))?;
+        let http = deliver::http::client(config.timeout, &config.extra_roots)
+            .map_err(|e| SetupError(e.reason))?;
         let smtp = config
             .smtp
             .as_ref()
@@ -533,7 +537,14 @@ async fn deliver(
                 .iter()
                 .map(|a| format::syslog::message(a, ctx, t.payload, &shared.config.hostname, now))
                 .collect();
-            deliver::syslog::send(&shared.guard, &t, &messages, shared.config.timeout).await
+            deliver::syslog::send(
+                &shared.guard,
+                shared.http.tls(),
+                &t,
+                &messages,
+                shared.config.timeout,
+            )
+            .await
         }
     }
 }

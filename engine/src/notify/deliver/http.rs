@@ -29,6 +29,13 @@ pub struct HttpClient {
     timeout: Duration,
 }
 
+impl HttpClient {
+    /// The TLS connector (syslog over TLS uses it too).
+    pub fn tls(&self) -> &tokio_rustls::TlsConnector {
+        &self.tls
+    }
+}
+
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
@@ -37,14 +44,31 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-/// The client: rustls on ring, the platform verifier.
-pub fn client(timeout: Duration) -> Result<HttpClient, DeliveryError> {
+/// The client: rustls on ring, the platform verifier (plus `extra_roots`, `--notify-ca-file`).
+pub fn client(
+    timeout: Duration,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<HttpClient, DeliveryError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let setup = |e: rustls::Error| DeliveryError::permanent(format!("TLS setup: {e}"));
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .and_then(rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier)
-        .map_err(|e| DeliveryError::permanent(format!("TLS setup: {e}")))?
-        .with_no_client_auth();
+        .map_err(setup)?;
+    let tls = if extra_roots.is_empty() {
+        rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(builder)
+            .map_err(setup)?
+            .with_no_client_auth()
+    } else {
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+            extra_roots.iter().cloned(),
+            provider,
+        )
+        .map_err(setup)?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
+    };
     Ok(HttpClient {
         tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         timeout,

@@ -1,7 +1,10 @@
-//! Syslog delivery: the target is `udp://host:port` or `tcp://host:port` (default port 514),
-//! with `?format=plain` for text instead of ECS JSON. The host goes through the SSRF guard and
-//! the socket connects to the checked address. UDP: one datagram per message (RFC 5426); TCP:
-//! octet-counted frames (RFC 6587), one connection per batch, every step under the timeout.
+//! Syslog delivery: the target is `udp://host:port`, `tcp://host:port` (default port 514) or
+//! `tls://host:port` (default 6514), with `?format=plain` for text instead of ECS JSON. The host
+//! goes through the SSRF guard and the socket connects to the checked address. UDP: one
+//! datagram per message (RFC 5426); TCP: octet-counted frames (RFC 6587); TLS: the same frames
+//! over TLS (RFC 5425, the server's certificate checked against the platform's roots and
+//! `--notify-ca-file`, the host as server name); one connection per batch, every step under the
+//! timeout.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +26,8 @@ pub enum Transport {
     Udp,
     /// RFC 6587, octet counting.
     Tcp,
+    /// RFC 5425: octet counting over TLS.
+    Tls,
 }
 
 /// A parsed syslog target.
@@ -46,7 +51,8 @@ pub fn parse_target(value: &SecretValue) -> Result<Target, DeliveryError> {
     let transport = match scheme {
         "udp" => Transport::Udp,
         "tcp" => Transport::Tcp,
-        _ => return Err(bad("is not udp:// or tcp://")),
+        "tls" => Transport::Tls,
+        _ => return Err(bad("is not udp://, tcp:// or tls://")),
     };
     let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
     let authority = authority.trim_end_matches('/');
@@ -66,8 +72,13 @@ pub fn parse_target(value: &SecretValue) -> Result<Target, DeliveryError> {
             None => (authority, None),
         }
     };
+    let default_port = if transport == Transport::Tls {
+        6514
+    } else {
+        514
+    };
     let port = port
-        .map_or(Ok(514), str::parse)
+        .map_or(Ok(default_port), str::parse)
         .map_err(|_| bad("has a bad port"))?;
     if host.is_empty() {
         return Err(bad("has no host"));
@@ -83,6 +94,7 @@ pub fn parse_target(value: &SecretValue) -> Result<Target, DeliveryError> {
 /// Sends `messages` to `target`.
 pub async fn send(
     guard: &Guard,
+    tls: &tokio_rustls::TlsConnector,
     target: &Target,
     messages: &[String],
     timeout: Duration,
@@ -116,8 +128,8 @@ pub async fn send(
                     .map_err(io("send"))?;
             }
         }
-        Transport::Tcp => {
-            let mut stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        Transport::Tcp | Transport::Tls => {
+            let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
                 .await
                 .map_err(timed("connect"))?
                 .map_err(io("connect"))?;
@@ -125,16 +137,37 @@ pub async fn send(
             for m in messages {
                 out.extend_from_slice(&frame(m));
             }
-            tokio::time::timeout(timeout, async {
-                stream.write_all(&out).await?;
-                stream.shutdown().await
-            })
-            .await
-            .map_err(timed("write"))?
-            .map_err(io("write"))?;
+            if target.transport == Transport::Tls {
+                let name =
+                    rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|_| {
+                        DeliveryError::permanent("the syslog host is not a TLS server name")
+                    })?;
+                let mut stream = tokio::time::timeout(timeout, tls.connect(name, stream))
+                    .await
+                    .map_err(timed("TLS handshake"))?
+                    .map_err(|e| DeliveryError::retry(format!("syslog TLS: {e}")))?;
+                write_all(&mut stream, &out, timeout).await?;
+            } else {
+                let mut stream = stream;
+                write_all(&mut stream, &out, timeout).await?;
+            }
         }
     }
     Ok(())
+}
+
+async fn write_all(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), DeliveryError> {
+    tokio::time::timeout(timeout, async {
+        stream.write_all(bytes).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| DeliveryError::retry("syslog write timed out"))?
+    .map_err(|e| DeliveryError::retry(format!("syslog write: {e}")))
 }
 
 #[cfg(test)]
@@ -154,6 +187,8 @@ mod tests {
             (t.transport, t.host.as_str(), t.port, t.payload),
             (Transport::Tcp, "::1", 514, Payload::Plain)
         );
+        let t = parse_target(&SecretValue::new("tls://logs.example")).unwrap();
+        assert_eq!((t.transport, t.port), (Transport::Tls, 6514));
         assert!(parse_target(&SecretValue::new("http://x")).is_err());
         assert!(parse_target(&SecretValue::new("udp://:514")).is_err());
         assert!(parse_target(&SecretValue::new("udp://h:99999")).is_err());
