@@ -13,7 +13,10 @@ use serde_json::Value;
 
 /// The checkout this test was built from.
 fn repo_root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn documents(path: &Path) -> Vec<Value> {
