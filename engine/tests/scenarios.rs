@@ -395,6 +395,16 @@ fn des_flags_a_ramp_in_bytes_sent() {
         "{}",
         anomalies[0].message
     );
+    // The report lists it among the anomalies.
+    let report = netwarden_engine::report::analysis::AnalysisSection::build(&s);
+    assert!(
+        report
+            .anomalies
+            .iter()
+            .any(|a| a.starts_with("10.0.0.50:") && a.contains("bytes_sent")),
+        "{:?}",
+        report.anomalies
+    );
 }
 
 #[test]

@@ -134,9 +134,8 @@ impl AnalysisSection {
                     *t.5.entry(ip).or_default() += 1;
                 }
             }
-            if matches!(a.alert_type.as_str(), "score_anomaly" | "flow_anomaly")
-                && s.anomalies.len() < TOP
-            {
+            // Every DES alert: host score/flows/bytes/peers and observation-point series.
+            if a.anomaly.is_some() && s.anomalies.len() < TOP {
                 s.anomalies
                     .push(format!("{}: {}", a.entity_value, a.message));
             }
