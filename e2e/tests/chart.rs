@@ -59,6 +59,14 @@ fn default_render_is_valid_kubernetes_and_wires_every_component() {
         assert!(args(workload).iter().any(|a| a == nats), "{workload}");
     }
     assert!(args(sensor).contains(&"--shards=64".to_owned()));
+    // The operator counts the reporters it expects among this release's pods.
+    assert!(args(operator).contains(
+        &"--sensor-selector=app.kubernetes.io/name=netwarden,app.kubernetes.io/instance=nw,app.kubernetes.io/component=sensor"
+            .to_owned()
+    ));
+    let sensor_labels = &sensor["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(sensor_labels["app.kubernetes.io/instance"], "nw");
+    assert_eq!(sensor_labels["app.kubernetes.io/component"], "sensor");
     assert!(args(engine).contains(&"--shards=64".to_owned()));
 
     // One image, tagged with the chart's appVersion, for the three binaries.
@@ -296,4 +304,66 @@ fn operator_rbac_matches_the_plain_manifests() {
         chart_rules, plain_rules,
         "charts/netwarden/files/operator-rules.yaml and manifests/operator/rbac.yaml disagree"
     );
+}
+
+#[test]
+fn plain_manifests_are_the_chart_rendering_and_build_with_kustomize() {
+    // manifests/netwarden.yaml is scripts/render-manifests' output: the same objects.
+    let committed = std::fs::read_to_string(repo().join("manifests/netwarden.yaml")).unwrap();
+    let rendered = {
+        let out = helm(&[
+            "template",
+            "netwarden",
+            "charts/netwarden",
+            "--namespace",
+            "netwarden",
+            "--set",
+            "operator.enabled=false",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        documents(&committed),
+        documents(&rendered),
+        "manifests/netwarden.yaml is stale: run scripts/render-manifests"
+    );
+
+    // The whole kustomization builds and is valid Kubernetes.
+    let out = std::process::Command::new(netwarden_e2e::tool("kubectl"))
+        .args(["kustomize", "manifests"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = String::from_utf8(out.stdout).unwrap();
+    validate(&built).expect("valid Kubernetes");
+    let docs = documents(&built);
+    for (kind, name) in [
+        ("Namespace", "netwarden"),
+        ("Deployment", "netwarden-operator"),
+        ("DaemonSet", "netwarden-sensor"),
+        ("StatefulSet", "netwarden-engine"),
+        ("StatefulSet", "netwarden-nats"),
+    ] {
+        find(&docs, kind, name);
+    }
+    // The hand-written operator Deployment reaches the rendered NATS Service.
+    let operator = find(&docs, "Deployment", "netwarden-operator");
+    assert!(
+        args(operator)
+            .iter()
+            .any(|a| a.contains("://netwarden-nats.netwarden:4222")),
+        "{:?}",
+        args(operator)
+    );
+    find(&docs, "Service", "netwarden-nats");
 }
