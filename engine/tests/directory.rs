@@ -105,8 +105,9 @@ async fn hosts_are_named_rolled_up_and_selected_by_pod_labels() {
         .await
         .unwrap();
     let d = engine.directory.clone();
+    let m = metrics.clone();
     common::wait_for("the directory", Duration::from_secs(10), async || {
-        dir::read(&d).len() == 4
+        dir::read(&d).len() == 4 && m.rejected.get() == 1
     })
     .await;
     eprintln!(

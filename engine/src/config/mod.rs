@@ -94,7 +94,6 @@ impl ConfigMetrics {
 }
 
 /// The running follower.
-#[derive(Debug)]
 pub struct LiveConfig {
     /// The latest validated snapshot (empty until the first one arrives).
     pub snapshot: watch::Receiver<Arc<ConfigSnapshot>>,
@@ -102,6 +101,18 @@ pub struct LiveConfig {
     pub applied: watch::Receiver<u64>,
     /// The follower task.
     pub task: tokio::task::JoinHandle<()>,
+    /// Standalone: the in-process `nw-config` and `nw-status` (the sensor's policy follower
+    /// reads the same entries).
+    pub buckets: Option<(netwarden_api::bus::MemoryKv, netwarden_api::bus::MemoryKv)>,
+}
+
+impl std::fmt::Debug for LiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConfig")
+            .field("applied", &*self.applied.borrow())
+            .field("standalone", &self.buckets.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn wall_ns() -> u64 {
@@ -235,6 +246,7 @@ pub fn spawn(
         snapshot,
         applied,
         task,
+        buckets: None,
     }
 }
 
@@ -288,10 +300,11 @@ pub async fn start_dir(
     let mut source = files::ConfigDir::new(dir, config.clone());
     source.sync().await;
     let has_entries = !config.entries(">").await.unwrap_or_default().is_empty();
-    let live = spawn(
+    let status = netwarden_api::bus::MemoryKv::default();
+    let mut live = spawn(
         engine,
-        Arc::new(config),
-        Arc::new(netwarden_api::bus::MemoryKv::default()),
+        Arc::new(config.clone()),
+        Arc::new(status.clone()),
         &default_replica_name(),
         metrics,
         Arc::new(exclusions::NoDirectory),
@@ -307,6 +320,7 @@ pub async fn start_dir(
         }
     }
     tokio::spawn(source.watch(shutdown));
+    live.buckets = Some((config, status));
     live
 }
 
@@ -362,5 +376,6 @@ pub fn spawn_nats(
         snapshot,
         applied,
         task,
+        buckets: None,
     }
 }

@@ -69,6 +69,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         .map_err(Error::Config)?;
     let sensor_metrics = Arc::new(SensorMetrics::default());
     let config_metrics = Arc::new(crate::config::ConfigMetrics::default());
+    let policy_metrics = Arc::new(netwarden_sensor::policy::PolicyMetrics::default());
     let state = StateConfig {
         shards: options.shards,
         ..options.state.clone()
@@ -86,6 +87,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         |r| {
             sensor_metrics.register(r);
             config_metrics.register(r);
+            policy_metrics.register(r);
             if let Some(n) = &options.notifier {
                 n.metrics().register(r);
             }
@@ -150,6 +152,29 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         },
         ..SensorConfig::default()
     };
+    // A live run (interfaces, flow listeners) also applies the `InterfacePolicy` entries of
+    // `--config DIR` to this machine, through the sensor's policy follower; a replay does not.
+    let policies = match (&live_config, live && options.pcaps.is_empty()) {
+        (Some(lc), true) => lc.buckets.clone().map(|(config_kv, status_kv)| {
+            tokio::spawn(netwarden_sensor::policy::run(
+                netwarden_sensor::policy::Buckets::Given {
+                    config: Arc::new(config_kv),
+                    status: Arc::new(status_kv),
+                },
+                netwarden_sensor::policy::PolicyOptions {
+                    node: config.sensor_name.clone(),
+                    labels: None,
+                    labels_file: None,
+                },
+                config.clone(),
+                Arc::clone(&dyn_bus),
+                Arc::clone(&sensor_metrics),
+                policy_metrics,
+                shutdown.clone(),
+            ))
+        }),
+        _ => None,
+    };
     // No input (only `--data DIR`): report and serve what the store holds.
     let summary = if inputs.is_empty() {
         info!("no input: serving the stored alerts and flow history");
@@ -164,6 +189,11 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         )
         .await
         .map_err(|e| Error::Sensor(e.into()))?;
+        if let Some(policies) = policies {
+            // Stopped by the same shutdown: their flows are flushed before the report.
+            let records = policies.await.unwrap_or_default();
+            info!(records, "policy captures stopped");
+        }
         info!(
             packets = summary.packets,
             flows = summary.flows,
