@@ -638,7 +638,7 @@ impl Drop for SmtpServer {
 }
 
 const SMTP_SCRIPT: &str = r#"
-import json, sys, email
+import json, sys, email, ssl
 from email import policy
 from aiosmtpd.controller import Controller
 class Handler:
@@ -647,7 +647,13 @@ class Handler:
         print(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
                           "subject": str(msg["subject"]), "body": msg.get_content()}), flush=True)
         return "250 OK"
-c = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]))
+tls = {}
+if len(sys.argv) > 3:
+    # STARTTLS required: MAIL before STARTTLS is refused, so a delivery proves TLS was used.
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    tls = {"tls_context": ctx, "require_starttls": True}
+c = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]), **tls)
 c.start()
 print(json.dumps({"ready": True}), flush=True)
 sys.stdin.read()
@@ -659,6 +665,10 @@ fn python() -> PathBuf {
 }
 
 fn start_smtp() -> SmtpServer {
+    start_smtp_with(&[])
+}
+
+fn start_smtp_with(tls: &[&Path]) -> SmtpServer {
     let py = python();
     assert!(
         py.exists(),
@@ -672,6 +682,7 @@ fn start_smtp() -> SmtpServer {
         .port();
     let mut child = std::process::Command::new(py)
         .args(["-c", SMTP_SCRIPT, &port.to_string()])
+        .args(tls)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -806,4 +817,60 @@ async fn syslog_over_tls_checks_the_receivers_certificate() {
     let ecs: Value = serde_json::from_str(&msg).unwrap();
     assert_eq!(ecs["event"]["id"], "t1");
     assert_eq!(trusting.metrics().sent.get_or_create(&l).get(), 1);
+}
+
+#[tokio::test]
+async fn email_over_starttls_with_the_receivers_ca() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, pem("CERTIFICATE", ck.cert.der())).unwrap();
+    std::fs::write(&key, pem("PRIVATE KEY", &ck.signing_key.serialize_der())).unwrap();
+    let server = start_smtp_with(&[&cert, &key]);
+    secret(dir.path(), "mail", "target", "oncall@example.org");
+    let url = format!("smtp://127.0.0.1:{}?tls=required", server.port);
+    let root = ck.cert.der().clone();
+    let n = notifier(dir.path(), |c| {
+        c.smtp = Some(netwarden_engine::notify::deliver::smtp::SmtpConfig {
+            url: netwarden_engine::notify::secrets::SecretValue::new(url),
+            from: "netwarden@example.org".into(),
+        });
+        c.extra_roots = vec![root];
+    });
+    n.apply(vec![endpoint("mail", EndpointType::Email, "mail")]);
+    n.on_alert(&alert("s1", 120));
+    let line = tokio::task::spawn_blocking(move || {
+        let l = server.lines.recv_timeout(Duration::from_secs(20));
+        drop(server);
+        l
+    })
+    .await
+    .unwrap()
+    .expect("no email arrived over STARTTLS");
+    let mail: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        mail["subject"],
+        "[Netwarden] error tls_selfsigned_certificate alert: 10.0.0.5:40000 -> 192.168.1.9:443 tcp"
+    );
+    assert!(
+        mail["body"]
+            .as_str()
+            .unwrap()
+            .contains("attacker: 10.0.0.5:40000")
+    );
+}
+
+/// PEM (RFC 7468) of `der`.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = netwarden_engine::notify::deliver::http::base64(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }

@@ -188,7 +188,7 @@ impl Notifier {
         let smtp = config
             .smtp
             .as_ref()
-            .map(|s| Smtp::new(s, config.timeout))
+            .map(|s| Smtp::new(s, config.timeout, &config.extra_roots))
             .transpose()
             .map_err(|e| SetupError(e.reason))?;
         let ctx = Context {

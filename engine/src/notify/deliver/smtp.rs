@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use super::DeliveryError;
@@ -45,12 +46,46 @@ impl std::fmt::Debug for Smtp {
 }
 
 impl Smtp {
-    /// Builds the transport (no connection yet).
-    pub fn new(config: &SmtpConfig, timeout: Duration) -> Result<Self, DeliveryError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose())
-            .map_err(|_| DeliveryError::permanent("--smtp-url is not a valid SMTP URL"))?
-            .timeout(Some(timeout))
-            .build();
+    /// Builds the transport (no connection yet); `extra_roots` (`--notify-ca-file`) are trusted
+    /// for STARTTLS and TLS besides the system's roots.
+    pub fn new(
+        config: &SmtpConfig,
+        timeout: Duration,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<Self, DeliveryError> {
+        let bad_url = || DeliveryError::permanent("--smtp-url is not a valid SMTP URL");
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose())
+            .map_err(|_| bad_url())?
+            .timeout(Some(timeout));
+        if !extra_roots.is_empty() {
+            let url = url::Url::parse(config.url.expose()).map_err(|_| bad_url())?;
+            // With a CA file, the relay's certificate must chain to it (the system's roots
+            // are not consulted for SMTP then).
+            let mut params = TlsParameters::builder(url.host_str().unwrap_or_default().to_owned())
+                .certificate_store(CertificateStore::None);
+            for root in extra_roots {
+                let cert = Certificate::from_der(root.to_vec())
+                    .map_err(|e| DeliveryError::permanent(format!("--notify-ca-file: {e}")))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params
+                .build_rustls()
+                .map_err(|e| DeliveryError::permanent(format!("SMTP TLS setup: {e}")))?;
+            let mode = url
+                .query_pairs()
+                .find(|(k, _)| k == "tls")
+                .map(|(_, v)| v.into_owned());
+            let tls = match (url.scheme(), mode.as_deref()) {
+                ("smtps", _) => Some(Tls::Wrapper(params)),
+                (_, Some("required")) => Some(Tls::Required(params)),
+                (_, Some("opportunistic")) => Some(Tls::Opportunistic(params)),
+                _ => None,
+            };
+            if let Some(tls) = tls {
+                builder = builder.tls(tls);
+            }
+        }
+        let transport = builder.build();
         let from = config
             .from
             .parse()
