@@ -17,7 +17,13 @@ fuzz_target!(|data: &[u8]| {
             let _ = rtp.on_payload(chunk.len() % 2 == 0, chunk);
         }
     }
-    for (s, d) in [(40000u16, 40001u16), (500, 500), (4500, 4500), (389, 40000), (88, 40000)] {
+    for (s, d) in [
+        (40000u16, 40001u16),
+        (500, 500),
+        (4500, 4500),
+        (389, 40000),
+        (88, 40000),
+    ] {
         let _ = misc::udp_signature(s, d, data);
         let _ = misc::detect(17, s, d, data);
         let _ = misc::detect(6, s, d, data);
