@@ -122,6 +122,10 @@ struct RunArgs {
     /// File of node labels, one `key=value` per line (read again every 2 s).
     #[arg(long, env = "NODE_LABELS_FILE")]
     node_labels_file: Option<PathBuf>,
+    /// The node's address (`status.hostIP`): node labels are read from its `nw-directory`
+    /// entry, which the operator writes (the DaemonSet case; no API access needed).
+    #[arg(long, env = "HOST_IP")]
+    host_ip: Option<std::net::IpAddr>,
     /// Do not follow `InterfacePolicy` entries of `nw-config` (only the inputs given here run).
     #[arg(long)]
     no_config: bool,
@@ -312,6 +316,7 @@ async fn run(args: RunArgs) -> Result<()> {
                 .unwrap_or_else(|| config.sensor_name.clone()),
             labels: args.node_labels.clone(),
             labels_file: args.node_labels_file.clone(),
+            host_ip: args.host_ip,
         };
         tracing::info!(node = %options.node, "following InterfacePolicy entries of nw-config");
         tokio::spawn(netwarden_sensor::policy::run(

@@ -87,6 +87,7 @@ async fn interface_policies_start_and_stop_live_captures_and_report() {
             node: NODE.into(),
             labels: Some("role=capture,zone=a".into()),
             labels_file: None,
+            host_ip: None,
         },
         SensorConfig {
             sensor_name: NODE.into(),
@@ -243,4 +244,100 @@ async fn interface_policies_start_and_stop_live_captures_and_report() {
         .expect("the sensor stops on shutdown")
         .unwrap();
     drop(receiver);
+}
+
+/// In a cluster the sensor has no API access: its node's labels come from the `nw-directory`
+/// entry the operator writes for the Node (found by `status.hostIP`), and relabelling the node
+/// moves the capture without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_labels_come_from_the_directory_entry_of_the_host_ip() {
+    use netwarden_api::directory::{DirectoryEntry, EndpointKind, directory_key};
+    use netwarden_api::names::DIRECTORY_BUCKET;
+
+    let server = NatsServer::start();
+    let (_subscriber, _flows, bus) = common::nats_flows(&server).await;
+    let connect = |name: &'static str| {
+        NatsBus::connect(NatsOptions {
+            wait_for_connection: true,
+            ..NatsOptions::new(server.url(), name)
+        })
+    };
+    let sensor_nats = connect("sensor-config").await.unwrap();
+    let operator = connect("operator").await.unwrap();
+    let config = NatsKv::open(operator.client().clone(), CONFIG_BUCKET)
+        .await
+        .unwrap();
+    let status = NatsKv::open(operator.client().clone(), STATUS_BUCKET)
+        .await
+        .unwrap();
+    let directory = NatsKv::open(operator.client().clone(), DIRECTORY_BUCKET)
+        .await
+        .unwrap();
+    let host_ip: std::net::IpAddr = "10.0.7.21".parse().unwrap();
+    let node_entry = |role: &str| {
+        let entry = DirectoryEntry {
+            ip: host_ip,
+            kind: EndpointKind::Node,
+            name: NODE.into(),
+            namespace: None,
+            workload: None,
+            node: None,
+            services: Vec::new(),
+            labels: [("role".to_owned(), role.to_owned())].into(),
+        };
+        Bytes::from(serde_json::to_vec(&entry).unwrap())
+    };
+    let key = directory_key(host_ip);
+    directory.put(&key, node_entry("capture")).await.unwrap();
+
+    let (stop, shutdown) = watch::channel(false);
+    let metrics = Arc::new(PolicyMetrics::default());
+    let sensor = tokio::spawn(policy::run(
+        Buckets::Nats(sensor_nats),
+        PolicyOptions {
+            node: NODE.into(),
+            labels: None,
+            labels_file: None,
+            host_ip: Some(host_ip),
+        },
+        SensorConfig {
+            sensor_name: NODE.into(),
+            ..SensorConfig::default()
+        },
+        bus,
+        Arc::new(SensorMetrics::default()),
+        Arc::clone(&metrics),
+        shutdown,
+    ));
+    put(
+        &config,
+        &policy(
+            "by-role",
+            1,
+            serde_json::json!({
+                "nodeSelector": {"matchLabels": {"role": "capture"}},
+                "interfaces": {"include": ["lo"]},
+                "bpfFilter": "udp and port 9",
+            }),
+        ),
+    )
+    .await;
+    let applied = report(&status, "by-role", |r| r.generation == 1).await;
+    assert!(applied.applied, "{applied:?}");
+    assert_eq!(applied.message.as_deref(), Some("capturing lo"));
+
+    // The node is relabelled: the policy no longer selects it, so the capture stops and the
+    // report goes (a node a policy does not select does not report on it).
+    directory.put(&key, node_entry("quiet")).await.unwrap();
+    let report_key = status_key("InterfacePolicy", None, "by-role", NODE);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status.get(&report_key).await.unwrap().is_some() || metrics.captures.get() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the capture outlived the node's relabelling"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    sensor.await.unwrap();
 }

@@ -165,6 +165,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
                     node: config.sensor_name.clone(),
                     labels: None,
                     labels_file: None,
+                    host_ip: None,
                 },
                 config.clone(),
                 Arc::clone(&dyn_bus),

@@ -16,6 +16,7 @@ pub mod node;
 pub mod plan;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use netwarden_api::bus::{Bus, Kv, NatsBus, NatsKv, StatusReporter, watch_config};
 use netwarden_api::crd::{ConfigEntry, InterfacePolicySpec};
-use netwarden_api::names::{CONFIG_BUCKET, STATUS_BUCKET};
+use netwarden_api::names::{CONFIG_BUCKET, DIRECTORY_BUCKET, STATUS_BUCKET};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -47,6 +48,10 @@ pub struct PolicyOptions {
     pub labels: Option<String>,
     /// A file of node labels, one `key=value` per line, read again at every re-plan.
     pub labels_file: Option<PathBuf>,
+    /// The node's address (`status.hostIP`): its labels are read from the `nw-directory`
+    /// entry the operator writes for the Node (at every re-plan, so relabelling a node takes
+    /// effect without a restart). `labels` and `labels_file` override them key by key.
+    pub host_ip: Option<IpAddr>,
 }
 
 /// Where `nw-config` and `nw-status` live.
@@ -121,16 +126,50 @@ struct Follower {
     captures: Captures,
     metrics: Arc<PolicyMetrics>,
     policies: BTreeMap<String, ConfigEntry<InterfacePolicySpec>>,
+    /// `nw-directory`, when the node's labels come from it (`host_ip`).
+    directory: Option<Arc<dyn Kv>>,
+    /// What the last directory lookup found (logged when it changes, not every re-plan).
+    directory_state: Option<Result<usize, String>>,
 }
 
 impl Follower {
+    /// The node's labels in `nw-directory` (empty when unknown; why is logged on change).
+    async fn directory_labels(&mut self) -> BTreeMap<String, String> {
+        let (Some(ip), Some(directory)) = (self.options.host_ip, self.directory.as_ref()) else {
+            return BTreeMap::new();
+        };
+        let key = netwarden_api::directory::directory_key(ip);
+        let found = match directory.get(&key).await {
+            Ok(Some(value)) => match netwarden_api::directory::parse_entry(&value) {
+                Ok(entry) if entry.kind == netwarden_api::directory::EndpointKind::Node => {
+                    Ok(entry.labels)
+                }
+                Ok(entry) => Err(format!("{key} is a {}, not a Node", entry.kind.as_str())),
+                Err(e) => Err(format!("{key} does not parse: {e}")),
+            },
+            Ok(None) => Err(format!("no entry {key} (yet)")),
+            Err(e) => Err(e.to_string()),
+        };
+        let state = found.as_ref().map(BTreeMap::len).map_err(Clone::clone);
+        if self.directory_state.as_ref() != Some(&state) {
+            match &state {
+                Ok(n) => tracing::info!(%ip, labels = n, "node labels from nw-directory"),
+                Err(why) => tracing::warn!(%ip, %why, "no node labels from nw-directory"),
+            }
+            self.directory_state = Some(state);
+        }
+        found.unwrap_or_default()
+    }
+
     async fn replan(&mut self, config: &dyn Kv, reporter: &mut StatusReporter) {
+        let mut labels = self.directory_labels().await;
+        labels.extend(node::labels(
+            self.options.labels.as_deref(),
+            self.options.labels_file.as_deref(),
+        ));
         let node = NodeInfo {
             name: self.options.node.clone(),
-            labels: node::labels(
-                self.options.labels.as_deref(),
-                self.options.labels_file.as_deref(),
-            ),
+            labels,
         };
         let interfaces = node::interfaces();
         let available: Vec<&str> = interfaces.iter().map(String::as_str).collect();
@@ -214,6 +253,8 @@ pub async fn run(
         captures: Captures::new(Arc::new(sensor), metrics, sender),
         metrics: Arc::clone(&policy_metrics),
         policies: BTreeMap::new(),
+        directory: None,
+        directory_state: None,
     };
     let mut shutdown = shutdown;
     match buckets {
@@ -231,11 +272,18 @@ pub async fn run(
                 let opened = async {
                     let config = NatsKv::open(nats.client().clone(), CONFIG_BUCKET).await?;
                     let status = NatsKv::open(nats.client().clone(), STATUS_BUCKET).await?;
-                    netwarden_api::Result::Ok((config, status))
+                    let directory = match follower.options.host_ip {
+                        Some(_) => Some(Arc::new(
+                            NatsKv::open(nats.client().clone(), DIRECTORY_BUCKET).await?,
+                        ) as Arc<dyn Kv>),
+                        None => None,
+                    };
+                    netwarden_api::Result::Ok((config, status, directory))
                 };
                 let result = match opened.await {
-                    Ok((config, status)) => {
+                    Ok((config, status, directory)) => {
                         backoff = Duration::from_secs(1);
+                        follower.directory = directory;
                         follower
                             .follow(&config, Arc::new(status), &mut shutdown)
                             .await
