@@ -66,7 +66,7 @@ fn check_against(rel: &str, opts: &'static [&'static str], source: FlowSource) {
             Output::Counters(_) => None,
         })
         .inspect(|f| assert_eq!(f.record.source, source as i32))
-        .map(|f| as_exported(f))
+        .map(as_exported)
         .collect();
     let exp = expected(rel);
     let mut want: Vec<_> = exp["packets"]
