@@ -56,6 +56,9 @@ fn dpi_agrees_with_ndpi_on_its_corpus() {
             floor * 100.0
         );
     }
+    // HASSH (not a summary line): every client and server fingerprint nDPI printed (4/4).
+    assert!(t.hassh.of >= 4, "hassh: {}", t.hassh);
+    assert_eq!(t.hassh.ok, t.hassh.of, "hassh: {}", t.hassh);
 }
 
 #[test]

@@ -121,6 +121,9 @@ pub struct Score {
     pub risk_raised: usize,
     /// JA3 client agreement where nDPI printed one.
     pub ja3c: Ratio,
+    /// HASSH client and server agreement where nDPI printed them (case-insensitive; not a
+    /// summary line, in the table).
+    pub hassh: Ratio,
 }
 
 impl Score {
@@ -133,6 +136,7 @@ impl Score {
         self.risk_expected += o.risk_expected;
         self.risk_raised += o.risk_raised;
         self.ja3c.add(o.ja3c);
+        self.hassh.add(o.hassh);
     }
 
     /// Risk recall.
@@ -192,14 +196,14 @@ impl Report {
     /// The per-pcap table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<48} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}\n",
-            "pcap", "flows", "master", "app", "host", "risk-tp", "exp", "ours", "ja3c"
+            "{:<48} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+            "pcap", "flows", "master", "app", "host", "risk-tp", "exp", "ours", "ja3c", "hassh"
         );
         for p in &self.pcaps {
             let s = &p.score;
             let _ = writeln!(
                 out,
-                "{:<48} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+                "{:<48} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}",
                 p.name,
                 s.flows.to_string(),
                 s.master.to_string(),
@@ -208,7 +212,8 @@ impl Report {
                 s.risk_tp,
                 s.risk_expected,
                 s.risk_raised,
-                s.ja3c.to_string()
+                s.ja3c.to_string(),
+                s.hassh.to_string()
             );
         }
         out
@@ -359,6 +364,15 @@ pub fn score_pcap(name: String, expected: &Value, records: &[FlowRecord]) -> Pca
         if let Some(j) = f["ja3c"].as_str() {
             let got = l7.tls.as_ref().map_or("", |t| t.ja3c.as_str());
             check(&mut s.ja3c, "ja3c", j, got, j == got);
+        }
+        let ssh = l7.ssh.clone().unwrap_or_default();
+        for (field, got) in [
+            ("hassh_c", &ssh.hassh_client),
+            ("hassh_s", &ssh.hassh_server),
+        ] {
+            if let Some(h) = f[field].as_str() {
+                check(&mut s.hassh, field, h, got, h.eq_ignore_ascii_case(got));
+            }
         }
         let theirs: BTreeSet<String> = f["risk_keys"]
             .as_array()
