@@ -141,3 +141,29 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// The arguments the shipped deployment (`manifests/netwarden.yaml`, rendered from the Helm
+/// chart) passes to `binary` (`netwarden-sensor`, `netwarden-engine`), so each crate can check
+/// that its binary accepts them. Reads the container block whose `command` is `[binary]`.
+pub fn deployment_args(binary: &str) -> Vec<String> {
+    let path = repo_root().join("manifests/netwarden.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let command = format!("command: [\"{binary}\"]");
+    let mut lines = text.lines().skip_while(|l| l.trim() != command);
+    assert!(
+        lines.next().is_some(),
+        "no container runs {binary} in {}",
+        path.display()
+    );
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some("args:"),
+        "args follow the command"
+    );
+    lines
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- "))
+        .map(|l| l[2..].trim_matches('"').to_owned())
+        .collect()
+}
