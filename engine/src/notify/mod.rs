@@ -277,26 +277,27 @@ impl Notifier {
     }
 
     /// Applies the `NotificationEndpoint`s of every snapshot `snapshots` yields, until it
-    /// closes or `shutdown` turns true.
+    /// closes or `shutdown` turns true. The current snapshot is applied before this returns, so
+    /// alerts raised right after (a pcap replay) are not missed.
     pub fn follow(
         &self,
         mut snapshots: watch::Receiver<Arc<ConfigSnapshot>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
+        fn endpoints(s: &ConfigSnapshot) -> Vec<ConfigEntry<NotificationEndpointSpec>> {
+            s.notification_endpoints.values().cloned().collect()
+        }
+        let current = Arc::clone(&snapshots.borrow_and_update());
+        self.apply(endpoints(&current));
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let entries = snapshots
-                    .borrow_and_update()
-                    .notification_endpoints
-                    .values()
-                    .cloned()
-                    .collect();
-                this.apply(entries);
                 tokio::select! {
                     changed = snapshots.changed() => if changed.is_err() { break },
-                    _ = shutdown.changed() => if *shutdown.borrow() { break },
+                    stop = shutdown.changed() => if stop.is_err() || *shutdown.borrow() { break },
                 }
+                let current = Arc::clone(&snapshots.borrow_and_update());
+                this.apply(endpoints(&current));
             }
             this.apply(Vec::new());
         })
