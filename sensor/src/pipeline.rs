@@ -584,7 +584,7 @@ const COLLECT_METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs one flow listener until shutdown: exported records go to the export queue without
 /// waiting (a full queue drops and counts), sFlow interface counters to the metrics.
-fn spawn_listener(
+pub(crate) fn spawn_listener(
     listener: Listener,
     sender: RecordSender,
     metrics: Arc<SensorMetrics>,

@@ -341,3 +341,157 @@ async fn node_labels_come_from_the_directory_entry_of_the_host_ip() {
     stop.send(true).unwrap();
     sensor.await.unwrap();
 }
+
+/// A NetFlow v5 datagram with one record 192.0.2.10:40000 → 198.51.100.20:443/TCP.
+fn netflow_v5(sequence: u32) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend_from_slice(&5u16.to_be_bytes()); // version
+    d.extend_from_slice(&1u16.to_be_bytes()); // count
+    d.extend_from_slice(&60_000u32.to_be_bytes()); // sysUptime ms
+    d.extend_from_slice(&1_764_000_000u32.to_be_bytes()); // unix secs
+    d.extend_from_slice(&0u32.to_be_bytes()); // nsecs
+    d.extend_from_slice(&sequence.to_be_bytes()); // flow sequence
+    d.extend_from_slice(&[0, 0, 0, 0]); // engine type/id, sampling
+    d.extend_from_slice(&[192, 0, 2, 10]); // src
+    d.extend_from_slice(&[198, 51, 100, 20]); // dst
+    d.extend_from_slice(&[0; 4]); // next hop
+    d.extend_from_slice(&[0, 1, 0, 2]); // input, output if
+    d.extend_from_slice(&7u32.to_be_bytes()); // packets
+    d.extend_from_slice(&4_200u32.to_be_bytes()); // bytes
+    d.extend_from_slice(&50_000u32.to_be_bytes()); // first (uptime ms)
+    d.extend_from_slice(&59_000u32.to_be_bytes()); // last
+    d.extend_from_slice(&40_000u16.to_be_bytes()); // src port
+    d.extend_from_slice(&443u16.to_be_bytes()); // dst port
+    d.extend_from_slice(&[0, 0x1b, 6, 0]); // pad, tcp flags, proto, tos
+    d.extend_from_slice(&[0; 8]); // src/dst as, masks, pad
+    d
+}
+
+/// Flow listeners of a policy are opened on the node, their records published, a port another
+/// program holds is reported, and a deleted policy closes its listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_listeners_collect_netflow_and_close_on_delete() {
+    let server = NatsServer::start();
+    let (_subscriber, mut flows, bus) = common::nats_flows(&server).await;
+    let connect = |name: &'static str| {
+        NatsBus::connect(NatsOptions {
+            wait_for_connection: true,
+            ..NatsOptions::new(server.url(), name)
+        })
+    };
+    let sensor_nats = connect("sensor-config").await.unwrap();
+    let operator = connect("operator").await.unwrap();
+    let config = NatsKv::open(operator.client().clone(), CONFIG_BUCKET)
+        .await
+        .unwrap();
+    let status = NatsKv::open(operator.client().clone(), STATUS_BUCKET)
+        .await
+        .unwrap();
+    let (stop, shutdown) = watch::channel(false);
+    let metrics = Arc::new(PolicyMetrics::default());
+    let sensor = tokio::spawn(policy::run(
+        Buckets::Nats(sensor_nats),
+        PolicyOptions {
+            node: NODE.into(),
+            ..PolicyOptions::default()
+        },
+        SensorConfig {
+            sensor_name: NODE.into(),
+            ..SensorConfig::default()
+        },
+        bus,
+        Arc::new(SensorMetrics::default()),
+        Arc::clone(&metrics),
+        shutdown,
+    ));
+
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    put(
+        &config,
+        &policy(
+            "collector",
+            1,
+            serde_json::json!({"listeners": [
+                {"protocol": "netflow", "port": port, "bind": "127.0.0.1"}]}),
+        ),
+    )
+    .await;
+    let applied = report(&status, "collector", |r| r.generation == 1).await;
+    assert!(applied.applied, "{applied:?}");
+    assert_eq!(
+        applied.message.as_deref(),
+        Some(format!("listening on 127.0.0.1:{port} (netflow)").as_str())
+    );
+
+    let exporter = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    exporter
+        .send_to(&netflow_v5(1), ("127.0.0.1", port))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, flows.next())
+            .await
+            .expect("the collected flow on the bus")
+            .unwrap();
+        let batch = FlowBatch::from_bytes(&msg.subject, &msg.payload).unwrap();
+        if let Some(r) = batch
+            .records
+            .into_iter()
+            .find(|r| r.server_port == 443 && r.client_port == 40_000)
+        {
+            break r;
+        }
+    };
+    assert_eq!(record.client_addr().unwrap().to_string(), "192.0.2.10");
+    assert_eq!(record.server_addr().unwrap().to_string(), "198.51.100.20");
+    assert_eq!(record.l4_proto, 6);
+
+    // A port another program holds: reported with the OS's reason, nothing else breaks.
+    let squatter = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    put(
+        &config,
+        &policy(
+            "taken",
+            1,
+            serde_json::json!({"listeners": [
+                {"protocol": "sflow", "port": taken, "bind": "127.0.0.1"}]}),
+        ),
+    )
+    .await;
+    let refused = report(&status, "taken", |r| r.generation == 1).await;
+    assert!(!refused.applied, "{refused:?}");
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{taken}: ")),
+        "{refused:?}"
+    );
+
+    // Deleting the policy closes its listener: the port can be bound again.
+    config
+        .delete("InterfacePolicy._cluster.collector")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener outlived its policy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), sensor)
+        .await
+        .expect("the sensor stops on shutdown")
+        .unwrap();
+    drop(squatter);
+}

@@ -8,12 +8,14 @@
 //! policy's report can say why.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use super::plan::{CaptureSpec, Plan};
 use crate::capture::live::{LiveCapture, LiveOptions};
+use crate::collect::listener::{Listener, ListenerConfig};
 use crate::export::RecordSender;
 use crate::metrics::SensorMetrics;
 use crate::pipeline::SensorConfig;
@@ -32,6 +34,17 @@ pub struct Captures {
     running: BTreeMap<String, Running>,
     /// Interfaces that failed, with why, until the plan changes for them.
     failed: BTreeMap<String, (CaptureSpec, String)>,
+    /// Flow listeners open for policies.
+    listening: BTreeMap<SocketAddr, RunningListener>,
+    /// Listener addresses that could not be bound, with why, until they leave the plan.
+    listen_failed: BTreeMap<SocketAddr, String>,
+    /// Listeners opened so far (each gets its own range of flow ids).
+    listeners_opened: u64,
+}
+
+struct RunningListener {
+    stop: watch::Sender<bool>,
+    job: tokio::task::JoinHandle<crate::collect::listener::ListenerStats>,
 }
 
 impl std::fmt::Debug for Captures {
@@ -56,6 +69,74 @@ impl Captures {
             sender,
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            listening: BTreeMap::new(),
+            listen_failed: BTreeMap::new(),
+            listeners_opened: 0,
+        }
+    }
+
+    /// The flow listeners open.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.listening.keys().copied().collect()
+    }
+
+    /// Opens the flow listeners of `plan` and closes the others; marks in `plan` the ones
+    /// that could not be bound (retried when they leave the plan and come back).
+    async fn reconcile_listeners(&mut self, plan: &mut Plan) {
+        let stale: Vec<SocketAddr> = self
+            .listening
+            .keys()
+            .filter(|a| !plan.listeners.contains_key(*a))
+            .copied()
+            .collect();
+        for address in stale {
+            if let Some(l) = self.listening.remove(&address) {
+                let _ = l.stop.send(true);
+                let _ = l.job.await;
+                tracing::info!(%address, "policy flow listener closed");
+            }
+        }
+        self.listen_failed
+            .retain(|a, _| plan.listeners.contains_key(a));
+        let wanted: Vec<SocketAddr> = plan
+            .listeners
+            .keys()
+            .filter(|a| !self.listening.contains_key(*a) && !self.listen_failed.contains_key(*a))
+            .copied()
+            .collect();
+        for address in wanted {
+            let config = ListenerConfig {
+                address,
+                collector: crate::collect::CollectorConfig {
+                    sensor: self.config.sensor_name.clone(),
+                    // Disjoint flow ids per listener (the high bits), away from `run --netflow`'s.
+                    flow_id_base: (0x8000 + self.listeners_opened) << 48,
+                    ..self.config.listener.collector.clone()
+                },
+                ..self.config.listener.clone()
+            };
+            match Listener::bind(config) {
+                Ok(listener) => {
+                    self.listeners_opened += 1;
+                    let (stop, stopped) = watch::channel(false);
+                    let (_, job) = crate::pipeline::spawn_listener(
+                        listener,
+                        self.sender.clone(),
+                        Arc::clone(&self.metrics),
+                        stopped,
+                    );
+                    tracing::info!(%address, "policy flow listener open");
+                    self.listening
+                        .insert(address, RunningListener { stop, job });
+                }
+                Err(e) => {
+                    tracing::warn!(%address, error = %e, "cannot open a policy flow listener");
+                    self.listen_failed.insert(address, e.to_string());
+                }
+            }
+        }
+        for (address, reason) in &self.listen_failed {
+            plan.listener_failed(*address, reason);
         }
     }
 
@@ -111,6 +192,7 @@ impl Captures {
         for (name, (_, reason)) in &self.failed {
             plan.capture_failed(name, reason);
         }
+        self.reconcile_listeners(plan).await;
     }
 
     fn start(&mut self, name: &str, spec: &CaptureSpec) -> Result<(), String> {
@@ -161,11 +243,16 @@ impl Captures {
         }
     }
 
-    /// Stops every capture (flushing their flow tables).
+    /// Stops every capture (flushing their flow tables) and closes every listener.
     pub async fn stop_all(&mut self) {
         let names: Vec<String> = self.running.keys().cloned().collect();
         for name in names {
             self.stop(&name).await;
+        }
+        for (address, l) in std::mem::take(&mut self.listening) {
+            let _ = l.stop.send(true);
+            let _ = l.job.await;
+            tracing::info!(%address, "policy flow listener closed");
         }
     }
 }

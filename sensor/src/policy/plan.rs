@@ -11,12 +11,17 @@
 //!   `exclude`, in name order, at most `maxInterfaces` (the others are named in the report);
 //! * an interface already taken by an earlier policy with other settings stays with it (the
 //!   later policy reports the conflict);
-//! * flow listeners and `samplingRate` > 1 are not applied by live policies yet: a policy that
-//!   asks for them says so in its report (listeners only: `applied: false`).
+//! * flow listeners (`listeners`: UDP port, optional bind address; NetFlow v5/v9, IPFIX and
+//!   sFlow are autodetected per datagram whatever `protocol` says) are opened for the policies
+//!   that select this node; two policies asking for one address share the listener;
+//! * `samplingRate` > 1 is not applied yet: the report says so (every packet is captured).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use netwarden_api::crd::{ConfigEntry, InterfacePolicySpec, StatusReport, selector_matches};
+use netwarden_api::crd::{
+    ConfigEntry, FlowProtocol, InterfacePolicySpec, StatusReport, selector_matches,
+};
 
 /// The node a sensor runs on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,11 +52,22 @@ impl CaptureSpec {
     }
 }
 
+/// A flow listener a policy asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// The `nw-config` keys of the policies that asked for it (first one first).
+    pub policies: Vec<String>,
+    /// What the first policy said exporters send (informative: every listener autodetects).
+    pub protocol: FlowProtocol,
+}
+
 /// The captures this node should run and a report per policy that targets it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Interface → how to capture it.
     pub captures: BTreeMap<String, CaptureSpec>,
+    /// UDP address → the flow listener to open there.
+    pub listeners: BTreeMap<SocketAddr, ListenerSpec>,
     /// `nw-config` key → report (before capture failures are known: see
     /// [`Plan::capture_failed`]).
     pub reports: BTreeMap<String, StatusReport>,
@@ -149,21 +165,28 @@ pub fn plan(
                 }
             }
         }
-        if !spec.listeners.is_empty() {
-            let l: Vec<String> = spec
-                .listeners
-                .iter()
-                .map(|l| format!("{:?} {}", l.protocol, l.port).to_lowercase())
-                .collect();
-            let text = format!(
-                "listeners ({}) are not applied by live policies yet; use `run --netflow`",
-                l.join(", ")
-            );
-            if spec.interfaces.is_none() {
-                problems.push(text);
-            } else {
-                notes.push(text);
-            }
+        let mut listening = Vec::new();
+        for l in &spec.listeners {
+            // Validation guarantees an IP address; all addresses when absent.
+            let ip = l
+                .bind
+                .as_deref()
+                .and_then(|b| b.parse::<IpAddr>().ok())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let address = SocketAddr::new(ip, l.port);
+            out.listeners
+                .entry(address)
+                .or_insert_with(|| ListenerSpec {
+                    policies: Vec::new(),
+                    protocol: l.protocol,
+                })
+                .policies
+                .push(key.clone());
+            let protocol = match l.protocol {
+                FlowProtocol::Netflow => "netflow",
+                FlowProtocol::Sflow => "sflow",
+            };
+            listening.push(format!("{address} ({protocol})"));
         }
         if spec.sampling_rate > 1 {
             notes.push(format!(
@@ -176,6 +199,13 @@ pub fn plan(
         } else {
             format!("capturing {}", list(&captured))
         };
+        if !listening.is_empty() {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str("listening on ");
+            message.push_str(&listening.join(", "));
+        }
         for part in problems.iter().chain(&notes) {
             if !message.is_empty() {
                 message.push_str("; ");
@@ -189,6 +219,24 @@ pub fn plan(
 }
 
 impl Plan {
+    /// Marks the policies of the flow listener on `address` failed with `reason` (the port
+    /// could not be bound).
+    pub fn listener_failed(&mut self, address: SocketAddr, reason: &str) {
+        let Some(spec) = self.listeners.get(&address) else {
+            return;
+        };
+        for key in &spec.policies {
+            if let Some(r) = self.reports.get_mut(key) {
+                r.applied = false;
+                let text = format!("{address}: {reason}");
+                r.message = Some(netwarden_api::bus::status::bounded(&match &r.message {
+                    Some(m) => format!("{m}; {text}"),
+                    None => text,
+                }));
+            }
+        }
+    }
+
     /// Marks the policy of `interface` failed with `reason` (the capture could not open or
     /// stopped).
     pub fn capture_failed(&mut self, interface: &str, reason: &str) {
@@ -328,11 +376,18 @@ mod tests {
     }
 
     #[test]
-    fn listeners_and_sampling_are_reported_not_ignored() {
+    fn listeners_are_planned_and_sampling_reported() {
         let policies = BTreeMap::from([
             entry(
                 "l",
                 serde_json::json!({"listeners": [{"protocol": "netflow", "port": 2055}]}),
+            ),
+            entry(
+                "l2",
+                serde_json::json!({"listeners": [
+                    {"protocol": "sflow", "port": 2055},
+                    {"protocol": "sflow", "port": 6343, "bind": "127.0.0.1"},
+                ]}),
             ),
             entry(
                 "s",
@@ -345,7 +400,35 @@ mod tests {
         ]);
         let p = plan(&policies, &node(&[]), &IFACES, &compile);
         let l = &p.reports["InterfacePolicy._cluster.l"];
-        assert!(!l.applied && l.message.as_deref().unwrap().contains("netflow 2055"));
+        assert!(l.applied, "{l:?}");
+        assert_eq!(
+            l.message.as_deref(),
+            Some("listening on 0.0.0.0:2055 (netflow)")
+        );
+        let all: SocketAddr = "0.0.0.0:2055".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:6343".parse().unwrap();
+        assert_eq!(
+            p.listeners.keys().copied().collect::<Vec<_>>(),
+            [all, local]
+        );
+        // One address, one listener: the second policy shares the first one's.
+        assert_eq!(
+            p.listeners[&all].policies,
+            ["InterfacePolicy._cluster.l", "InterfacePolicy._cluster.l2"]
+        );
+        assert_eq!(p.listeners[&all].protocol, FlowProtocol::Netflow);
+        let mut failed = p.clone();
+        failed.listener_failed(all, "Address already in use");
+        for key in ["InterfacePolicy._cluster.l", "InterfacePolicy._cluster.l2"] {
+            let r = &failed.reports[key];
+            assert!(!r.applied);
+            assert!(
+                r.message
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("0.0.0.0:2055: Address already in use")
+            );
+        }
         let s = &p.reports["InterfacePolicy._cluster.s"];
         assert!(s.applied && s.message.as_deref().unwrap().contains("samplingRate 10"));
         let none = &p.reports["InterfacePolicy._cluster.none"];
