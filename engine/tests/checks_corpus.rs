@@ -322,7 +322,10 @@ fn a_syn_scan_of_1000_ports_engages_then_releases() {
         .into_iter()
         .filter(|a| a.state == AlertState::Released)
         .count();
-    assert!(released >= 4, "syn_scan ×2, scan_detection, server_ports_contacts");
+    assert!(
+        released >= 4,
+        "syn_scan ×2, scan_detection, server_ports_contacts"
+    );
     assert!(
         s.analysis
             .scores

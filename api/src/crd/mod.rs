@@ -15,8 +15,8 @@ mod alert_exclusion;
 mod entry;
 mod interface_policy;
 mod notification_endpoint;
-mod service_policy;
 pub mod selector;
+mod service_policy;
 mod status;
 pub mod validate;
 
@@ -34,10 +34,10 @@ pub use notification_endpoint::{
     Batching, EndpointType, NotificationEndpoint, NotificationEndpointSpec, NotificationFilters,
     RateLimit, SecretKeyRef, Severity,
 };
+pub use selector::selector_matches;
 pub use service_policy::{
     PortMatch, Protocol, ServicePolicy, ServicePolicySpec, ServiceRule, ServiceRuleAction,
 };
-pub use selector::selector_matches;
 pub use status::{ConfigStatus, NodeError, condition_types, reasons};
 pub use validate::{FieldError, Validate};
 
