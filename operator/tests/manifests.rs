@@ -156,11 +156,22 @@ fn kubectl_kustomize_builds_the_manifests() {
         [
             "ClusterRole",
             "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
             "Deployment",
             "Namespace",
             "Role",
             "RoleBinding",
-            "ServiceAccount"
-        ]
+            "Service",
+            "Service",
+            "Service",
+            "Service",
+            "ServiceAccount",
+            "ServiceAccount",
+            "ServiceAccount",
+            "StatefulSet",
+            "StatefulSet"
+        ],
+        "namespace, operator (RBAC, Deployment), and the chart's sensor, engine and NATS"
     );
 }
