@@ -167,3 +167,22 @@ pub fn deployment_args(binary: &str) -> Vec<String> {
         .map(|l| l[2..].trim_matches('"').to_owned())
         .collect()
 }
+
+/// Asserts that the binary at `exe` accepts the deployment's arguments for `binary`
+/// ([`deployment_args`]), among which one starts with `must_have`: clap refuses an unknown
+/// flag or a bad value before it reaches the `--help` put last.
+pub fn assert_accepts_deployment_args(binary: &str, exe: &Path, must_have: &str) {
+    let args = deployment_args(binary);
+    assert_eq!(args.first().map(String::as_str), Some("run"), "{args:?}");
+    assert!(args.iter().any(|a| a.starts_with(must_have)), "{args:?}");
+    let out = std::process::Command::new(exe)
+        .args(&args)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -539,26 +539,8 @@ impl Reporters {
     }
 }
 
-/// Kubernetes label-selector semantics: every `matchLabels` pair and every `matchExpressions`
-/// requirement (`In`, `NotIn`, `Exists`, `DoesNotExist`; an unknown operator never matches).
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v))
-        && selector.match_expressions.iter().flatten().all(|req| {
-            let got = labels.get(&req.key);
-            let values = req.values.as_deref().unwrap_or_default();
-            match req.operator.as_str() {
-                "In" => got.is_some_and(|v| values.contains(v)),
-                "NotIn" => got.is_none_or(|v| !values.contains(v)),
-                "Exists" => got.is_some(),
-                "DoesNotExist" => got.is_none(),
-                _ => false,
-            }
-        })
-}
+/// Kubernetes label-selector semantics (shared with the sensor and the engine).
+pub use netwarden_api::crd::selector_matches;
 
 /// Parses an equality label selector (`app=x,component=sensor`); `None` on anything else.
 pub fn parse_equality_selector(s: &str) -> Option<BTreeMap<String, String>> {
