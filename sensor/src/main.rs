@@ -11,7 +11,9 @@ use anyhow::{Context as _, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use netwarden_api::bus::{Bus, NatsBus, nats::NatsOptions};
 use netwarden_api::flow::{FlowRecord, proto};
-use netwarden_sensor::collect::{Listener, ListenerConfig, Output};
+use netwarden_sensor::collect::{
+    Listener, ListenerConfig, Output, TcpCollector, TcpListenerConfig,
+};
 use netwarden_sensor::export::OverflowPolicy;
 use netwarden_sensor::flow::FlowConfig;
 use netwarden_sensor::metrics::SensorMetrics;
@@ -66,7 +68,7 @@ enum Progress {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("input").multiple(true).args(["interface", "pcap", "netflow"])))]
+#[command(group(ArgGroup::new("input").multiple(true).args(["interface", "pcap", "netflow", "ipfix_tcp"])))]
 struct RunArgs {
     /// Network interface(s) to capture on.
     #[arg(long, num_args = 1.., conflicts_with = "pcap")]
@@ -77,6 +79,9 @@ struct RunArgs {
     /// UDP address(es) to collect NetFlow v5/v9, IPFIX and sFlow v5 on (`0.0.0.0:2055`).
     #[arg(long, num_args = 1.., alias = "sflow")]
     netflow: Vec<SocketAddr>,
+    /// TCP address(es) to collect IPFIX over TCP on (RFC 7011 §10.4, `0.0.0.0:4739`).
+    #[arg(long, num_args = 1..)]
+    ipfix_tcp: Vec<SocketAddr>,
     /// `SO_RCVBUF` requested for flow listeners (the kernel caps it at `net.core.rmem_max`).
     #[arg(long, default_value_t = ListenerConfig::default().recv_buffer_bytes)]
     recv_buffer: usize,
@@ -164,10 +169,14 @@ struct FlowsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("listeners").required(true).multiple(true).args(["listen", "ipfix_tcp"])))]
 struct CollectArgs {
     /// UDP address(es) to listen on; each takes NetFlow v5/v9, IPFIX and sFlow v5.
-    #[arg(long, num_args = 1.., required = true, alias = "netflow", alias = "sflow")]
+    #[arg(long, num_args = 1.., alias = "netflow", alias = "sflow")]
     listen: Vec<SocketAddr>,
+    /// TCP address(es) to take IPFIX over TCP on (RFC 7011 §10.4).
+    #[arg(long, num_args = 1..)]
+    ipfix_tcp: Vec<SocketAddr>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
@@ -281,6 +290,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .map(Input::Interface)
         .chain(args.pcap.iter().cloned().map(Input::Pcap))
         .chain(args.netflow.iter().copied().map(Input::Netflow))
+        .chain(args.ipfix_tcp.iter().copied().map(Input::IpfixTcp))
         .collect();
     let metrics = Arc::new(SensorMetrics::new());
     let policy_metrics = Arc::new(netwarden_sensor::policy::PolicyMetrics::default());
@@ -546,6 +556,22 @@ async fn collect(args: CollectArgs) -> Result<()> {
             let _ = shutdown.wait_for(|stop| *stop).await;
         }));
     }
+    let mut tcp_jobs = Vec::new();
+    for address in &args.ipfix_tcp {
+        let mut config = TcpListenerConfig {
+            address: *address,
+            ..TcpListenerConfig::default()
+        };
+        config.collector.sensor.clone_from(&sensor);
+        let listener = TcpCollector::bind(config)
+            .await
+            .with_context(|| format!("cannot listen on tcp {address}"))?;
+        eprintln!("listening on tcp {} (IPFIX)", listener.local_addr());
+        let mut shutdown = shutdown.clone();
+        tcp_jobs.push(listener.spawn(tx.clone(), async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        }));
+    }
     drop(tx);
     let idle = args
         .exit_after_idle
@@ -590,6 +616,10 @@ async fn collect(args: CollectArgs) -> Result<()> {
     for job in jobs {
         let stats = job.await.context("flow listener task")?;
         eprintln!("{}", serde_json::to_string(&stats)?);
+    }
+    for job in tcp_jobs {
+        let (stats, tcp) = job.await.context("IPFIX TCP listener task")?;
+        eprintln!("{}", serde_json::json!({"listener": stats, "tcp": tcp}));
     }
     Ok(())
 }

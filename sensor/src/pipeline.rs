@@ -22,7 +22,10 @@ use tokio::sync::watch;
 use crate::capture::Frame;
 use crate::capture::file::CaptureFile;
 use crate::capture::live::{CaptureStats, LiveCapture, LiveOptions, Poll};
-use crate::collect::{CollectorConfig, Listener, ListenerConfig, ListenerStats, Output};
+use crate::collect::{
+    CollectorConfig, Listener, ListenerConfig, ListenerStats, Output, TcpCollector,
+    TcpListenerConfig,
+};
 use crate::decode::{LinkType, decode, decode_stats_key};
 use crate::error::{Error, Result};
 use crate::export::{self, ExportConfig, ExportCounters, OverflowPolicy, RecordSender};
@@ -42,6 +45,8 @@ pub enum Input {
     /// A UDP flow-collection listener on this address: NetFlow v5/v9, IPFIX and sFlow v5
     /// (the protocol is detected per datagram, so one port takes them all).
     Netflow(SocketAddr),
+    /// An IPFIX-over-TCP listener on this address (RFC 7011 §10.4; a collector per connection).
+    IpfixTcp(SocketAddr),
 }
 
 /// How progress is shown while reading pcap files.
@@ -444,6 +449,7 @@ pub async fn run(
     let mut files = Vec::new();
     let mut interfaces = Vec::new();
     let mut listeners = Vec::new();
+    let mut tcp_listeners = Vec::new();
     let live_options = LiveOptions {
         snaplen: config.snaplen,
         promiscuous: config.promiscuous,
@@ -460,7 +466,7 @@ pub async fn run(
                     collector: CollectorConfig {
                         sensor: config.sensor_name.clone(),
                         // Disjoint flow ids per listener: one exporter may reach several.
-                        flow_id_base: (listeners.len() as u64) << 48,
+                        flow_id_base: ((listeners.len() + tcp_listeners.len()) as u64) << 48,
                         ..config.listener.collector.clone()
                     },
                     ..config.listener.clone()
@@ -472,9 +478,24 @@ pub async fn run(
                     }
                 })?);
             }
+            Input::IpfixTcp(address) => {
+                let mut tcp = TcpListenerConfig {
+                    address: *address,
+                    collector: config.listener.collector.clone(),
+                    ..TcpListenerConfig::default()
+                };
+                tcp.collector.sensor.clone_from(&config.sensor_name);
+                tcp.collector.flow_id_base = ((listeners.len() + tcp_listeners.len()) as u64) << 48;
+                tcp_listeners.push(TcpCollector::bind(tcp).await.map_err(|source| {
+                    Error::BindListener {
+                        address: *address,
+                        source,
+                    }
+                })?);
+            }
         }
     }
-    let live = !interfaces.is_empty() || !listeners.is_empty();
+    let live = !interfaces.is_empty() || !listeners.is_empty() || !tcp_listeners.is_empty();
     let export_config = ExportConfig {
         sensor_name: config.sensor_name.clone(),
         shards: config.shards,
@@ -541,6 +562,11 @@ pub async fn run(
     let collecting: Vec<_> = listeners
         .into_iter()
         .map(|l| spawn_listener(l, sender.clone(), metrics.clone(), shutdown.clone()))
+        .chain(
+            tcp_listeners
+                .into_iter()
+                .map(|l| spawn_tcp_listener(l, sender.clone(), metrics.clone(), shutdown.clone())),
+        )
         .collect();
     drop(sender);
     let mut summary = RunSummary::default();
@@ -634,6 +660,64 @@ pub(crate) fn spawn_listener(
             stats
         }
         .instrument(tracing::info_span!("collect", listener = %address)),
+    );
+    (address, job)
+}
+
+/// Runs one IPFIX-over-TCP listener until shutdown, like [`spawn_listener`] (same sink, same
+/// metrics; every connection's records go to the export queue without waiting).
+fn spawn_tcp_listener(
+    listener: TcpCollector,
+    sender: RecordSender,
+    metrics: Arc<SensorMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> (SocketAddr, tokio::task::JoinHandle<ListenerStats>) {
+    let address = listener.local_addr();
+    let (read, exporters) = (listener.stats_reader(), listener.exporters_handle());
+    let report_metrics = Arc::clone(&metrics);
+    let report = move || {
+        let exporters = exporters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        report_metrics
+            .collect
+            .report_listener(&read().0, &exporters);
+    };
+    let sink = move |outputs: Vec<Output>| {
+        let mut dropped = 0;
+        for output in outputs {
+            match output {
+                Output::Flow(flow) => dropped += u64::from(!sender.try_send(flow.record)),
+                Output::Counters(counters) => metrics.collect.report_interface(&counters),
+            }
+        }
+        dropped
+    };
+    let job = tokio::spawn(
+        async move {
+            let run = listener.run(sink, stopped(shutdown));
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(COLLECT_METRICS_EVERY);
+            let (stats, tcp) = loop {
+                tokio::select! {
+                    stats = &mut run => break stats,
+                    _ = tick.tick() => report(),
+                }
+            };
+            report();
+            tracing::info!(
+                messages = tcp.messages,
+                records = stats.collector.totals.records,
+                connections = tcp.accepted,
+                refused = tcp.refused,
+                bad_frames = tcp.bad_frames,
+                sink_dropped = stats.collector.global.sink_dropped,
+                "IPFIX TCP listener stopped"
+            );
+            stats
+        }
+        .instrument(tracing::info_span!("collect_tcp", listener = %address)),
     );
     (address, job)
 }

@@ -1,6 +1,7 @@
-//! Flow collection as a pipeline input: two flow listeners and a pcap file in one
-//! `pipeline::run`, publishing to a real nats-server. softflowd (a real exporter) sends
-//! NetFlow v9 to one listener and IPFIX to the other; every exported flow arrives on
+//! Flow collection as a pipeline input: two UDP flow listeners, an IPFIX-over-TCP listener and
+//! a pcap file in one `pipeline::run`, publishing to a real nats-server. softflowd (a real
+//! exporter) sends NetFlow v9 to one listener, IPFIX to the other and IPFIX over TCP to the
+//! third; every exported flow arrives on
 //! `nw.flows.*` with its source and the exporter's observation point, next to the captured
 //! flows, and the collection metrics count them per exporter.
 //! Fails loudly when softflowd or nats-server is missing.
@@ -47,10 +48,16 @@ async fn listeners_and_capture_share_the_export_path() {
     let pcap = testdata("ndpi/NTPv4.pcap");
     let (captured, _) = pipeline::flows_from_pcap(&pcap, &config, false).unwrap();
     let (v9, ipfix) = (free_udp(), free_udp());
+    let tcp: SocketAddr = ([127, 0, 0, 1], netwarden_testkit::free_port()).into();
     let metrics = Arc::new(SensorMetrics::new());
     let (stop, shutdown) = watch::channel(false);
     let run = tokio::spawn(pipeline::run(
-        vec![Input::Netflow(v9), Input::Pcap(pcap), Input::Netflow(ipfix)],
+        vec![
+            Input::Netflow(v9),
+            Input::Pcap(pcap),
+            Input::Netflow(ipfix),
+            Input::IpfixTcp(tcp),
+        ],
         config,
         bus,
         Arc::clone(&metrics),
@@ -62,12 +69,18 @@ async fn listeners_and_capture_share_the_export_path() {
     tokio::task::spawn_blocking(move || {
         softflowd::export(&iphone, IPHONE_PACKETS, v9.port(), &["-v", "9", "-6"]);
         softflowd::export(&iphone, IPHONE_PACKETS, ipfix.port(), &["-v", "10", "-6"]);
+        softflowd::export(
+            &iphone,
+            IPHONE_PACKETS,
+            tcp.port(),
+            &["-v", "10", "-6", "-P", "tcp"],
+        );
     })
     .await
     .unwrap();
 
     // Client copies by source; every shard copy of an exported flow names the exporter.
-    let want = 2 * IPHONE_EXPORTED_FLOWS + captured.len();
+    let want = 3 * IPHONE_EXPORTED_FLOWS + captured.len();
     let mut by_source: BTreeMap<i32, usize> = BTreeMap::new();
     let mut server_copies = 0;
     let mut ids: BTreeMap<u64, i32> = BTreeMap::new();
@@ -108,7 +121,7 @@ async fn listeners_and_capture_share_the_export_path() {
         BTreeMap::from([
             (FlowSource::Pcap as i32, captured.len()),
             (FlowSource::Netflow9 as i32, IPHONE_EXPORTED_FLOWS),
-            (FlowSource::Ipfix as i32, IPHONE_EXPORTED_FLOWS),
+            (FlowSource::Ipfix as i32, 2 * IPHONE_EXPORTED_FLOWS),
         ])
     );
     assert!(
@@ -122,7 +135,7 @@ async fn listeners_and_capture_share_the_export_path() {
         .expect("listeners stop on shutdown")
         .unwrap()
         .unwrap();
-    assert_eq!(summary.collected_records, 2 * IPHONE_EXPORTED_FLOWS as u64);
+    assert_eq!(summary.collected_records, 3 * IPHONE_EXPORTED_FLOWS as u64);
     assert_eq!(summary.records_exported, want as u64);
     assert_eq!(summary.records_dropped, 0);
 
@@ -133,12 +146,13 @@ async fn listeners_and_capture_share_the_export_path() {
     for line in [
         format!(
             "netwarden_sensor_collect_records_total{{exporter=\"127.0.0.1\"}} {}",
-            2 * IPHONE_EXPORTED_FLOWS
+            3 * IPHONE_EXPORTED_FLOWS
         ),
         "netwarden_sensor_collect_lost_datagrams_total{exporter=\"127.0.0.1\"} 0".into(),
         "netwarden_sensor_collect_protocol_datagrams_total{protocol=\"ipfix\"}".into(),
         format!("netwarden_sensor_collect_recv_buffer_bytes{{listener=\"{v9}\"}}"),
         format!("netwarden_sensor_collect_sink_dropped_total{{listener=\"{ipfix}\"}} 0"),
+        format!("netwarden_sensor_collect_sink_dropped_total{{listener=\"{tcp}\"}} 0"),
     ] {
         assert!(text.contains(&line), "{line} missing in:\n{text}");
     }

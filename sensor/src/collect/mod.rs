@@ -4,7 +4,7 @@
 //!
 //! Owns: the pure decoders (one folder per protocol), the template caches and the bounded
 //! buffer of data that arrived before its template ([`templates`]), per-exporter statistics
-//! and sequence tracking ([`stats`]), and the UDP [`listener`]. [`Collector`] is the state
+//! and sequence tracking ([`stats`]), the UDP [`listener`] and the IPFIX-over-TCP one ([`tcp`]). [`Collector`] is the state
 //! machine that ties them: one datagram in, records out through a sink closure.
 //!
 //! Must not: trust an exporter (every table is bounded, every length checked, no panic on any
@@ -26,6 +26,7 @@ pub mod netflow5;
 pub mod netflow9;
 pub mod sflow;
 pub mod stats;
+pub mod tcp;
 pub mod templates;
 mod wire;
 
@@ -34,6 +35,7 @@ pub use exporters::{DomainState, Exporter};
 pub use fields::{is_server_port, source_is_server};
 pub use listener::{Listener, ListenerConfig, ListenerStats};
 pub use stats::{CollectorStats, ExporterStats, GlobalCounters, SeqOutcome, Sequence};
+pub use tcp::{TcpCollector, TcpListenerConfig, TcpStats};
 
 use error::At;
 use exporters::{ExporterTable, MAX_SAMPLERS_PER_DOMAIN};
