@@ -4,8 +4,9 @@
 //!
 //! Owns: the pure decoders (one folder per protocol), the template caches and the bounded
 //! buffer of data that arrived before its template ([`templates`]), per-exporter statistics
-//! and sequence tracking ([`stats`]), the UDP [`listener`] and the IPFIX-over-TCP one ([`tcp`]). [`Collector`] is the state
-//! machine that ties them: one datagram in, records out through a sink closure.
+//! and sequence tracking ([`stats`]), the UDP [`listener`] and the IPFIX-over-TCP one
+//! ([`tcp`]). [`Collector`] is the state machine that ties them: one datagram in, records out
+//! through a sink closure.
 //!
 //! Must not: trust an exporter (every table is bounded, every length checked, no panic on any
 //! input), block, or know about the bus (records leave through the caller's sink).
