@@ -70,3 +70,39 @@ fn standalone_pcap_prints_one_json_report() {
     );
     assert_eq!(report["observation_points"].as_array().unwrap().len(), 1);
 }
+
+/// The demo capture's ARP, STP and EAPOL frames are counted as non-IP frames, not as damage:
+/// as many as tshark finds that are neither IPv4 nor IPv6, and no other decode error.
+#[test]
+fn non_ip_frames_are_counted_apart_from_decode_errors() {
+    let pcap = testdata("demo/demo.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_netwarden-engine"))
+        .args([
+            "standalone",
+            "--exit",
+            "--report",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--pcap",
+        ])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tshark = Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-Y", "!ip && !ipv6"])
+        .output()
+        .expect("tshark (scripts/bootstrap --test installs it)");
+    let not_ip = String::from_utf8_lossy(&tshark.stdout).lines().count() as u64;
+    assert!(not_ip > 0, "the demo has ARP/STP frames");
+    assert_eq!(report["sensor"]["not_ip_frames"].as_u64(), Some(not_ip));
+    assert_eq!(report["sensor"]["decode_errors"].as_u64(), Some(not_ip));
+}

@@ -121,8 +121,11 @@ pub struct RunSummary {
     pub packets: u64,
     /// Their wire bytes.
     pub bytes: u64,
-    /// Frames that did not decode.
+    /// Frames that did not decode (including `not_ip_frames`).
     pub decode_errors: u64,
+    /// Of those, frames that are not IP at all (ARP, STP, EAPOL, LLDP…): nothing to analyse,
+    /// not damage.
+    pub not_ip_frames: u64,
     /// Flows created.
     pub flows: u64,
     /// Flow records published (or returned, for [`flows_from_pcap`]).
@@ -146,6 +149,12 @@ impl RunSummary {
         self.packets += part.frames;
         self.bytes += part.bytes;
         self.decode_errors += part.stats.decode_errors;
+        self.not_ip_frames += part
+            .stats
+            .decode_errors_by_kind
+            .get("not_ip")
+            .copied()
+            .unwrap_or(0);
         self.flows += part.stats.flows_created;
         self.files.extend(part.files.iter().cloned());
     }

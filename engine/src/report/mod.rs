@@ -175,7 +175,18 @@ impl Report {
             writeln!(out, "Sensor")?;
             writeln!(out, "  packets           {:>14}", s.packets)?;
             writeln!(out, "  bytes             {:>14}", s.bytes)?;
-            writeln!(out, "  decode errors     {:>14}", s.decode_errors)?;
+            writeln!(
+                out,
+                "  decode errors     {:>14}",
+                s.decode_errors.saturating_sub(s.not_ip_frames)
+            )?;
+            if s.not_ip_frames > 0 {
+                writeln!(
+                    out,
+                    "  non-IP frames     {:>14}  (ARP, STP, EAPOL…: not analysed)",
+                    s.not_ip_frames
+                )?;
+            }
             writeln!(out, "  flows             {:>14}", s.flows)?;
             writeln!(out, "  records exported  {:>14}", s.records_exported)?;
             writeln!(out, "  batches published {:>14}", s.batches_published)?;
