@@ -15,6 +15,8 @@ use netwarden_engine::exclusions::Exclusions;
 use netwarden_engine::hosts::HostKey;
 use netwarden_engine::state::State;
 use netwarden_sensor::pipeline::{self, SensorConfig};
+
+mod common;
 use rustls::crypto::CryptoProvider;
 
 const S: u64 = 1_000_000_000;
@@ -411,25 +413,7 @@ fn des_flags_a_ramp_in_bytes_sent() {
 fn standalone_report_names_the_scanner() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = syn_scan_pcap(dir.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netwarden-engine"))
-        .args([
-            "standalone",
-            "--exit",
-            "--report",
-            "json",
-            "--listen",
-            "127.0.0.1:0",
-            "--pcap",
-        ])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = common::standalone_json_report(&pcap);
     let types = report["analysis"]["by_type"].as_array().unwrap();
     let syn = types
         .iter()

@@ -8,6 +8,8 @@ use netwarden_sensor::pipeline::{self, SensorConfig};
 use netwarden_testkit::testdata;
 use serde_json::Value;
 
+mod common;
+
 #[test]
 fn standalone_pcap_prints_one_json_report() {
     let pcap = testdata("ndpi/malware.pcap");
@@ -76,25 +78,7 @@ fn standalone_pcap_prints_one_json_report() {
 #[test]
 fn non_ip_frames_are_counted_apart_from_decode_errors() {
     let pcap = testdata("demo/demo.pcap");
-    let out = Command::new(env!("CARGO_BIN_EXE_netwarden-engine"))
-        .args([
-            "standalone",
-            "--exit",
-            "--report",
-            "json",
-            "--listen",
-            "127.0.0.1:0",
-            "--pcap",
-        ])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = common::standalone_json_report(&pcap);
     let tshark = Command::new("tshark")
         .args(["-r"])
         .arg(&pcap)

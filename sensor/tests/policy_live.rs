@@ -56,38 +56,43 @@ async fn report(status: &NatsKv, name: &str, done: impl Fn(&StatusReport) -> boo
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interface_policies_start_and_stop_live_captures_and_report() {
-    let server = NatsServer::start();
-    let (_subscriber, mut flows, bus) = common::nats_flows(&server).await;
-    let sensor_nats = NatsBus::connect(NatsOptions {
-        wait_for_connection: true,
-        ..NatsOptions::new(server.url(), "sensor-config")
-    })
-    .await
-    .unwrap();
-    let operator = NatsBus::connect(NatsOptions {
-        wait_for_connection: true,
-        ..NatsOptions::new(server.url(), "operator")
-    })
-    .await
-    .unwrap();
+/// A running policy follower for node [`NODE`] on a real nats-server, and the operator's side
+/// of `nw-config` and `nw-status`.
+struct Follower {
+    operator: NatsBus,
+    config: NatsKv,
+    status: NatsKv,
+    metrics: Arc<PolicyMetrics>,
+    stop: watch::Sender<bool>,
+    sensor: tokio::task::JoinHandle<u64>,
+}
+
+async fn follower(
+    server: &NatsServer,
+    bus: Arc<dyn netwarden_api::bus::Bus>,
+    options: PolicyOptions,
+) -> Follower {
+    let connect = |name: &'static str| {
+        NatsBus::connect(NatsOptions {
+            wait_for_connection: true,
+            ..NatsOptions::new(server.url(), name)
+        })
+    };
+    let sensor_nats = connect("sensor-config").await.unwrap();
+    let operator = connect("operator").await.unwrap();
     let config = NatsKv::open(operator.client().clone(), CONFIG_BUCKET)
         .await
         .unwrap();
     let status = NatsKv::open(operator.client().clone(), STATUS_BUCKET)
         .await
         .unwrap();
-
     let (stop, shutdown) = watch::channel(false);
     let metrics = Arc::new(PolicyMetrics::default());
     let sensor = tokio::spawn(policy::run(
         Buckets::Nats(sensor_nats),
         PolicyOptions {
             node: NODE.into(),
-            labels: Some("role=capture,zone=a".into()),
-            labels_file: None,
-            host_ip: None,
+            ..options
         },
         SensorConfig {
             sensor_name: NODE.into(),
@@ -98,6 +103,36 @@ async fn interface_policies_start_and_stop_live_captures_and_report() {
         Arc::clone(&metrics),
         shutdown,
     ));
+    Follower {
+        operator,
+        config,
+        status,
+        metrics,
+        stop,
+        sensor,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_policies_start_and_stop_live_captures_and_report() {
+    let server = NatsServer::start();
+    let (_subscriber, mut flows, bus) = common::nats_flows(&server).await;
+    let Follower {
+        config,
+        status,
+        metrics,
+        stop,
+        sensor,
+        ..
+    } = follower(
+        &server,
+        bus,
+        PolicyOptions {
+            labels: Some("role=capture,zone=a".into()),
+            ..PolicyOptions::default()
+        },
+    )
+    .await;
 
     // A UDP port of our own, so the filter sees only this test's packets.
     let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -256,24 +291,26 @@ async fn node_labels_come_from_the_directory_entry_of_the_host_ip() {
 
     let server = NatsServer::start();
     let (_subscriber, _flows, bus) = common::nats_flows(&server).await;
-    let connect = |name: &'static str| {
-        NatsBus::connect(NatsOptions {
-            wait_for_connection: true,
-            ..NatsOptions::new(server.url(), name)
-        })
-    };
-    let sensor_nats = connect("sensor-config").await.unwrap();
-    let operator = connect("operator").await.unwrap();
-    let config = NatsKv::open(operator.client().clone(), CONFIG_BUCKET)
-        .await
-        .unwrap();
-    let status = NatsKv::open(operator.client().clone(), STATUS_BUCKET)
-        .await
-        .unwrap();
+    let host_ip: std::net::IpAddr = "10.0.7.21".parse().unwrap();
+    let Follower {
+        operator,
+        config,
+        status,
+        metrics,
+        stop,
+        sensor,
+    } = follower(
+        &server,
+        bus,
+        PolicyOptions {
+            host_ip: Some(host_ip),
+            ..PolicyOptions::default()
+        },
+    )
+    .await;
     let directory = NatsKv::open(operator.client().clone(), DIRECTORY_BUCKET)
         .await
         .unwrap();
-    let host_ip: std::net::IpAddr = "10.0.7.21".parse().unwrap();
     let node_entry = |role: &str| {
         let entry = DirectoryEntry {
             ip: host_ip,
@@ -290,25 +327,6 @@ async fn node_labels_come_from_the_directory_entry_of_the_host_ip() {
     let key = directory_key(host_ip);
     directory.put(&key, node_entry("capture")).await.unwrap();
 
-    let (stop, shutdown) = watch::channel(false);
-    let metrics = Arc::new(PolicyMetrics::default());
-    let sensor = tokio::spawn(policy::run(
-        Buckets::Nats(sensor_nats),
-        PolicyOptions {
-            node: NODE.into(),
-            labels: None,
-            labels_file: None,
-            host_ip: Some(host_ip),
-        },
-        SensorConfig {
-            sensor_name: NODE.into(),
-            ..SensorConfig::default()
-        },
-        bus,
-        Arc::new(SensorMetrics::default()),
-        Arc::clone(&metrics),
-        shutdown,
-    ));
     put(
         &config,
         &policy(
@@ -373,37 +391,13 @@ fn netflow_v5(sequence: u32) -> Vec<u8> {
 async fn policy_listeners_collect_netflow_and_close_on_delete() {
     let server = NatsServer::start();
     let (_subscriber, mut flows, bus) = common::nats_flows(&server).await;
-    let connect = |name: &'static str| {
-        NatsBus::connect(NatsOptions {
-            wait_for_connection: true,
-            ..NatsOptions::new(server.url(), name)
-        })
-    };
-    let sensor_nats = connect("sensor-config").await.unwrap();
-    let operator = connect("operator").await.unwrap();
-    let config = NatsKv::open(operator.client().clone(), CONFIG_BUCKET)
-        .await
-        .unwrap();
-    let status = NatsKv::open(operator.client().clone(), STATUS_BUCKET)
-        .await
-        .unwrap();
-    let (stop, shutdown) = watch::channel(false);
-    let metrics = Arc::new(PolicyMetrics::default());
-    let sensor = tokio::spawn(policy::run(
-        Buckets::Nats(sensor_nats),
-        PolicyOptions {
-            node: NODE.into(),
-            ..PolicyOptions::default()
-        },
-        SensorConfig {
-            sensor_name: NODE.into(),
-            ..SensorConfig::default()
-        },
-        bus,
-        Arc::new(SensorMetrics::default()),
-        Arc::clone(&metrics),
-        shutdown,
-    ));
+    let Follower {
+        config,
+        status,
+        stop,
+        sensor,
+        ..
+    } = follower(&server, bus, PolicyOptions::default()).await;
 
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()

@@ -81,3 +81,27 @@ pub fn syn(id: u64, client: &str, server: &str, dport: u32, t: u64) -> FlowRecor
         ..Default::default()
     }
 }
+
+/// Runs `netwarden-engine standalone --exit --report json` on `pcap` and returns the report
+/// (the process must succeed and print one JSON document on stdout).
+pub fn standalone_json_report(pcap: &std::path::Path) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netwarden-engine"))
+        .args([
+            "standalone",
+            "--exit",
+            "--report",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--pcap",
+        ])
+        .arg(pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
