@@ -161,6 +161,9 @@ pub struct PacketView<'a> {
     pub payload: &'a [u8],
     /// Transport payload length on the wire, from the IP length fields.
     pub payload_len: u32,
+    /// Source and destination addresses of the outermost Ethernet header; all zero when the
+    /// frame has none (raw IP, cooked captures, loopback).
+    pub macs: [[u8; 6]; 2],
 }
 
 impl PacketView<'_> {
@@ -181,6 +184,7 @@ impl PacketView<'_> {
             icmp: None,
             payload: &[],
             payload_len: 0,
+            macs: [[0; 6]; 2],
         }
     }
 }
@@ -253,6 +257,13 @@ pub fn decode(
     }?;
     view.ts_ns = ts_ns;
     view.wire_len = wire_len;
+    if link == LinkType::Ethernet
+        && let (Some(dst), Some(src)) = (frame.get(0..6), frame.get(6..12))
+    {
+        // IEEE 802.3 §3.2.3: destination first, then source.
+        view.macs[0].copy_from_slice(src);
+        view.macs[1].copy_from_slice(dst);
+    }
     Ok(view)
 }
 

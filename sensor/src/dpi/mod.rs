@@ -525,6 +525,7 @@ impl Dpi {
                 if dns_port.is_some() && dns::looks_like_dns(payload) {
                     let mut flow = DnsFlow::default();
                     flow.check_size = dns_port == self.ids.dns;
+                    flow.mdns = dns_port == self.ids.mdns;
                     return Some(meta(dns_port, Kind::Dns(Box::new(flow))));
                 }
             }

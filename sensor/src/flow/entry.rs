@@ -125,6 +125,9 @@ pub struct Flow {
     pub handshake_seen: u8,
     /// Whether DPI is over for this flow (done, or disabled).
     pub dpi_done: bool,
+    /// Ethernet address of each endpoint, by direction index (the sender of `dirs[i]`);
+    /// zero until seen.
+    pub macs: [[u8; 6]; 2],
 }
 
 impl Flow {
@@ -148,6 +151,7 @@ impl Flow {
             fin_seen: [false; 2],
             handshake_seen: 0,
             dpi_done: false,
+            macs: [[0; 6]; 2],
         }
     }
 
@@ -170,6 +174,7 @@ impl Flow {
             self.last_ns = pkt.ts_ns;
         }
         let from_client = dir == self.c2s_index();
+        self.learn_macs(pkt, dir);
         let d = &mut self.dirs[dir];
         d.packets += 1;
         d.bytes += u64::from(pkt.wire_len);
@@ -296,6 +301,19 @@ impl Flow {
         d.fragments += 1;
     }
 
+    /// Remembers the Ethernet addresses of `pkt` (sent in direction `dir`): its source is the
+    /// sender's; its destination stands for the peer until the peer sends (a multicast or
+    /// broadcast destination never does).
+    fn learn_macs(&mut self, pkt: &PacketView<'_>, dir: usize) {
+        let [src, dst] = pkt.macs;
+        if src != [0; 6] {
+            self.macs[dir] = src;
+        }
+        if self.macs[1 - dir] == [0; 6] && dst != [0; 6] {
+            self.macs[1 - dir] = dst;
+        }
+    }
+
     /// The record of this flow as of now.
     pub fn record(
         &self,
@@ -336,7 +354,18 @@ impl Flow {
             rtt_client_ns: self.rtt_client_ns,
             rtt_server_ns: self.rtt_server_ns,
             update_seq: self.update_seq,
+            client_mac: mac_bytes(self.macs[c2s]),
+            server_mac: mac_bytes(self.macs[1 - c2s]),
             ..Default::default()
         }
+    }
+}
+
+/// A MAC address as record bytes: empty when unknown (all zero).
+fn mac_bytes(mac: [u8; 6]) -> Vec<u8> {
+    if mac == [0; 6] {
+        Vec::new()
+    } else {
+        mac.to_vec()
     }
 }

@@ -436,10 +436,11 @@ fn offline_config_never_splits_on_time() {
 fn table_entry_stays_small() {
     // A hash-map bucket holds the key and the flow; small-packet throughput is bound by cache
     // misses on it (docs/PERFORMANCE.md). It was 360 bytes before the key copy and the
-    // `Option<u64>` times left the flow, and before the 16-byte DPI state joined it.
+    // `Option<u64>` times left the flow, and before the 16-byte DPI state joined it. The two
+    // Ethernet addresses (device types) took it from 304 to 312: still five cache lines.
     let bucket = std::mem::size_of::<(FlowKey, entry::Flow)>();
     println!("flow table bucket: {bucket} bytes");
-    assert!(bucket <= 304, "flow table bucket grew to {bucket} bytes");
+    assert!(bucket <= 312, "flow table bucket grew to {bucket} bytes");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! message, or keep more than bounded text.
 
 mod dga;
+pub mod mdns;
 
 pub use dga::is_dga;
 
@@ -196,6 +197,9 @@ pub struct DnsFlow {
     large: Option<usize>,
     /// Whether sizes are judged (plain DNS, not MDNS/LLMNR).
     pub check_size: bool,
+    /// Whether the flow is mDNS: responses add their DNS-SD service types to
+    /// `info.mdns_services`.
+    pub mdns: bool,
     /// Partial TCP message bytes.
     tcp_buf: Vec<u8>,
 }
@@ -265,6 +269,9 @@ impl DnsFlow {
                     self.invalid_chars |= m.invalid_chars;
                 }
                 if m.is_response {
+                    if self.mdns {
+                        mdns::services(msg, &mut self.info.mdns_services);
+                    }
                     self.response_seen = true;
                     self.info.rcode = u32::from(m.rcode);
                     if self.info.answers.is_empty() {
