@@ -17,6 +17,7 @@
 //! * [`metrics`]: the engine's own metrics.
 //! * [`report`]: the end-of-run report (text or JSON).
 //! * [`standalone`]: sensor and engine in one process over the in-process bus.
+//! * [`ui`]: the web UI (server-rendered pages, session login, live updates).
 
 pub mod alerts;
 pub mod anomaly;
@@ -37,6 +38,7 @@ pub mod score;
 pub mod standalone;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 use std::sync::{Arc, RwLock};
 
@@ -104,6 +106,8 @@ pub struct Launched {
     pub ingest: tokio::task::JoinHandle<()>,
     /// The HTTP server task.
     pub server: tokio::task::JoinHandle<Result<()>>,
+    /// The web UI's settings (standalone names its `--config` directory here).
+    pub ui: ui::UiHandle,
 }
 
 /// Starts ingest on `bus` and the API on `listen`, both stopping when `shutdown` turns true.
@@ -173,13 +177,15 @@ pub async fn launch_secured(
         source,
     })?;
     let ingest = ingest::start(engine.clone(), Arc::clone(&bus), shutdown.clone()).await;
-    let router = auth::secure(
-        api::router(api::ApiState {
-            engine: engine.clone(),
-            bus,
-            registry: Arc::new(registry),
-        }),
-        auth,
+    let api_state = api::ApiState {
+        engine: engine.clone(),
+        bus,
+        registry: Arc::new(registry),
+    };
+    let ui_handle = ui::UiHandle::default();
+    // The UI is merged after the token middleware: it authenticates with its session cookie.
+    let router = auth::secure(api::router(api_state.clone()), Arc::clone(&auth)).merge(
+        ui::routes(api_state, auth, ui_handle.clone()),
     );
     let server = tokio::spawn(api::serve(listener, router, shutdown));
     tracing::info!(%addr, "API listening");
@@ -188,5 +194,6 @@ pub async fn launch_secured(
         addr,
         ingest,
         server,
+        ui: ui_handle,
     })
 }

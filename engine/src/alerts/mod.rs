@@ -30,6 +30,8 @@ pub use store::{AlertStore, StoredAlert, Upsert};
 pub const MAX_OUTBOX: usize = 65_536;
 /// Samples kept per host series (48 × 5 min = 4 h).
 pub const SERIES_LEN: usize = 48;
+/// Samples kept of the network's score series (one per point sampling period: 24 h at 60 s).
+pub const NETWORK_SERIES_LEN: usize = 1440;
 
 /// Configuration of the analysis (standalone: `analysis:` in the engine config).
 #[derive(Clone, Debug, Deserialize)]
@@ -149,6 +151,10 @@ pub struct Analysis {
     pub counters: AnalysisCounters,
     /// Flow time: the latest record time seen, ns.
     pub now_ns: u64,
+    /// The network's total score sampled every point period with its DES band (the UI's
+    /// overview chart), oldest first, at most [`NETWORK_SERIES_LEN`].
+    pub network_series: VecDeque<SeriesSample>,
+    network_des: Des,
     host_checks: BoundedMap<HostKey, (HostCheckState, PointKey)>,
     engaged: BTreeSet<HostKey>,
     flow_sides: BoundedMap<(FlowKey, bool), FlowSide>,
@@ -227,6 +233,7 @@ impl Analysis {
             config.max_alert_age_secs.saturating_mul(1_000_000_000),
             store::DEFAULT_DEDUP_NS,
         );
+        let des = config.des;
         Self {
             config,
             exclusions: Exclusions::default(),
@@ -234,6 +241,8 @@ impl Analysis {
             store,
             counters: AnalysisCounters::default(),
             now_ns: 0,
+            network_series: VecDeque::new(),
+            network_des: Des::new(des),
             host_checks: BoundedMap::new(max_hosts),
             engaged: BTreeSet::new(),
             flow_sides: BoundedMap::new(max_flows.saturating_mul(2).max(1024)),
@@ -529,6 +538,20 @@ impl Analysis {
         } else if now >= self.next_point_sample {
             let t = self.next_point_sample;
             self.next_point_sample = (now / pperiod).saturating_add(1).saturating_mul(pperiod);
+            let o = self
+                .network_des
+                .push(self.scores.total.values(t).total as f64);
+            if self.network_series.len() == NETWORK_SERIES_LEN {
+                self.network_series.pop_front();
+            }
+            self.network_series.push_back(SeriesSample {
+                t_ns: t,
+                value: o.value,
+                forecast: o.forecast,
+                lower: o.lower,
+                upper: o.upper,
+                anomaly: o.anomaly,
+            });
             let keys: Vec<PointKey> = self.scores.points.keys().copied().collect();
             for k in keys {
                 let score = self.scores.points[&k].values(t).total as f64;

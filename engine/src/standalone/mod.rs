@@ -96,6 +96,8 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         shutdown.clone(),
     )
     .await?;
+    // Exclusions made in the web UI are written to the configuration directory.
+    launched.ui.set_config_dir(options.config.clone());
     if let Some(config) = analysis {
         info!("analysis configuration loaded");
         launched
