@@ -33,8 +33,10 @@ pub mod hosts;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod periodicity;
 pub mod report;
 pub mod score;
+pub mod servicemap;
 pub mod standalone;
 pub mod state;
 pub mod store;
@@ -74,12 +76,16 @@ impl Engine {
 
     /// An empty engine sized by `config`, counting into `metrics`.
     pub fn new(config: &StateConfig, metrics: Arc<EngineMetrics>) -> Self {
+        let directory = directory::SharedDirectory::default();
+        let mut state = State::new(config);
+        // The service map names workloads through the directory at ingest.
+        state.servicemap.attach_directory(directory.clone());
         Self {
             db: None,
-            state: Arc::new(RwLock::new(State::new(config))),
+            state: Arc::new(RwLock::new(state)),
             metrics,
             status: Arc::new(IngestStatus::default()),
-            directory: directory::SharedDirectory::default(),
+            directory,
         }
     }
 

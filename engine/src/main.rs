@@ -58,6 +58,16 @@ struct TableArgs {
     /// Shards of the cluster (must match the sensors').
     #[arg(long, default_value_t = netwarden_api::names::DEFAULT_SHARDS)]
     shards: u32,
+    /// Service-map learning period (`3600`, `30m`, `2h`, `7d`): new edges are allowed while it
+    /// runs, undecided (a `new_service` alert) after it.
+    #[arg(long, default_value = "2h", value_parser = netwarden_engine::store::db::config::parse_duration_secs)]
+    servicemap_learning: u64,
+    /// Most service-map edges (0: an eighth of --max-active-flows, at least 1024).
+    #[arg(long, default_value_t = 0)]
+    servicemap_max_edges: usize,
+    /// Service-map edges idle this long (flow time) are forgotten.
+    #[arg(long, default_value = "1d", value_parser = netwarden_engine::store::db::config::parse_duration_secs)]
+    servicemap_idle: u64,
 }
 
 impl TableArgs {
@@ -67,6 +77,12 @@ impl TableArgs {
             max_active_flows: self.max_active_flows,
             history: self.history,
             shards: self.shards,
+            servicemap: netwarden_engine::servicemap::ServiceMapConfig {
+                max_edges: self.servicemap_max_edges,
+                learning_secs: self.servicemap_learning,
+                idle_secs: self.servicemap_idle,
+                ..netwarden_engine::servicemap::ServiceMapConfig::default()
+            },
         }
     }
 }

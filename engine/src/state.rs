@@ -32,6 +32,8 @@ pub struct StateConfig {
     /// Shards of the cluster (`nw.flows.<shard>`): needed to know whether a client copy also
     /// stands for the server (both hosts on one shard). Must equal the sensors' setting.
     pub shards: u32,
+    /// The service map and the periodicity map (flags `--servicemap-*`).
+    pub servicemap: crate::servicemap::ServiceMapConfig,
 }
 
 impl Default for StateConfig {
@@ -41,6 +43,7 @@ impl Default for StateConfig {
             max_active_flows: crate::store::DEFAULT_MAX_ACTIVE_FLOWS,
             history: crate::store::DEFAULT_HISTORY,
             shards: netwarden_api::names::DEFAULT_SHARDS,
+            servicemap: crate::servicemap::ServiceMapConfig::default(),
         }
     }
 }
@@ -99,6 +102,8 @@ pub struct State {
     pub totals: Totals,
     /// Checks, score, anomalies and alerts.
     pub analysis: Analysis,
+    /// The learned service map and the periodicity map.
+    pub servicemap: crate::servicemap::ServiceMap,
     deltas: DeltaTracker,
     shards: u32,
     hosts_capacity: usize,
@@ -128,6 +133,7 @@ impl State {
                 config.max_hosts,
                 config.max_active_flows,
             ),
+            servicemap: crate::servicemap::ServiceMap::new(config.servicemap, config.max_active_flows),
             // Two sides per flow, and room for flows the active table already forgot.
             deltas: DeltaTracker::new(config.max_active_flows.saturating_mul(2).max(1024)),
             shards: config.shards.max(1),
@@ -184,7 +190,13 @@ impl State {
         let l7 = l7_name(&record);
         let vlan = record.vlan;
         // Flow checks are pure: every copy computes the same alerts (DESIGN.md §5).
-        let alerts = self.analysis.check_flow(&record);
+        let mut alerts = self.analysis.check_flow(&record);
+        // The service map sees the client copy (docs/servicemap.md: replicas and copies).
+        let on_edge = if client_side {
+            self.observe_servicemap(&record, flow, &l7, &mut alerts)
+        } else {
+            None
+        };
 
         if server_side {
             let host = HostKey { ip: server, vlan };
@@ -229,6 +241,10 @@ impl State {
                 adv.new_flow,
                 adv.delta.c2s_packets,
             );
+            if let Some((id, first)) = on_edge {
+                let added = if first { counters } else { adv.delta };
+                self.servicemap.add_traffic(id, added);
+            }
             let (new_flow, count_l7) = (adv.new_flow, adv.count_l7);
             self.totals.flows += u64::from(new_flow);
             self.totals.packets = self.totals.packets.saturating_add(adv.delta.packets());
@@ -323,6 +339,26 @@ impl State {
         for p in &gone.points {
             self.points.count_host(*p, false);
         }
+    }
+
+    /// Feeds the client copy of a record to the service map before the host tables count it:
+    /// adds its alerts to `alerts`; returns the edge and whether the flow is counted now (the
+    /// moment the host tables count it under its L7 protocol).
+    fn observe_servicemap(
+        &mut self,
+        record: &FlowRecord,
+        flow: FlowKey,
+        l7: &str,
+        alerts: &mut Vec<crate::checks::FlowAlert>,
+    ) -> Option<(u64, bool)> {
+        let counted = self
+            .deltas
+            .current(flow, Side::Client, record.first_seen_ns)
+            .is_some_and(|s| s.l7_counted);
+        let first = !counted && (l7 != UNKNOWN_L7 || record.is_final());
+        let out = self.servicemap.observe(record, l7, first, &self.analysis);
+        alerts.extend(out.alerts);
+        out.edge.map(|id| (id, first))
     }
 
     /// Number of (flow, side) counter snapshots held.
@@ -609,6 +645,7 @@ mod tests {
             max_active_flows: 5,
             history: 3,
             shards: 64,
+            ..StateConfig::default()
         };
         let mut s = State::new(&cfg);
         let mut ev = Evictions::default();

@@ -463,6 +463,7 @@ fn time_going_backwards_and_absurd_records_keep_state_bounded() {
         max_active_flows: 100,
         history: 10,
         shards: 64,
+        ..StateConfig::default()
     });
     let mut records = Vec::new();
     for i in 0..5000u64 {

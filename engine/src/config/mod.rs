@@ -146,6 +146,13 @@ impl Follower {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .analysis
             .exclusions = compiled.exclusions;
+        let policies = crate::servicemap::policy::compile(&snapshot.service_policies);
+        self.engine
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .servicemap
+            .set_policies(policies);
         self.metrics
             .exclusions
             .set(i64::try_from(rules).unwrap_or(i64::MAX));
