@@ -132,8 +132,13 @@ struct Meta {
     kind: Kind,
     /// A host name read by a one-packet signature (SSDP, NetBIOS).
     host: String,
-    dhcp: Option<Box<DhcpInfo>>,
+    /// DHCP facts, one per client hardware address (the flow's first, then others sharing
+    /// the flow: requests from 0.0.0.0 to the broadcast address), at most [`MAX_DHCP_CLIENTS`].
+    dhcp: Vec<DhcpInfo>,
 }
+
+/// Most DHCP clients remembered per flow.
+pub const MAX_DHCP_CLIENTS: usize = 9;
 
 #[derive(Debug)]
 enum Kind {
@@ -146,6 +151,30 @@ enum Kind {
     Smb(Box<SmbFlow>),
     Text(Box<TextFlow>),
     Rtp(RtpFlow),
+}
+
+/// Adds the DHCP facts of one more packet: merged into the entry of the same client address
+/// (filling what it lacked, as a DISCOVER then a REQUEST), else a new entry while there is room.
+/// Server replies (no request list, no vendor class, no host name) add nothing.
+fn add_dhcp_client(list: &mut Vec<DhcpInfo>, info: DhcpInfo) {
+    if info.mac.is_empty()
+        || (info.fingerprint.is_empty() && info.vendor_class.is_empty() && info.hostname.is_empty())
+    {
+        return;
+    }
+    if let Some(known) = list.iter_mut().find(|d| d.mac == info.mac) {
+        for (have, new) in [
+            (&mut known.hostname, info.hostname),
+            (&mut known.fingerprint, info.fingerprint),
+            (&mut known.vendor_class, info.vendor_class),
+        ] {
+            if have.is_empty() {
+                *have = new;
+            }
+        }
+    } else if list.len() < MAX_DHCP_CLIENTS {
+        list.push(info);
+    }
 }
 
 /// Risk ids used by the dissectors (nDPI `ndpi_risk_enum` values, as in `api::risk`; a test
@@ -343,7 +372,7 @@ impl Dpi {
                         app: None,
                         kind: Kind::Rtp(r),
                         host: String::new(),
-                        dhcp: None,
+                        dhcp: Vec::new(),
                     })
                 });
             }
@@ -431,6 +460,21 @@ impl Dpi {
                         false
                     }
                 },
+                Kind::None if meta.proto.is_some() && meta.proto == self.ids.dhcp => {
+                    // Several clients' requests (0.0.0.0 → broadcast) share one flow: keep
+                    // reading until the packet budget, one entry per client address.
+                    if flow.packets > 1
+                        && let Some(misc::Hit::Dhcp(info)) = misc::detect(
+                            ctx.l4_proto,
+                            ctx.client_port,
+                            ctx.server_port,
+                            payload,
+                        )
+                    {
+                        add_dhcp_client(&mut meta.dhcp, *info);
+                    }
+                    false
+                }
                 Kind::None => {
                     self.starttls_variant(meta.proto).is_none() && meta.proto != self.ids.stun
                 }
@@ -481,7 +525,7 @@ impl Dpi {
             app: None,
             kind,
             host: String::new(),
-            dhcp: None,
+            dhcp: Vec::new(),
         };
         let port = |p: u16| ctx.server_port == p || ctx.client_port == p;
         match ctx.l4_proto {
@@ -557,7 +601,7 @@ impl Dpi {
             }
             misc::Hit::Dhcp(info) => {
                 let mut m = meta(self.ids.dhcp, Kind::None);
-                m.dhcp = Some(info);
+                m.dhcp = vec![*info];
                 Some(m)
             }
         }
@@ -718,9 +762,10 @@ impl Dpi {
         if let Some(sub) = sub {
             app = Some((sub.name, sub.category));
         }
-        if let Some(dhcp) = &meta.dhcp {
+        if let Some((dhcp, others)) = meta.dhcp.split_first() {
             l7.hostname.clone_from(&dhcp.hostname);
-            l7.dhcp = Some((**dhcp).clone());
+            l7.dhcp = Some(dhcp.clone());
+            l7.dhcp_clients = others.to_vec();
         }
         // DNS keeps its own category for DNS.<app>, like nDPI.
         let master_category = meta.proto == self.ids.dns || meta.proto == self.ids.mdns;
@@ -813,7 +858,7 @@ impl FlowDpi {
                         Kind::Smb(_) => size_of::<SmbFlow>(),
                         Kind::Text(_) => size_of::<TextFlow>(),
                     }
-                    + m.dhcp.as_ref().map_or(0, |_| size_of::<DhcpInfo>())
+                    + m.dhcp.capacity() * size_of::<DhcpInfo>()
             })
     }
 }
