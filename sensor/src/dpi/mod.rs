@@ -464,12 +464,8 @@ impl Dpi {
                     // Several clients' requests (0.0.0.0 → broadcast) share one flow: keep
                     // reading until the packet budget, one entry per client address.
                     if flow.packets > 1
-                        && let Some(misc::Hit::Dhcp(info)) = misc::detect(
-                            ctx.l4_proto,
-                            ctx.client_port,
-                            ctx.server_port,
-                            payload,
-                        )
+                        && let Some(misc::Hit::Dhcp(info)) =
+                            misc::detect(ctx.l4_proto, ctx.client_port, ctx.server_port, payload)
                     {
                         add_dhcp_client(&mut meta.dhcp, *info);
                     }
