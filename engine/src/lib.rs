@@ -37,6 +37,7 @@ pub mod periodicity;
 pub mod report;
 pub mod score;
 pub mod servicemap;
+pub mod shard;
 pub mod standalone;
 pub mod state;
 pub mod store;

@@ -142,6 +142,8 @@ struct RunArgs {
     auth: netwarden_engine::auth::cli::AuthArgs,
     #[command(flatten)]
     notify: netwarden_engine::notify::cli::NotifyArgs,
+    #[command(flatten)]
+    shard: netwarden_engine::shard::cli::ShardArgs,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +228,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Arc::new(netwarden_engine::notify::metrics::NotifyMetrics::default()),
     )?;
     let bus = netwarden_engine::notify::tap::TapBus::wrap(bus, notifier.clone());
+    // Sharded mode (docs/deploy.md): the shard runtime consumes NW_FLOWS; the default ingest
+    // is kept away from the flow subjects.
+    let sharded = args.shard.ingest == netwarden_engine::shard::cli::IngestMode::Jetstream;
+    let (shard_ready, shard_ready_rx) = watch::channel(false);
+    let shard_metrics = Arc::new(netwarden_engine::shard::metrics::ShardMetrics::default());
+    let alerts_bus = bus.clone();
+    let bus = if sharded {
+        netwarden_engine::shard::bus::ShardedBus::wrap(bus, shard_ready_rx)
+    } else {
+        bus
+    };
     let config_metrics = Arc::new(netwarden_engine::config::ConfigMetrics::default());
     let directory_metrics = Arc::new(netwarden_engine::directory::DirectoryMetrics::default());
     let launched = netwarden_engine::launch_secured(
@@ -237,6 +250,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             config_metrics.register(r);
             directory_metrics.register(r);
             notifier.metrics().register(r);
+            shard_metrics.register(r);
         },
         auth,
         rx.clone(),
@@ -247,6 +261,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .replica
         .filter(|r| !r.is_empty())
         .unwrap_or_else(netwarden_engine::config::default_replica_name);
+    let shards = sharded.then(|| {
+        netwarden_engine::shard::spawn(
+            launched.engine.clone(),
+            nats.client().clone(),
+            alerts_bus,
+            args.shard
+                .options(&replica, launched.addr, args.tables.shards),
+            shard_metrics,
+            shard_ready,
+            rx.clone(),
+        )
+    });
     // Who addresses are (nw-directory), then the live configuration: exclusions from
     // nw-config (pod selectors resolved through the directory), reports to nw-status.
     let directory = launched.engine.directory.clone();
@@ -277,6 +303,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("API task failed")?
         .context("API server failed")?;
     let _ = launched.ingest.await;
+    if let Some(shards) = shards {
+        let _ = shards.await;
+    }
     launched.engine.close().await;
     tracing::info!("engine stopped");
     Ok(())

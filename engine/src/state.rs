@@ -341,6 +341,16 @@ impl State {
         }
     }
 
+    /// The per-(flow, side) counter snapshots (the sharded engine snapshots them per shard).
+    pub fn deltas(&self) -> &DeltaTracker {
+        &self.deltas
+    }
+
+    /// The per-(flow, side) counter snapshots, mutably (shard restore and hand-over).
+    pub fn deltas_mut(&mut self) -> &mut DeltaTracker {
+        &mut self.deltas
+    }
+
     /// Feeds the client copy of a record to the service map before the host tables count it:
     /// adds its alerts to `alerts`; returns the edge and whether the flow is counted now (the
     /// moment the host tables count it under its L7 protocol).

@@ -112,6 +112,8 @@ struct RunArgs {
     /// Records the export queue holds.
     #[arg(long, default_value_t = 65_536)]
     queue_capacity: usize,
+    #[command(flatten)]
+    jetstream: netwarden_sensor::export::jetstream::JetStreamArgs,
     /// Most flows in the flow table.
     #[arg(long, default_value_t = 262_144)]
     max_flows: usize,
@@ -294,8 +296,9 @@ async fn run(args: RunArgs) -> Result<()> {
         .collect();
     let metrics = Arc::new(SensorMetrics::new());
     let policy_metrics = Arc::new(netwarden_sensor::policy::PolicyMetrics::default());
+    let js_metrics = Arc::new(netwarden_sensor::export::jetstream::JetStreamMetrics::default());
     if let Some(addr) = args.metrics_listen {
-        serve_metrics(addr, &metrics, &policy_metrics).await?;
+        serve_metrics(addr, &metrics, &policy_metrics, &js_metrics).await?;
     }
     // Connecting does not wait for NATS: a sensor started before NATS keeps capturing.
     let nats = NatsBus::connect(NatsOptions::new(
@@ -304,7 +307,19 @@ async fn run(args: RunArgs) -> Result<()> {
     ))
     .await
     .context("NATS client")?;
-    let bus: Arc<dyn Bus> = Arc::new(nats.clone());
+    // The cluster path: acknowledged publishes to NW_FLOWS (docs/deploy.md).
+    let jetstream = (args.jetstream.publish
+        == netwarden_sensor::export::jetstream::PublishMode::Jetstream)
+        .then(|| {
+            netwarden_sensor::export::jetstream::JetStreamExport::start(&nats, &args.jetstream)
+        });
+    let bus: Arc<dyn Bus> = match &jetstream {
+        Some(js) => {
+            js.follow(Arc::clone(&js_metrics));
+            js.bus()
+        }
+        None => Arc::new(nats.clone()),
+    };
     // A node's sensor follows InterfacePolicy entries; a pcap replay does not.
     let follow = !args.no_config && args.pcap.is_empty();
     anyhow::ensure!(
@@ -355,6 +370,9 @@ async fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(file = %file.name, packets = file.packets, error = ?file.error, "file cut short");
     }
     eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+    if let Some(js) = &jetstream {
+        eprintln!("jetstream: {}", serde_json::to_string(&js.summary())?);
+    }
     Ok(())
 }
 
@@ -384,11 +402,13 @@ async fn serve_metrics(
     addr: SocketAddr,
     metrics: &SensorMetrics,
     policy: &netwarden_sensor::policy::PolicyMetrics,
+    jetstream: &netwarden_sensor::export::jetstream::JetStreamMetrics,
 ) -> Result<()> {
     use axum::http::header::CONTENT_TYPE;
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
     policy.register(&mut registry);
+    jetstream.register(&mut registry);
     let registry = Arc::new(registry);
     let app = axum::Router::new()
         .route(

@@ -5,6 +5,7 @@
 //! Everything else in Netwarden talks to `dyn Bus`, so the standalone mode runs the very code
 //! path of the cluster except for the transport.
 
+pub mod jetstream;
 pub mod kv;
 pub mod memory;
 pub mod nats;

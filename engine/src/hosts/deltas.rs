@@ -134,6 +134,28 @@ impl DeltaTracker {
         self.snapshots.is_empty()
     }
 
+    /// Every remembered (flow, side) with its snapshot (shard snapshots of the sharded engine).
+    pub fn entries(&self) -> impl Iterator<Item = ((FlowKey, Side), Snapshot)> + '_ {
+        self.snapshots.iter().map(|(k, v)| (*k, *v))
+    }
+
+    /// Puts back a snapshot taken elsewhere (a shard taken over); returns one evicted for room.
+    pub fn restore(
+        &mut self,
+        flow: FlowKey,
+        side: Side,
+        snapshot: Snapshot,
+    ) -> Option<(Side, Snapshot)> {
+        self.snapshots
+            .insert((flow, side), snapshot)
+            .map(|((_, side), s)| (side, s))
+    }
+
+    /// Forgets (`flow`, `side`) (a shard handed over to another replica).
+    pub fn forget(&mut self, flow: FlowKey, side: Side) -> Option<Snapshot> {
+        self.snapshots.remove(&(flow, side))
+    }
+
     /// The snapshot of (`flow`, `side`) for the flow that started at `first_seen_ns`.
     pub fn current(&self, flow: FlowKey, side: Side, first_seen_ns: u64) -> Option<&Snapshot> {
         self.snapshots

@@ -37,6 +37,16 @@ impl HostTable {
         self.hosts.get_mut(key)
     }
 
+    /// Removes the host `key` (a shard handed over to another replica).
+    pub fn remove(&mut self, key: &HostKey) -> Option<Host> {
+        self.hosts.remove(key)
+    }
+
+    /// Puts a host back (a shard taken over); returns the host evicted to make room, if any.
+    pub fn insert(&mut self, host: Host) -> Option<Host> {
+        self.hosts.insert(host.key, host).map(|(_, h)| h)
+    }
+
     /// The host `key`, if known.
     pub fn get(&self, key: &HostKey) -> Option<&Host> {
         self.hosts.peek(key)

@@ -6,6 +6,7 @@
 //! policy says block), crash or hang when the bus is down.
 
 mod batcher;
+pub mod jetstream;
 mod publisher;
 
 use std::sync::Arc;
