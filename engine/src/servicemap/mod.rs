@@ -17,6 +17,7 @@
 pub mod api;
 pub mod edge;
 pub mod policy;
+pub mod report;
 pub mod table;
 
 use std::net::IpAddr;
