@@ -153,6 +153,13 @@ pub async fn launch_with_store(
     .await
 }
 
+/// Every route the engine serves: the API behind `auth`, and the web UI. The UI is merged
+/// after the token middleware: it authenticates with its session cookie.
+pub fn app(api_state: api::ApiState, auth: Arc<auth::Auth>, ui: ui::UiHandle) -> axum::Router {
+    auth::secure(api::router(api_state.clone()), Arc::clone(&auth))
+        .merge(ui::routes(api_state, auth, ui))
+}
+
 /// [`launch_with_store`] with the API behind `auth`: API tokens (`--tokens`), or open.
 pub async fn launch_secured(
     bus: Arc<dyn netwarden_api::bus::Bus>,
@@ -190,10 +197,7 @@ pub async fn launch_secured(
         registry: Arc::new(registry),
     };
     let ui_handle = ui::UiHandle::default();
-    // The UI is merged after the token middleware: it authenticates with its session cookie.
-    let router = auth::secure(api::router(api_state.clone()), Arc::clone(&auth)).merge(
-        ui::routes(api_state, auth, ui_handle.clone()),
-    );
+    let router = app(api_state, auth, ui_handle.clone());
     let server = tokio::spawn(api::serve(listener, router, shutdown));
     tracing::info!(%addr, "API listening");
     Ok(Launched {

@@ -32,7 +32,8 @@ pub const MAX_PARAM_LEN: usize = 512;
 
 /// Query parameters of `GET /api/v2/alerts` (the summary, acknowledge and delete routes take
 /// the same filters).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// Alerts last seen at or after this time (RFC 3339 or seconds since the epoch).
@@ -61,8 +62,10 @@ pub struct AlertQuery {
     /// `time`, `score`, `count`, `id`; `-` prefix for descending (default `-time`).
     pub sort: Option<String>,
     /// Items skipped.
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// Summary only: bucket width in seconds (1..=86400, default 300).
     pub bucket: Option<String>,
@@ -228,6 +231,7 @@ fn sort_value(key: AlertSortKey, r: &StoredAlert) -> u64 {
 }
 
 /// `GET /api/v2/alerts`.
+#[utoipa::path(get, path = "/api/v2/alerts", tag = "alerts", params(AlertQuery), responses((status = 200, description = "A page of alerts, most recent first by default", body = Page<StoredAlert>)))]
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
@@ -282,7 +286,7 @@ pub async fn list(
 }
 
 /// Counts of alerts by type, by severity, by entity, and per time bucket.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct AlertSummary {
     /// Alerts matching the filters.
     pub total: u64,
@@ -301,7 +305,7 @@ pub struct AlertSummary {
 }
 
 /// One time bucket of the summary.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct SummaryBucket {
     /// Bucket start, ns since the epoch.
     pub start_ns: u64,
@@ -350,6 +354,7 @@ fn summarize(groups: impl IntoIterator<Item = AlertGroup>, bucket_secs: u64) -> 
 }
 
 /// `GET /api/v2/alerts/summary`.
+#[utoipa::path(get, path = "/api/v2/alerts/summary", tag = "alerts", params(AlertQuery), responses((status = 200, description = "Counts by type, severity, entity and time bucket", body = AlertSummary)))]
 pub async fn summary(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
@@ -397,7 +402,7 @@ pub async fn summary(
 }
 
 /// An alert with its drill-down links.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AlertDetail {
     /// The alert (the triggering flow is in `flow` for flow alerts).
     #[serde(flatten)]
@@ -407,7 +412,7 @@ pub struct AlertDetail {
 }
 
 /// Drill-down links (absent when the alert names no host or point).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct AlertLinks {
     /// The host's ended flows in the alert's time window, from the flow history (the
     /// client's for flow alerts, the host's for host alerts).
@@ -502,6 +507,7 @@ async fn find(api: &ApiState, id: &str) -> Result<StoredAlert, Problem> {
 }
 
 /// `GET /api/v2/alerts/{id}`: by row id, or by alert key (the latest row of that key).
+#[utoipa::path(get, path = "/api/v2/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "Row id, or an alert key (the latest row of that key)")), responses((status = 200, description = "The alert with drill-down links", body = AlertDetail)))]
 pub async fn detail(
     State(api): State<ApiState>,
     Path(id): Path<String>,
@@ -514,14 +520,14 @@ pub async fn detail(
 }
 
 /// The answer of an acknowledgement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Acknowledged {
     /// Alerts that were not acknowledged and now are.
     pub acknowledged: u64,
 }
 
 /// The answer of a deletion.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Deleted {
     /// Alerts deleted.
     pub deleted: u64,
@@ -570,6 +576,7 @@ fn mutation_filter(q: &AlertQuery, route: &str) -> Result<AlertFilter, Problem> 
 }
 
 /// `POST /api/v2/alerts/acknowledge?<filters>`: acknowledges every alert matching.
+#[utoipa::path(post, path = "/api/v2/alerts/acknowledge", tag = "alerts", params(AlertQuery), responses((status = 200, description = "How many alerts were acknowledged", body = Acknowledged)))]
 pub async fn acknowledge_where(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
@@ -585,6 +592,7 @@ pub async fn acknowledge_where(
 }
 
 /// `DELETE /api/v2/alerts?<filters>`: deletes every alert matching.
+#[utoipa::path(delete, path = "/api/v2/alerts", tag = "alerts", params(AlertQuery), responses((status = 200, description = "How many alerts were deleted", body = Deleted)))]
 pub async fn delete_where(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
@@ -600,6 +608,7 @@ pub async fn delete_where(
 }
 
 /// `POST /api/v2/alerts/{id}/acknowledge`: the alert, acknowledged.
+#[utoipa::path(post, path = "/api/v2/alerts/{id}/acknowledge", tag = "alerts", params(("id" = String, Path, description = "Row id, or an alert key")), responses((status = 200, description = "The alert, acknowledged", body = AlertDetail)))]
 pub async fn acknowledge_one(
     State(api): State<ApiState>,
     Path(id): Path<String>,
@@ -617,6 +626,7 @@ pub async fn acknowledge_one(
 }
 
 /// `DELETE /api/v2/alerts/{id}`: 204, or 404.
+#[utoipa::path(delete, path = "/api/v2/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "Row id, or an alert key")), responses((status = 204, description = "Deleted")))]
 pub async fn delete_one(
     State(api): State<ApiState>,
     Path(id): Path<String>,
@@ -630,9 +640,10 @@ pub async fn delete_one(
 }
 
 /// A host's score and every contribution to it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoreBreakdown {
     /// Address.
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     /// VLAN id.
     pub vlan: u32,
@@ -653,10 +664,12 @@ pub struct ScoreBreakdown {
 }
 
 /// Query parameter of the host sub-resources.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HostSubQuery {
     /// VLAN id (default 0).
+    #[param(value_type = Option<u32>)]
     pub vlan: Option<String>,
     /// For `timeseries`: one of `score_as_client`, `score_as_server`, `active_flows_as_client`,
     /// `active_flows_as_server`.
@@ -671,6 +684,7 @@ fn host_key(ip: &str, vlan: Option<&str>) -> Result<HostKey, Problem> {
 }
 
 /// `GET /api/v2/hosts/{ip}/score`.
+#[utoipa::path(get, path = "/api/v2/hosts/{ip}/score", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address"), HostSubQuery), responses((status = 200, description = "The host's score and every contribution to it", body = ScoreBreakdown)))]
 pub async fn host_score(
     State(api): State<ApiState>,
     Path(ip): Path<String>,
@@ -717,7 +731,7 @@ pub async fn host_score(
 }
 
 /// A host's series.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Timeseries {
     /// The metric.
     pub metric: String,
@@ -726,6 +740,7 @@ pub struct Timeseries {
 }
 
 /// `GET /api/v2/hosts/{ip}/timeseries?metric=`.
+#[utoipa::path(get, path = "/api/v2/hosts/{ip}/timeseries", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address"), HostSubQuery), responses((status = 200, description = "One bounded per-minute series of the host with its DES forecast and band", body = Timeseries)))]
 pub async fn host_timeseries(
     State(api): State<ApiState>,
     Path(ip): Path<String>,

@@ -16,12 +16,14 @@ use crate::hosts::PointKey;
 use crate::store::history::{self, HistoryFilter, HistorySortKey};
 
 /// Query parameters of `GET /api/v2/flows`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FlowQuery {
     /// Client or server address.
     pub host: Option<String>,
     /// Client or server port.
+    #[param(value_type = Option<u16>)]
     pub port: Option<String>,
     /// L4 protocol: `tcp`, `udp`, `icmp`, ... or its number.
     pub protocol: Option<String>,
@@ -30,6 +32,7 @@ pub struct FlowQuery {
     /// `active`, `ended` or `all` (default).
     pub state: Option<String>,
     /// VLAN id.
+    #[param(value_type = Option<u32>)]
     pub vlan: Option<String>,
     /// Observation point name (`sensor/interface`) or sensor name.
     pub observation_point: Option<String>,
@@ -40,8 +43,10 @@ pub struct FlowQuery {
     /// `bytes`, `packets`, `first_seen`, `last_seen`, `duration`; `-` prefix for descending.
     pub sort: Option<String>,
     /// Items skipped.
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -112,6 +117,7 @@ fn sort_value(key: FlowSort, r: &FlowRecord) -> u64 {
 }
 
 /// The handler.
+#[utoipa::path(get, path = "/api/v2/flows", tag = "flows", params(FlowQuery), responses((status = 200, description = "A page of flow records (latest record of each active flow, and ended flows)", body = Page<crate::api::openapi::FlowRecordSchema>)))]
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<FlowQuery>,
@@ -196,16 +202,19 @@ pub async fn list(
 }
 
 /// Query parameters of `GET /api/v2/flows/history`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Client or server address.
     pub host: Option<String>,
     /// Client or server port.
+    #[param(value_type = Option<u16>)]
     pub port: Option<String>,
     /// L4 protocol: `tcp`, `udp`, `icmp`, ... or its number.
     pub protocol: Option<String>,
     /// VLAN id.
+    #[param(value_type = Option<u32>)]
     pub vlan: Option<String>,
     /// Observation point name (`sensor/interface`) or sensor name.
     pub observation_point: Option<String>,
@@ -217,8 +226,10 @@ pub struct HistoryQuery {
     /// (default `-last_seen`).
     pub sort: Option<String>,
     /// Items skipped.
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -267,6 +278,7 @@ pub fn history_filter(q: &HistoryQuery) -> Result<HistoryFilter, Problem> {
 
 /// `GET /api/v2/flows/history`: ended flows from the persistent store (`--data`), else from
 /// the in-memory history ring.
+#[utoipa::path(get, path = "/api/v2/flows/history", tag = "flows", params(HistoryQuery), responses((status = 200, description = "A page of ended flows", body = Page<crate::api::openapi::FlowRecordSchema>)))]
 pub async fn history(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<HistoryQuery>,

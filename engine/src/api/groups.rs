@@ -11,7 +11,8 @@ use crate::api::query::{ApiQuery, Page, Paging, Sort};
 use crate::directory::{Group, GroupBy, rollup};
 
 /// Query parameters of both routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GroupQuery {
     /// Only this namespace.
@@ -19,8 +20,10 @@ pub struct GroupQuery {
     /// `score`, `bytes`, `hosts`, `name`; `-` prefix for descending (default `-score`).
     pub sort: Option<String>,
     /// Items skipped.
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -73,6 +76,7 @@ fn groups(api: &ApiState, q: &GroupQuery, by: GroupBy) -> Result<Json<Page<Group
 }
 
 /// `GET /api/v2/namespaces`.
+#[utoipa::path(get, path = "/api/v2/namespaces", tag = "groups", params(GroupQuery), responses((status = 200, description = "A page of namespaces with their hosts' traffic and score", body = Page<Group>)))]
 pub async fn namespaces(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<GroupQuery>,
@@ -81,6 +85,7 @@ pub async fn namespaces(
 }
 
 /// `GET /api/v2/workloads`.
+#[utoipa::path(get, path = "/api/v2/workloads", tag = "groups", params(GroupQuery), responses((status = 200, description = "A page of workloads with their hosts' traffic and score", body = Page<Group>)))]
 pub async fn workloads(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<GroupQuery>,

@@ -13,23 +13,26 @@ use crate::api::problem::Problem;
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The reply of `/healthz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok`: the process answers.
+    #[schema(value_type = String)]
     pub status: &'static str,
 }
 
 /// `GET /healthz`: the process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "The process answers", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// The reply of `/readyz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Bus connected and ingest subscribed.
     pub ready: bool,
     /// The bus kind (`nats`, `memory`).
+    #[schema(value_type = String)]
     pub bus: &'static str,
     /// Whether the bus is connected.
     pub bus_connected: bool,
@@ -41,6 +44,7 @@ pub struct Readiness {
 }
 
 /// `GET /readyz`: 200 when the bus is connected and ingest runs, 503 with the reason otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "meta", responses((status = 200, description = "Ready", body = Readiness), (status = 503, description = "Not ready, with the reason", body = Readiness)))]
 pub async fn readyz(State(api): State<ApiState>) -> (StatusCode, Json<Readiness>) {
     let bus_connected = api.bus.is_connected();
     let ingest_running = api.engine.status.is_running();
@@ -68,6 +72,7 @@ pub async fn readyz(State(api): State<ApiState>) -> (StatusCode, Json<Readiness>
 }
 
 /// `GET /metrics`: the registry in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Every metric in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(api): State<ApiState>) -> Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &api.registry) {

@@ -18,10 +18,12 @@ use netwarden_api::directory::Directory;
 pub const TOP_PEERS: usize = 10;
 
 /// Query parameters of `GET /api/v2/hosts`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HostQuery {
     /// VLAN id.
+    #[param(value_type = Option<u32>)]
     pub vlan: Option<String>,
     /// Prefix of the address as text (`10.1.`, `2001:db8:`), or of the Kubernetes name
     /// (`shop/web-`).
@@ -33,23 +35,28 @@ pub struct HostQuery {
     /// `bytes`, `packets`, `flows`, `last_seen`; `-` prefix for descending.
     pub sort: Option<String>,
     /// Items skipped.
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
 /// Query parameters of `GET /api/v2/hosts/{ip}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HostDetailQuery {
     /// VLAN id; without it, the host on VLAN 0, else the busiest VLAN of that address.
+    #[param(value_type = Option<u32>)]
     pub vlan: Option<String>,
 }
 
 /// A host as listed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HostView {
     /// Address.
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     /// VLAN id (0 untagged).
     pub vlan: u32,
@@ -130,7 +137,7 @@ impl HostView {
 }
 
 /// A host with its top peers and protocols.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HostDetail {
     /// The totals.
     #[serde(flatten)]
@@ -172,6 +179,7 @@ fn sort_value(key: HostSort, h: &Host) -> u64 {
 }
 
 /// `GET /api/v2/hosts`.
+#[utoipa::path(get, path = "/api/v2/hosts", tag = "hosts", params(HostQuery), responses((status = 200, description = "A page of hosts", body = Page<HostView>)))]
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<HostQuery>,
@@ -239,6 +247,7 @@ pub async fn list(
 }
 
 /// `GET /api/v2/hosts/{ip}`.
+#[utoipa::path(get, path = "/api/v2/hosts/{ip}", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address"), HostDetailQuery), responses((status = 200, description = "The host with its protocols and top peers", body = HostDetail)))]
 pub async fn detail(
     State(api): State<ApiState>,
     Path(ip): Path<String>,

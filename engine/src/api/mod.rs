@@ -11,6 +11,7 @@ pub mod flows;
 pub mod groups;
 pub mod health;
 pub mod hosts;
+pub mod openapi;
 pub mod points;
 pub mod problem;
 pub mod query;
@@ -86,6 +87,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v2/workloads", get(groups::workloads))
         .route("/api/v2/observation-points", get(points::list))
         .route("/api/v2/observation-points/{*name}", get(points::detail))
+        .route("/api/v2/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -15,16 +15,20 @@ use crate::state::l7_name;
 use crate::store::{ProtocolTotals, ProtocolTotalsRow};
 
 /// Query parameters of `GET /api/v2/observation-points`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PointQuery {
     /// Items skipped.
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
 /// The handler: every observation point by name, with its totals.
+#[utoipa::path(get, path = "/api/v2/observation-points", tag = "observation points", params(PointQuery), responses((status = 200, description = "A page of observation points with their totals", body = Page<PointTotals>)))]
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<PointQuery>,
@@ -44,9 +48,10 @@ pub async fn list(
 pub const TOP_POINT_HOSTS: usize = 20;
 
 /// One host of an observation point's drill-down.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PointHost {
     /// Address.
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     /// Bytes of its flows seen at this point (both directions).
     pub bytes: u64,
@@ -58,7 +63,7 @@ pub struct PointHost {
 
 /// `GET /api/v2/observation-points/{name}`: a point's totals, and its top hosts and
 /// protocols over the flows the engine still keeps (active flows and the bounded history).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PointDetail {
     /// The point's totals since it was first seen.
     pub point: PointTotals,
@@ -74,6 +79,7 @@ pub struct PointDetail {
 
 /// The handler of `GET /api/v2/observation-points/{name}`: `name` is the point's name as
 /// listed (`sensor/interface` or `sensor/exporter/domain`; slashes allowed).
+#[utoipa::path(get, path = "/api/v2/observation-points/{name}", tag = "observation points", params(("name" = String, Path, description = "The point's name as listed (`sensor/interface`; slashes allowed)")), responses((status = 200, description = "The point's totals, top hosts and protocols", body = PointDetail)))]
 pub async fn detail(
     State(api): State<ApiState>,
     Path(name): Path<String>,

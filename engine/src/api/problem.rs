@@ -8,12 +8,14 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A problem detail document (RFC 9457 section 3.1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type; `about:blank` when the status says it all.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// Short summary of the problem type.
+    #[schema(value_type = String)]
     pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,

@@ -87,7 +87,7 @@ impl Paging {
 }
 
 /// A page of a list: `{ "total", "offset", "limit", "items" }`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// Items matching the filters, over all pages.
     pub total: usize,

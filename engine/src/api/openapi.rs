@@ -1,0 +1,399 @@
+//! The OpenAPI 3.1 document of the REST API v2, generated from the code with `utoipa`:
+//! `GET /api/v2/openapi.json`.
+//!
+//! Each handler carries a `#[utoipa::path]` annotation (method, path, parameters from its
+//! `IntoParams` query struct, the 200 body from its `ToSchema` response type); [`ApiDoc`] lists
+//! them. What every route shares is added once by [`Conventions`]: the bearer security scheme
+//! and the scope each operation needs (from its method and path, as `auth::authorize` decides),
+//! and the `application/problem+json` error responses. `engine/tests/openapi.rs` walks the live
+//! router and fails when a route is missing from the document or a documented route is not
+//! served (docs/api.md: "Documenting a new route").
+//!
+//! Types this module does not own and that carry no `ToSchema` (the protobuf `FlowRecord`, the
+//! stored alert, score and series types) are described as JSON objects by [`opaque_schema!`],
+//! with a pointer to where their fields are defined.
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{alerts, flows, groups, health, hosts, points, problem};
+
+/// Routes served without a token (`auth::authorize`); `/metrics` only with `--open-metrics`.
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz"];
+
+/// Describes a type without a `ToSchema` derive as a JSON object, naming where its fields are
+/// defined. `$ty` must be local to the crate (or a marker type standing for a foreign one).
+macro_rules! opaque_schema {
+    ($ty:ty, $name:literal, $doc:literal) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::Object)
+                        .description(Some($doc))
+                        .build(),
+                ))
+            }
+        }
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
+    };
+}
+
+/// Stands for `netwarden_api::flow::FlowRecord` (a protobuf message) in the document.
+pub struct FlowRecordSchema;
+opaque_schema!(
+    FlowRecordSchema,
+    "FlowRecord",
+    "A flow record: the protobuf message `FlowRecord` of api/proto/netwarden.proto in JSON \
+     (addresses as text, enums as lower-case names, times in ns since the epoch)."
+);
+opaque_schema!(
+    crate::alerts::StoredAlert,
+    "StoredAlert",
+    "An alert as stored: id, type, severity, entity, state, times, score, attacker/victim, \
+     acknowledged, the triggering flow for flow alerts (docs/api.md, GET /api/v2/alerts)."
+);
+opaque_schema!(
+    crate::alerts::SeriesSample,
+    "SeriesSample",
+    "One sample of a host series: time, value, and the double-exponential-smoothing forecast \
+     with its band (docs/checks.md)."
+);
+opaque_schema!(
+    crate::score::ScoreValues,
+    "ScoreValues",
+    "A host's score: total, as client and as server, network and security parts."
+);
+opaque_schema!(
+    crate::score::Contribution,
+    "Contribution",
+    "One contribution to a host's score: the alert type, its points and when it started or \
+     began to leave."
+);
+opaque_schema!(
+    crate::hosts::PointTotals,
+    "PointTotals",
+    "An observation point's totals: name, sensor, interface or exporter, bytes, packets, flows, \
+     first and last seen (ns)."
+);
+opaque_schema!(
+    crate::store::ProtocolTotalsRow,
+    "ProtocolTotalsRow",
+    "Traffic of one protocol: name, bytes, packets, flows."
+);
+opaque_schema!(
+    crate::directory::Group,
+    "Group",
+    "Hosts rolled up by Kubernetes namespace or workload: name, namespace, hosts, bytes \
+     sent/received, score."
+);
+opaque_schema!(
+    crate::directory::Identity,
+    "Identity",
+    "Who an address is in Kubernetes (from nw-directory): kind, namespace, name, workload."
+);
+opaque_schema!(
+    crate::hosts::ProtocolCount,
+    "ProtocolCount",
+    "Traffic of a host in one L7 protocol."
+);
+opaque_schema!(
+    crate::hosts::PeerCount,
+    "PeerCount",
+    "Traffic between a host and one peer."
+);
+
+/// The document: every documented operation and the schemas they name.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Netwarden REST API",
+        description = "The engine's REST API v2 (docs/api.md). Every request needs \
+            `Authorization: Bearer <token>` once the engine has a token file, except /healthz \
+            and /readyz (and /metrics with --open-metrics). Errors are RFC 9457 problem details.",
+        license(name = "Apache-2.0"),
+    ),
+    paths(
+        alerts::list,
+        alerts::delete_where,
+        alerts::summary,
+        alerts::acknowledge_where,
+        alerts::detail,
+        alerts::delete_one,
+        alerts::acknowledge_one,
+        alerts::host_score,
+        alerts::host_timeseries,
+        flows::list,
+        flows::history,
+        hosts::list,
+        hosts::detail,
+        groups::namespaces,
+        groups::workloads,
+        points::list,
+        points::detail,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        openapi_json,
+        others::tokens,
+        others::servicemap,
+        others::servicemap_policy,
+        others::servicemap_edge,
+        others::servicemap_edge_patch,
+        others::periodicity,
+    ),
+    components(schemas(problem::Problem)),
+    modifiers(&Conventions),
+    tags(
+        (name = "alerts", description = "Alerts: list, summary, detail, acknowledge, delete"),
+        (name = "flows", description = "Active flows and the history of ended flows"),
+        (name = "hosts", description = "Hosts, their score breakdown and time series"),
+        (name = "groups", description = "Hosts rolled up by Kubernetes namespace and workload"),
+        (name = "observation points", description = "Where flows are observed, and interfaces"),
+        (name = "config", description = "Checks, exclusions and notification endpoints in effect"),
+        (name = "service map", description = "The learned service map and periodicity"),
+        (name = "devices", description = "Device types of local hosts"),
+        (name = "meta", description = "Health, readiness, metrics, tokens, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// What every operation shares: security and problem responses.
+struct Conventions;
+
+/// Error responses every operation may give, with when.
+const ERRORS: &[(&str, &str)] = &[
+    ("400", "A query parameter or path segment is invalid, or unknown"),
+    ("404", "No such resource"),
+    ("405", "The route does not take this method"),
+    ("408", "The request took longer than 30 s"),
+    ("413", "The request body is over 64 KiB"),
+    ("503", "The persistent store (--data) did not answer"),
+];
+
+/// Error responses of the operations that need a token.
+const AUTH_ERRORS: &[(&str, &str)] = &[
+    ("401", "No token, a malformed, unknown or expired token (WWW-Authenticate: Bearer)"),
+    ("403", "The token lacks the scope this operation needs"),
+    ("429", "The token's rate limit is spent (Retry-After)"),
+];
+
+/// The scope `method` on `path` needs, as `auth::authorize` decides.
+fn scope(method: &str, path: &str) -> &'static str {
+    if path.starts_with("/api/v2/tokens") {
+        "admin"
+    } else if method == "get" || method == "head" {
+        "read"
+    } else {
+        "write"
+    }
+}
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("nw_<id>_<secret>")
+                    .description(Some(
+                        "An API token (`netwarden-engine token create`). Scopes: read (GET), \
+                         write (also POST, PUT, PATCH, DELETE), admin (also /api/v2/tokens); \
+                         each includes the ones before it.",
+                    ))
+                    .build(),
+            ),
+        );
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        for (path, item) in &mut doc.paths.paths {
+            let ops = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    conventions(path, method, op);
+                }
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                problem::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+fn conventions(path: &str, method: &str, op: &mut Operation) {
+    let public = PUBLIC_PATHS.contains(&path);
+    let scope = scope(method, path);
+    op.security = Some(if public {
+        vec![SecurityRequirement::default()]
+    } else if path == "/metrics" {
+        // Public with --open-metrics, else a read token.
+        vec![
+            SecurityRequirement::new("bearer", [scope]),
+            SecurityRequirement::default(),
+        ]
+    } else {
+        vec![SecurityRequirement::new("bearer", [scope])]
+    });
+    let errors = ERRORS
+        .iter()
+        .chain(if public { &[][..] } else { AUTH_ERRORS });
+    for (status, description) in errors {
+        op.responses
+            .responses
+            .entry((*status).to_owned())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+/// The document (built once).
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
+/// The document as JSON (built once).
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        serde_json::to_string(document()).unwrap_or_else(|e| {
+            // Serialising typed data to a String cannot fail; keep a valid document anyway.
+            tracing::error!(error = %e, "cannot serialise the OpenAPI document");
+            String::from("{}")
+        })
+    })
+}
+
+/// `GET /api/v2/openapi.json`: this API's OpenAPI 3.1 document (read scope).
+#[utoipa::path(
+    get,
+    path = "/api/v2/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    let mut response = document_json().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Documentation of routes whose handlers live in other modules (service map, periodicity,
+/// devices, tokens): only the annotations, the handlers are theirs.
+#[allow(dead_code, clippy::unused_async)]
+mod others {
+
+    /// A JSON object (the route's module documents its fields).
+    struct Object;
+
+    /// Lists the tokens in force: id, name, scopes, created, expires (never a secret).
+    #[utoipa::path(get, path = "/api/v2/tokens", tag = "meta",
+        responses((status = 200, description = "The tokens in force", body = Vec<Object>)))]
+    pub async fn tokens() {}
+
+    /// The learned service map: nodes and edges (docs/servicemap.md).
+    #[utoipa::path(get, path = "/api/v2/servicemap", tag = "service map",
+        params(
+            ("namespace" = Option<String>, Query, description = "Edges with a node in this namespace"),
+            ("host" = Option<String>, Query, description = "Edges with this address or node id"),
+            ("status" = Option<String>, Query, description = "`allowed`, `denied` or `undecided`"),
+            ("protocol" = Option<String>, Query, description = "L4 name or number, or L7 name"),
+            ("from" = Option<String>, Query, description = "Edges last seen at or after (RFC 3339 or epoch seconds)"),
+            ("to" = Option<String>, Query, description = "Edges first seen at or before (RFC 3339 or epoch seconds)"),
+            ("limit" = Option<u32>, Query, description = "Most edges (default 1000, at most 10000)"),
+            ("format" = Option<String>, Query, description = "`json` (default) or `graph`"),
+        ),
+        responses((status = 200, description = "Nodes and edges", body = Object)))]
+    pub async fn servicemap() {}
+
+    /// The learned map as a `ServicePolicy` (YAML).
+    #[utoipa::path(get, path = "/api/v2/servicemap/policy.yaml", tag = "service map",
+        params(
+            ("default_action" = Option<String>, Query, description = "`deny` or `allow`"),
+            ("learning_period" = Option<String>, Query, description = "A duration (`24h`)"),
+        ),
+        responses((status = 200, description = "ServicePolicy YAML", content_type = "application/yaml", body = String)))]
+    pub async fn servicemap_policy() {}
+
+    /// One edge, its nodes, its periodicity and the flows behind it.
+    #[utoipa::path(get, path = "/api/v2/servicemap/edges/{id}", tag = "service map",
+        params(("id" = String, Path, description = "Edge id")),
+        responses((status = 200, description = "The edge", body = Object)))]
+    pub async fn servicemap_edge() {}
+
+    /// Sets an edge's status: `{"status": "allowed"|"denied"|"undecided"}`.
+    #[utoipa::path(patch, path = "/api/v2/servicemap/edges/{id}", tag = "service map",
+        params(("id" = String, Path, description = "Edge id")),
+        request_body(content = Object, content_type = "application/json"),
+        responses((status = 200, description = "The edge as changed", body = Object)))]
+    pub async fn servicemap_edge_patch() {}
+
+    /// Periodic flows between hosts (beacons) and recent period changes.
+    #[utoipa::path(get, path = "/api/v2/periodicity", tag = "service map",
+        params(
+            ("host" = Option<String>, Query, description = "Entries with this client or server address"),
+            ("periodic" = Option<String>, Query, description = "`true` for periodic entries only"),
+            ("limit" = Option<u32>, Query, description = "Most entries"),
+        ),
+        responses((status = 200, description = "Periodicity entries", body = Object)))]
+    pub async fn periodicity() {}
+
+    /// Device types of local hosts (docs/devices.md).
+    #[utoipa::path(get, path = "/api/v2/devices", tag = "devices",
+        params(
+            ("type" = Option<String>, Query, description = "Only this device type"),
+            ("min_confidence" = Option<String>, Query, description = "Lowest confidence"),
+            ("offset" = Option<u64>, Query, description = "Items skipped"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Items per page"),
+        ),
+        responses((status = 200, description = "A page of devices", body = crate::api::query::Page<Object>)))]
+    pub async fn devices() {}
+
+    /// One local host's device type with its evidence.
+    #[utoipa::path(get, path = "/api/v2/devices/{ip}", tag = "devices",
+        params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
+        responses((status = 200, description = "The device", body = Object)))]
+    pub async fn device() {}
+
+    /// Sets (or clears) a host's device type by hand.
+    #[utoipa::path(put, path = "/api/v2/devices/{ip}/type", tag = "devices",
+        params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
+        request_body(content = Object, content_type = "application/json"),
+        responses((status = 200, description = "The device as changed", body = Object)))]
+    pub async fn device_type() {}
+
+    opaque_schema!(
+        Object,
+        "Object",
+        "A JSON object; its fields are documented in docs/ for the route's module."
+    );
+}
