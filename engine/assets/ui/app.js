@@ -129,6 +129,8 @@ function live() {
     lastRecords = s.records;
     if (pending && Date.now() - lastRefresh >= REFRESH_MS) refreshMain();
   });
+  // Closed before the page goes, so a navigation never waits behind a lingering stream.
+  addEventListener("pagehide", () => es.close());
   es.onerror = () => { status.textContent = "live: reconnecting…"; status.classList.remove("on"); };
 }
 

@@ -155,6 +155,7 @@ pub struct Analysis {
     /// overview chart), oldest first, at most [`NETWORK_SERIES_LEN`].
     pub network_series: VecDeque<SeriesSample>,
     network_des: Des,
+    next_network_sample: u64,
     host_checks: BoundedMap<HostKey, (HostCheckState, PointKey)>,
     engaged: BTreeSet<HostKey>,
     flow_sides: BoundedMap<(FlowKey, bool), FlowSide>,
@@ -243,6 +244,7 @@ impl Analysis {
             now_ns: 0,
             network_series: VecDeque::new(),
             network_des: Des::new(des),
+            next_network_sample: 0,
             host_checks: BoundedMap::new(max_hosts),
             engaged: BTreeSet::new(),
             flow_sides: BoundedMap::new(max_flows.saturating_mul(2).max(1024)),
@@ -256,6 +258,7 @@ impl Analysis {
 
     /// The flow alerts of `record` that survive the exclusions, predominant first.
     pub fn check_flow(&mut self, record: &FlowRecord) -> Vec<FlowAlert> {
+        self.sample_network(record.last_seen_ns);
         self.now_ns = self.now_ns.max(record.last_seen_ns);
         let mut alerts = flow::run(record, &self.config.checks);
         if self.exclusions.is_empty() || alerts.is_empty() {
@@ -538,20 +541,6 @@ impl Analysis {
         } else if now >= self.next_point_sample {
             let t = self.next_point_sample;
             self.next_point_sample = (now / pperiod).saturating_add(1).saturating_mul(pperiod);
-            let o = self
-                .network_des
-                .push(self.scores.total.values(t).total as f64);
-            if self.network_series.len() == NETWORK_SERIES_LEN {
-                self.network_series.pop_front();
-            }
-            self.network_series.push_back(SeriesSample {
-                t_ns: t,
-                value: o.value,
-                forecast: o.forecast,
-                lower: o.lower,
-                upper: o.upper,
-                anomaly: o.anomaly,
-            });
             let keys: Vec<PointKey> = self.scores.points.keys().copied().collect();
             for k in keys {
                 let score = self.scores.points[&k].values(t).total as f64;
@@ -581,6 +570,46 @@ impl Analysis {
                     self.push_outbox(alert);
                 }
             }
+        }
+    }
+
+    /// Samples the network's score at every point-period boundary that flow time `t` crosses,
+    /// before the record at `t` changes the score: per record, so a replay's few large batches
+    /// still give one sample per period (a silent stretch repeats the decaying score, at most
+    /// [`NETWORK_SERIES_LEN`] samples).
+    fn sample_network(&mut self, t: u64) {
+        let period = self
+            .config
+            .point_sample_secs
+            .max(1)
+            .saturating_mul(1_000_000_000);
+        if self.next_network_sample == 0 {
+            self.next_network_sample = (t / period).saturating_add(1).saturating_mul(period);
+            return;
+        }
+        let mut n = 0;
+        while t >= self.next_network_sample && n < NETWORK_SERIES_LEN {
+            let at = self.next_network_sample;
+            let o = self
+                .network_des
+                .push(self.scores.total.values(at).total as f64);
+            if self.network_series.len() == NETWORK_SERIES_LEN {
+                self.network_series.pop_front();
+            }
+            self.network_series.push_back(SeriesSample {
+                t_ns: at,
+                value: o.value,
+                forecast: o.forecast,
+                lower: o.lower,
+                upper: o.upper,
+                anomaly: o.anomaly,
+            });
+            self.next_network_sample = at.saturating_add(period);
+            n += 1;
+        }
+        if t >= self.next_network_sample {
+            // A gap longer than the whole series: start again after it.
+            self.next_network_sample = (t / period).saturating_add(1).saturating_mul(period);
         }
     }
 

@@ -145,11 +145,10 @@ pub fn phrase(t: &str, client: bool, n: u64) -> String {
         return p[i].replace("{n}", &super::layout::count(n));
     }
     let name = super::layout::type_label(key);
-    let side = if client { "as client" } else { "as server" };
-    if n == 1 {
-        format!("1 “{name}” alert {side}")
-    } else {
-        format!("{} “{name}” alerts {side}", super::layout::count(n))
+    let peers = if client { "server" } else { "client" };
+    match n {
+        0 | 1 => format!("“{name}” with a {peers}"),
+        n => format!("“{name}” with {} {peers}s", super::layout::count(n)),
     }
 }
 
@@ -193,7 +192,7 @@ mod tests {
             vec![
                 "4 self-signed TLS servers contacted".replace('4', "3"),
                 "SYN scan: 1,024 ports of 10.0.0.7 probed".to_owned(),
-                "1 “weird thing” alert as server".to_owned(),
+                "“weird thing” with a client".to_owned(),
             ]
         );
         assert_eq!(explain(&cs, |_| None, 1).len(), 1);

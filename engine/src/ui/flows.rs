@@ -83,6 +83,20 @@ fn endpoint(ip: Option<std::net::IpAddr>, port: u32) -> Markup {
     }
 }
 
+/// Short L7 details of a flow: certificate subject, HTTP server and user agent, DNS answers.
+fn details(r: &FlowRecord) -> Markup {
+    let Some(l7) = &r.l7 else { return html! {} };
+    let cert = l7.tls.as_ref().and_then(|t| t.certificate.as_ref());
+    html! {
+        @if let Some(c) = cert { @if !c.subject.is_empty() { span.small { "cert " } (c.subject) " " } }
+        @if let Some(h) = &l7.http {
+            @if !h.server.is_empty() { span.small { "server " } (h.server) " " }
+            @if !h.user_agent.is_empty() { span.small { "UA " } (h.user_agent) " " }
+        }
+        @if let Some(d) = &l7.dns { @if !d.answers.is_empty() { span.small { "→ " } (d.answers.iter().take(2).cloned().collect::<Vec<_>>().join(", ")) } }
+    }
+}
+
 /// The flow table.
 pub fn table(items: &[FlowRecord]) -> Markup {
     html! {
@@ -92,7 +106,7 @@ pub fn table(items: &[FlowRecord]) -> Markup {
                 thead { tr {
                     th scope="col" { "First seen" } th scope="col" { "Client" } th scope="col" { "Server" }
                     th scope="col" { "Protocol" } th scope="col" { "Name (SNI / host / query)" } th scope="col" { "JA4" }
-                    th scope="col" { "Bytes" } th scope="col" { "Duration" } th scope="col" { "Risks" }
+                    th scope="col" { "Details" } th scope="col" { "Bytes" } th scope="col" { "Duration" } th scope="col" { "Risks" }
                 } }
                 tbody {
                     @for r in items {
@@ -103,6 +117,7 @@ pub fn table(items: &[FlowRecord]) -> Markup {
                             td { (proto::name(r.l4_proto as u8)) @if let Some(l7) = &r.l7 { " " (l7.app_protocol) } }
                             td.name { (server_name(r)) }
                             td.mono { (r.l7.as_ref().and_then(|l| l.tls.as_ref()).map_or("", |t| t.ja4.as_str())) }
+                            td.name { (details(r)) }
                             td.num { (bytes(r.total_bytes())) }
                             td.num { (duration(r.last_seen_ns.saturating_sub(r.first_seen_ns))) }
                             td { (risks(r)) }

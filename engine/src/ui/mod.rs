@@ -147,7 +147,7 @@ async fn security_headers(mut resp: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
