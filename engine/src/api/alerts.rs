@@ -62,7 +62,7 @@ pub struct AlertQuery {
     /// `time`, `score`, `count`, `id`; `-` prefix for descending (default `-time`).
     pub sort: Option<String>,
     /// Items skipped.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
@@ -669,7 +669,7 @@ pub struct ScoreBreakdown {
 #[serde(deny_unknown_fields)]
 pub struct HostSubQuery {
     /// VLAN id (default 0).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub vlan: Option<String>,
     /// For `timeseries`: one of `score_as_client`, `score_as_server`, `active_flows_as_client`,
     /// `active_flows_as_server`.
@@ -684,7 +684,7 @@ fn host_key(ip: &str, vlan: Option<&str>) -> Result<HostKey, Problem> {
 }
 
 /// `GET /api/v2/hosts/{ip}/score`.
-#[utoipa::path(get, path = "/api/v2/hosts/{ip}/score", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address"), HostSubQuery), responses((status = 200, description = "The host's score and every contribution to it", body = ScoreBreakdown)))]
+#[utoipa::path(get, path = "/api/v2/hosts/{ip}/score", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212"), HostSubQuery), responses((status = 200, description = "The host's score and every contribution to it", body = ScoreBreakdown)))]
 pub async fn host_score(
     State(api): State<ApiState>,
     Path(ip): Path<String>,
@@ -740,7 +740,7 @@ pub struct Timeseries {
 }
 
 /// `GET /api/v2/hosts/{ip}/timeseries?metric=`.
-#[utoipa::path(get, path = "/api/v2/hosts/{ip}/timeseries", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address"), HostSubQuery), responses((status = 200, description = "One bounded per-minute series of the host with its DES forecast and band", body = Timeseries)))]
+#[utoipa::path(get, path = "/api/v2/hosts/{ip}/timeseries", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212"), HostSubQuery), responses((status = 200, description = "One bounded per-minute series of the host with its DES forecast and band", body = Timeseries)))]
 pub async fn host_timeseries(
     State(api): State<ApiState>,
     Path(ip): Path<String>,

@@ -32,7 +32,7 @@ pub struct FlowQuery {
     /// `active`, `ended` or `all` (default).
     pub state: Option<String>,
     /// VLAN id.
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub vlan: Option<String>,
     /// Observation point name (`sensor/interface`) or sensor name.
     pub observation_point: Option<String>,
@@ -43,7 +43,7 @@ pub struct FlowQuery {
     /// `bytes`, `packets`, `first_seen`, `last_seen`, `duration`; `-` prefix for descending.
     pub sort: Option<String>,
     /// Items skipped.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
@@ -214,7 +214,7 @@ pub struct HistoryQuery {
     /// L4 protocol: `tcp`, `udp`, `icmp`, ... or its number.
     pub protocol: Option<String>,
     /// VLAN id.
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub vlan: Option<String>,
     /// Observation point name (`sensor/interface`) or sensor name.
     pub observation_point: Option<String>,
@@ -226,7 +226,7 @@ pub struct HistoryQuery {
     /// (default `-last_seen`).
     pub sort: Option<String>,
     /// Items skipped.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]

@@ -23,7 +23,7 @@ pub const TOP_PEERS: usize = 10;
 #[serde(deny_unknown_fields)]
 pub struct HostQuery {
     /// VLAN id.
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub vlan: Option<String>,
     /// Prefix of the address as text (`10.1.`, `2001:db8:`), or of the Kubernetes name
     /// (`shop/web-`).
@@ -35,7 +35,7 @@ pub struct HostQuery {
     /// `bytes`, `packets`, `flows`, `last_seen`; `-` prefix for descending.
     pub sort: Option<String>,
     /// Items skipped.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
@@ -48,7 +48,7 @@ pub struct HostQuery {
 #[serde(deny_unknown_fields)]
 pub struct HostDetailQuery {
     /// VLAN id; without it, the host on VLAN 0, else the busiest VLAN of that address.
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub vlan: Option<String>,
 }
 
@@ -247,7 +247,7 @@ pub async fn list(
 }
 
 /// `GET /api/v2/hosts/{ip}`.
-#[utoipa::path(get, path = "/api/v2/hosts/{ip}", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address"), HostDetailQuery), responses((status = 200, description = "The host with its protocols and top peers", body = HostDetail)))]
+#[utoipa::path(get, path = "/api/v2/hosts/{ip}", tag = "hosts", params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212"), HostDetailQuery), responses((status = 200, description = "The host with its protocols and top peers", body = HostDetail)))]
 pub async fn detail(
     State(api): State<ApiState>,
     Path(ip): Path<String>,

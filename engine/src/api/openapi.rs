@@ -341,7 +341,7 @@ mod others {
             ("default_action" = Option<String>, Query, description = "`deny` or `allow`"),
             ("learning_period" = Option<String>, Query, description = "A duration (`24h`)"),
         ),
-        responses((status = 200, description = "ServicePolicy YAML", content_type = "application/yaml", body = String)))]
+        responses((status = 200, description = "ServicePolicy YAML", content_type = "application/yaml", body = serde_json::Value)))]
     pub async fn servicemap_policy() {}
 
     /// One edge, its nodes, its periodicity and the flows behind it.
@@ -372,7 +372,7 @@ mod others {
         params(
             ("type" = Option<String>, Query, description = "Only this device type"),
             ("min_confidence" = Option<String>, Query, description = "Lowest confidence"),
-            ("offset" = Option<u64>, Query, description = "Items skipped"),
+            ("offset" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "Items skipped"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Items per page"),
         ),
         responses((status = 200, description = "A page of devices", body = crate::api::query::Page<Object>)))]
@@ -380,13 +380,13 @@ mod others {
 
     /// One local host's device type with its evidence.
     #[utoipa::path(get, path = "/api/v2/devices/{ip}", tag = "devices",
-        params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
+        params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212")),
         responses((status = 200, description = "The device", body = Object)))]
     pub async fn device() {}
 
     /// Sets (or clears) a host's device type by hand.
     #[utoipa::path(put, path = "/api/v2/devices/{ip}/type", tag = "devices",
-        params(("ip" = String, Path, description = "IPv4 or IPv6 address")),
+        params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212")),
         request_body(content = Object, content_type = "application/json"),
         responses((status = 200, description = "The device as changed", body = Object)))]
     pub async fn device_type() {}

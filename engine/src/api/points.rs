@@ -20,7 +20,7 @@ use crate::store::{ProtocolTotals, ProtocolTotalsRow};
 #[serde(deny_unknown_fields)]
 pub struct PointQuery {
     /// Items skipped.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<String>,
     /// Items per page (1..=1000, default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]

@@ -14,6 +14,8 @@ use crate::api::problem::Problem;
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest `limit` accepted.
 pub const MAX_LIMIT: usize = 1000;
+/// Largest `offset` accepted: the store pages in SQL, whose integers are signed 64-bit.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// `Query<T>` whose rejection is a 400 problem (unknown parameters included).
 pub struct ApiQuery<T>(pub T);
@@ -58,7 +60,14 @@ pub struct Paging {
 impl Paging {
     /// From the `offset` and `limit` parameters.
     pub fn parse(offset: Option<&str>, limit: Option<&str>) -> Result<Self, Problem> {
-        let offset = parse("offset", offset, "a non-negative integer")?.unwrap_or(0);
+        let offset: u64 = parse("offset", offset, "a non-negative integer")?.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(Problem::bad_request(format!(
+                "query parameter `offset`: {offset} is over {MAX_OFFSET}"
+            )));
+        }
+        // Lists are in memory or in the store: an offset past `usize` skips everything.
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
         let limit = parse("limit", limit, "an integer from 1 to 1000")?.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(Problem::bad_request(format!(
@@ -150,6 +159,8 @@ mod tests {
         assert!(Paging::parse(None, Some("0")).is_err());
         assert!(Paging::parse(None, Some("1001")).is_err());
         assert!(Paging::parse(Some("-1"), None).is_err());
+        assert!(Paging::parse(Some("9223372036854775807"), None).is_ok());
+        assert!(Paging::parse(Some("9223372036854775808"), None).is_err());
         let page = Paging {
             offset: 2,
             limit: 2,
