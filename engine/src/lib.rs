@@ -26,6 +26,7 @@ pub mod auth;
 mod bounded;
 pub mod checks;
 pub mod config;
+pub mod devices;
 pub mod directory;
 pub mod error;
 pub mod exclusions;

@@ -102,6 +102,8 @@ pub struct State {
     pub totals: Totals,
     /// Checks, score, anomalies and alerts.
     pub analysis: Analysis,
+    /// Device types of local hosts, and their evidence.
+    pub devices: crate::devices::DeviceTable,
     /// The learned service map and the periodicity map.
     pub servicemap: crate::servicemap::ServiceMap,
     deltas: DeltaTracker,
@@ -134,6 +136,7 @@ impl State {
                 config.max_active_flows,
             ),
             servicemap: crate::servicemap::ServiceMap::new(config.servicemap, config.max_active_flows),
+            devices: crate::devices::DeviceTable::sized(config.max_hosts),
             // Two sides per flow, and room for flows the active table already forgot.
             deltas: DeltaTracker::new(config.max_active_flows.saturating_mul(2).max(1024)),
             shards: config.shards.max(1),
@@ -197,6 +200,9 @@ impl State {
         } else {
             None
         };
+        let alerts = self
+            .devices
+            .apply(&record, &self.analysis.config.checks, alerts);
 
         if server_side {
             let host = HostKey { ip: server, vlan };

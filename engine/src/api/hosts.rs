@@ -146,6 +146,10 @@ pub struct HostDetail {
     pub protocols: Vec<ProtocolCount>,
     /// Up to [`TOP_PEERS`] peers, most bytes first.
     pub top_peers: Vec<PeerCount>,
+    /// The device type with its evidence, for a local host (docs/devices.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub device: Option<crate::devices::DeviceView>,
 }
 
 fn by_bytes(protocols: &[ProtocolCount]) -> Vec<ProtocolCount> {
@@ -280,5 +284,8 @@ pub async fn detail(
             .named(&crate::directory::read(&api.engine.directory)),
         protocols: by_bytes(&host.protocols),
         top_peers: peers,
+        device: state
+            .devices
+            .view(ip, crate::directory::read(&api.engine.directory).get(ip)),
     }))
 }

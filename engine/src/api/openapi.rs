@@ -248,7 +248,26 @@ fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     )
 }
 
+/// A unique operation id from the method and path: `get_alerts_by_id`, `get_healthz`.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for seg in path.trim_start_matches("/api/v2").split('/') {
+        if seg.is_empty() {
+            continue;
+        }
+        id.push('_');
+        if let Some(param) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            id.push_str("by_");
+            id.push_str(param.trim_start_matches('*'));
+        } else {
+            id.extend(seg.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+        }
+    }
+    id
+}
+
 fn conventions(path: &str, method: &str, op: &mut Operation) {
+    op.operation_id = Some(operation_id(method, path));
     let public = PUBLIC_PATHS.contains(&path);
     let scope = scope(method, path);
     op.security = Some(if public {

@@ -169,6 +169,16 @@ pub static CHECKS: &[CheckDef] = &[
         true,
         false
     ),
+    // Device types (engine/src/devices): the client share drops to 10% when the server broke it.
+    def!(
+        "device_protocol_not_allowed",
+        5,
+        100,
+        90,
+        Security,
+        true,
+        false
+    ),
     def!(
         "unexpected_dhcp_server",
         32,
