@@ -205,8 +205,11 @@ async fn the_document_is_served_and_follows_the_conventions() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    let mut ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} twice");
             let security = op["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
             let public = openapi::PUBLIC_PATHS.contains(&path.as_str());
             if public {
