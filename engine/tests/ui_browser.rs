@@ -327,7 +327,7 @@ async fn browser(profile: &Path) -> (Proc, Client) {
         "goog:chromeOptions": {
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--window-size=1400,1000",
+                     "--disable-component-update", "--no-first-run", "--window-size=1400,1000", "--force-dark-mode",
                      format!("--user-data-dir={}", profile.display())],
         },
         "goog:loggingPrefs": {"browser": "ALL"},

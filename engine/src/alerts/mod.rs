@@ -30,8 +30,6 @@ pub use store::{AlertStore, StoredAlert, Upsert};
 pub const MAX_OUTBOX: usize = 65_536;
 /// Samples kept per host series (48 × 5 min = 4 h).
 pub const SERIES_LEN: usize = 48;
-/// Samples kept of the network's score series (one per point sampling period: 24 h at 60 s).
-pub const NETWORK_SERIES_LEN: usize = 1440;
 
 /// Configuration of the analysis (standalone: `analysis:` in the engine config).
 #[derive(Clone, Debug, Deserialize)]
@@ -151,11 +149,6 @@ pub struct Analysis {
     pub counters: AnalysisCounters,
     /// Flow time: the latest record time seen, ns.
     pub now_ns: u64,
-    /// The network's total score sampled every point period with its DES band (the UI's
-    /// overview chart), oldest first, at most [`NETWORK_SERIES_LEN`].
-    pub network_series: VecDeque<SeriesSample>,
-    network_des: Des,
-    next_network_sample: u64,
     host_checks: BoundedMap<HostKey, (HostCheckState, PointKey)>,
     engaged: BTreeSet<HostKey>,
     flow_sides: BoundedMap<(FlowKey, bool), FlowSide>,
@@ -234,7 +227,6 @@ impl Analysis {
             config.max_alert_age_secs.saturating_mul(1_000_000_000),
             store::DEFAULT_DEDUP_NS,
         );
-        let des = config.des;
         Self {
             config,
             exclusions: Exclusions::default(),
@@ -242,9 +234,6 @@ impl Analysis {
             store,
             counters: AnalysisCounters::default(),
             now_ns: 0,
-            network_series: VecDeque::new(),
-            network_des: Des::new(des),
-            next_network_sample: 0,
             host_checks: BoundedMap::new(max_hosts),
             engaged: BTreeSet::new(),
             flow_sides: BoundedMap::new(max_flows.saturating_mul(2).max(1024)),
@@ -258,7 +247,6 @@ impl Analysis {
 
     /// The flow alerts of `record` that survive the exclusions, predominant first.
     pub fn check_flow(&mut self, record: &FlowRecord) -> Vec<FlowAlert> {
-        self.sample_network(record.last_seen_ns);
         self.now_ns = self.now_ns.max(record.last_seen_ns);
         let mut alerts = flow::run(record, &self.config.checks);
         if self.exclusions.is_empty() || alerts.is_empty() {
@@ -570,46 +558,6 @@ impl Analysis {
                     self.push_outbox(alert);
                 }
             }
-        }
-    }
-
-    /// Samples the network's score at every point-period boundary that flow time `t` crosses,
-    /// before the record at `t` changes the score: per record, so a replay's few large batches
-    /// still give one sample per period (a silent stretch repeats the decaying score, at most
-    /// [`NETWORK_SERIES_LEN`] samples).
-    fn sample_network(&mut self, t: u64) {
-        let period = self
-            .config
-            .point_sample_secs
-            .max(1)
-            .saturating_mul(1_000_000_000);
-        if self.next_network_sample == 0 {
-            self.next_network_sample = (t / period).saturating_add(1).saturating_mul(period);
-            return;
-        }
-        let mut n = 0;
-        while t >= self.next_network_sample && n < NETWORK_SERIES_LEN {
-            let at = self.next_network_sample;
-            let o = self
-                .network_des
-                .push(self.scores.total.values(at).total as f64);
-            if self.network_series.len() == NETWORK_SERIES_LEN {
-                self.network_series.pop_front();
-            }
-            self.network_series.push_back(SeriesSample {
-                t_ns: at,
-                value: o.value,
-                forecast: o.forecast,
-                lower: o.lower,
-                upper: o.upper,
-                anomaly: o.anomaly,
-            });
-            self.next_network_sample = at.saturating_add(period);
-            n += 1;
-        }
-        if t >= self.next_network_sample {
-            // A gap longer than the whole series: start again after it.
-            self.next_network_sample = (t / period).saturating_add(1).saturating_mul(period);
         }
     }
 

@@ -25,6 +25,70 @@ pub const TOP_ROWS: usize = 8;
 pub const PHRASES_PER_HOST: usize = 3;
 /// Pipeline health rows shown at most.
 pub const MAX_HEALTH_ROWS: usize = 40;
+/// Most periods in the score chart (the period widens to stay under it).
+pub const MAX_PERIODS: u64 = 240;
+
+/// Score points raised per period of flow time — the sum of the scores of the alerts first
+/// seen in it — with the DES forecast and band over the periods, oldest first; and the period
+/// width in seconds. Built from the stored alerts, so it is in flow-time order even when a
+/// replay delivers records out of order (the live score only knows its current value).
+pub fn score_raised(
+    alerts: impl Iterator<Item = (u64, u32)>,
+    des: crate::anomaly::DesConfig,
+) -> (u64, Vec<crate::alerts::SeriesSample>) {
+    let rows: Vec<(u64, u32)> = alerts.filter(|(t, _)| *t > 0).collect();
+    let (Some(min), Some(max)) = (
+        rows.iter().map(|r| r.0).min(),
+        rows.iter().map(|r| r.0).max(),
+    ) else {
+        return (60, Vec::new());
+    };
+    let span = (max - min) / 1_000_000_000;
+    let mut secs = 60;
+    while span / secs >= MAX_PERIODS {
+        secs = match secs {
+            60 => 300,
+            300 => 900,
+            900 => 3600,
+            s => s * 2,
+        };
+    }
+    let width = secs * 1_000_000_000;
+    let first = min / width;
+    let n = (max / width - first + 1) as usize;
+    let mut sums = vec![0u64; n];
+    for (t, score) in rows {
+        sums[(t / width - first) as usize] += u64::from(score);
+    }
+    let mut d = crate::anomaly::Des::new(des);
+    let series = sums
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let o = d.push(v as f64);
+            crate::alerts::SeriesSample {
+                t_ns: (first + i as u64) * width,
+                value: o.value,
+                forecast: o.forecast,
+                lower: o.lower,
+                upper: o.upper,
+                anomaly: o.anomaly,
+            }
+        })
+        .collect();
+    (secs, series)
+}
+
+fn raised(ui: &Ui) -> (u64, Vec<crate::alerts::SeriesSample>) {
+    let st = ui.api.engine.read();
+    score_raised(
+        st.analysis
+            .store
+            .iter()
+            .map(|r| (r.alert.first_seen_ns, r.alert.score)),
+        st.analysis.config.des,
+    )
+}
 
 /// A host that explains part of the network's score.
 #[derive(Debug, Clone)]
@@ -123,6 +187,7 @@ pub async fn page(State(ui): State<Ui>, axum::Extension(s): SessionExt) -> Respo
         Err(p) => return problem_page(&p),
     };
     let scorers = top_scorers(&ui, TOP_SCORERS);
+    let (period, series) = raised(&ui);
     let health = health_rows(&ui);
     let body = {
         let state = ui.api.engine.read();
@@ -156,10 +221,10 @@ pub async fn page(State(ui): State<Ui>, axum::Extension(s): SessionExt) -> Respo
             }
             section.grid2 {
                 div {
-                    h2 #score-title { "Network score over time" }
-                    p.small { "Sampled every " (state.analysis.config.point_sample_secs) " s of flow time; the band is the Double Exponential Smoothing forecast ± its expected error; anomalies are marked." }
+                    h2 #score-title { "Score raised over time" }
+                    p.small { "Points of the alerts first seen in each " (period / 60) " min of flow time; the band is the Double Exponential Smoothing forecast ± its expected error; anomalies (outside the band) are marked." }
                     div.chart #score-chart data-src="/ui/overview.json" data-kind="score" role="img" aria-labelledby="score-title" {}
-                    (score_table(&state.analysis.network_series))
+                    (score_table(&series))
                 }
                 div {
                     h2 #alerts-title { "Alerts by severity over time" }
@@ -234,11 +299,11 @@ pub async fn page(State(ui): State<Ui>, axum::Extension(s): SessionExt) -> Respo
 }
 
 /// The last samples of the score series as a table (the chart's text equivalent).
-fn score_table(series: &std::collections::VecDeque<crate::alerts::SeriesSample>) -> Markup {
+fn score_table(series: &[crate::alerts::SeriesSample]) -> Markup {
     let anomalies: Vec<_> = series.iter().filter(|s| s.anomaly).collect();
     html! {
         details {
-            summary { (series.len()) " samples, " (anomalies.len()) " outside the band" }
+            summary { (series.len()) " periods, " (anomalies.len()) " outside the band (table of the last 20)" }
             table {
                 thead { tr { th scope="col" { "Time" } th scope="col" { "Score" } th scope="col" { "Expected" } th scope="col" { "Anomaly" } } }
                 tbody { @for s in series.iter().rev().take(20) { tr {
@@ -319,8 +384,8 @@ pub async fn data(State(ui): State<Ui>) -> Response {
     };
     let mut out = OverviewData::default();
     {
-        let state = ui.api.engine.read();
-        for s in &state.analysis.network_series {
+        let (_, series) = raised(&ui);
+        for s in &series {
             out.score.t.push(s.t_ns / 1_000_000_000);
             out.score.value.push(s.value);
             out.score.forecast.push(s.forecast);
@@ -348,5 +413,34 @@ pub fn severity_of(name: &str) -> Markup {
     match serde_json::from_value(serde_json::Value::String(name.to_owned())) {
         Ok(s) => severity(s),
         Err(_) => html! { (name) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_raised_sums_per_period_in_time_order() {
+        let m = 60 * 1_000_000_000;
+        let t0 = 1_764_230_400 * 1_000_000_000;
+        // Out of order, a gap of two empty minutes.
+        let rows = vec![(t0 + 3 * m + 5, 50), (t0 + 1, 10), (t0 + 2, 20), (t0 + 3 * m, 100)];
+        let (secs, s) = score_raised(rows.into_iter(), crate::anomaly::DesConfig::default());
+        assert_eq!(secs, 60);
+        let v: Vec<f64> = s.iter().map(|x| x.value).collect();
+        assert_eq!(v, vec![30.0, 0.0, 0.0, 150.0]);
+        assert_eq!(s[0].t_ns, t0);
+        assert!(!s[0].anomaly, "the first period is warm-up");
+        // A steady 10 points a minute, then 500: outside the band.
+        let mut rows: Vec<(u64, u32)> = (0..20).map(|i| (t0 + i * m, 10)).collect();
+        rows.push((t0 + 20 * m, 500));
+        let (_, s) = score_raised(rows.into_iter(), crate::anomaly::DesConfig::default());
+        assert!(s[..20].iter().all(|x| !x.anomaly) && s[20].anomaly);
+        // A long span widens the period.
+        let rows = vec![(t0, 1), (t0 + 3 * 86_400 * 1_000_000_000, 1)];
+        let (secs, s) = score_raised(rows.into_iter(), crate::anomaly::DesConfig::default());
+        assert!(secs > 900 && s.len() as u64 <= MAX_PERIODS, "{secs} {}", s.len());
+        assert!(score_raised(std::iter::empty(), crate::anomaly::DesConfig::default()).1.is_empty());
     }
 }
