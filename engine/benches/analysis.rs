@@ -8,7 +8,9 @@
 //!
 //! Prints records/s for a realistic mix and for the worst case (every record a new spoofed
 //! host), the flow checks alone, and the memory a tracked host costs (struct sizes and resident
-//! memory growth per host). Results go to docs/PERFORMANCE.md ("Engine analysis core").
+//! memory growth per host), the per-record cost of the service map and periodicity (off vs on) and
+//! the memory per edge. Results go to docs/PERFORMANCE.md ("Engine analysis core",
+//! "Service map and periodicity").
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
@@ -23,6 +25,7 @@ use netwarden_engine::checks::host::HostCheckState;
 use netwarden_engine::checks::{ChecksConfig, flow};
 use netwarden_engine::hosts::{Host, HostKey, PointKey, Side};
 use netwarden_engine::score::HostScore;
+use netwarden_engine::servicemap::{ServiceMap, ServiceMapConfig};
 use netwarden_engine::state::{State, StateConfig};
 use netwarden_engine::store::FlowKey;
 
@@ -225,6 +228,25 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(2_000_000);
+    // Memory per service-map edge first, on a fresh heap: unique edges between hosts, each
+    // with its periodicity pair (the map stays alive so later figures are not its reuse).
+    let edges = n.min(300_000);
+    let analysis = Analysis::default();
+    let mut servicemap = ServiceMap::new(
+        ServiceMapConfig {
+            max_edges: 1_000_000,
+            ..ServiceMapConfig::default()
+        },
+        0,
+    );
+    let edge_records: Vec<FlowRecord> = (0..edges).map(spoofed).collect();
+    let before = rss();
+    for r in &edge_records {
+        black_box(servicemap.observe(r, "HTTP", true, &analysis));
+    }
+    let per_edge = (rss().saturating_sub(before)) as f64 / servicemap.edges.len() as f64;
+    drop(edge_records);
+
     // Worst case first (a fresh heap, so the resident-set growth is this table's): every
     // record a new host; memory per host from the resident-set growth.
     let hosts = n.min(1_000_000);
@@ -283,6 +305,31 @@ fn main() {
     });
     drop(an);
 
+    // Service map and periodicity (docs/servicemap.md): the same part of the mix through the
+    // whole core with them off, then on, alternating, best of three per CPU-second each.
+    let m = (n as usize).min(500_000);
+    let sm_off = StateConfig {
+        servicemap: ServiceMapConfig {
+            enabled: false,
+            ..ServiceMapConfig::default()
+        },
+        ..StateConfig::default()
+    };
+    let mut sm_rates = [(0.0f64, 0.0f64); 2];
+    let mut sm_edges = 0;
+    for _ in 0..3 {
+        for (k, cfg) in [(0, &sm_off), (1, &StateConfig::default())] {
+            let mut st = State::new(cfg);
+            let r = run(&mut st, mixed_records[..m].to_vec());
+            if r.1 > sm_rates[k].1 {
+                sm_rates[k] = r;
+            }
+            if k == 1 {
+                sm_edges = st.servicemap.edges.len();
+            }
+        }
+    }
+
     // The whole core, realistic mix (a warm-up pass first so tables are at their working size).
     let mut state = State::default();
     run(&mut state, mixed_records[..(n as usize / 4)].to_vec());
@@ -318,4 +365,16 @@ fn main() {
             * size_of::<netwarden_engine::alerts::SeriesSample>()
     );
     println!("resident memory per tracked host (spoofed, one flow each): {per_host:.0} B");
+    let (off, on) = (sm_rates[0], sm_rates[1]);
+    println!(
+        "service map + periodicity over {m} records of the mix ({sm_edges} edges held): off {:.0}/s, on {:.0}/s per CPU-second: +{:.1}% per record",
+        off.1,
+        on.1,
+        (off.1 / on.1 - 1.0) * 100.0
+    );
+    println!(
+        "size_of: Edge {} B, Detector {} B; resident memory per edge with its periodicity pair: {per_edge:.0} B",
+        size_of::<netwarden_engine::servicemap::Edge>(),
+        size_of::<netwarden_engine::periodicity::Detector>()
+    );
 }

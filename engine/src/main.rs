@@ -273,6 +273,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             rx.clone(),
         )
     });
+    // The service map is shared with the other replicas (nw-servicemap, docs/servicemap.md).
+    let _servicemap = netwarden_engine::servicemap::share::spawn_nats(
+        launched.engine.state.clone(),
+        nats.client().clone(),
+        &replica,
+        rx.clone(),
+    );
     // Who addresses are (nw-directory), then the live configuration: exclusions from
     // nw-config (pod selectors resolved through the directory), reports to nw-status.
     let directory = launched.engine.directory.clone();

@@ -145,7 +145,7 @@ pub struct EdgeView {
     pub first_seen_ns: u64,
     /// Last record, ns since the epoch.
     pub last_seen_ns: u64,
-    /// Flows.
+    /// Flows (all replicas).
     pub flows: u64,
     /// Client-to-server bytes.
     pub bytes_c2s: u64,
@@ -153,7 +153,7 @@ pub struct EdgeView {
     pub bytes_s2c: u64,
     /// `allowed`, `denied`, `undecided`.
     pub status: Status,
-    /// `during_learning`, `after_learning`, `policy`, `manual`.
+    /// `during_learning`, `after_learning`, `policy`, `manual`, `replica`.
     pub learned: Learned,
     /// The `ServicePolicy` that decided (`namespace/name`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,9 +179,9 @@ impl EdgeView {
             observation_point: e.observation_point.to_string(),
             first_seen_ns: e.first_seen_ns,
             last_seen_ns: e.last_seen_ns,
-            flows: e.flows,
-            bytes_c2s: e.bytes_c2s,
-            bytes_s2c: e.bytes_s2c,
+            flows: e.flows.saturating_add(e.remote[0]),
+            bytes_c2s: e.bytes_c2s.saturating_add(e.remote[1]),
+            bytes_s2c: e.bytes_s2c.saturating_add(e.remote[2]),
             status: e.status,
             learned: e.learned,
             policy: e.policy.as_ref().map(ToString::to_string),

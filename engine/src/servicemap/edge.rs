@@ -180,6 +180,8 @@ pub enum Learned {
     Policy,
     /// Set through the API.
     Manual,
+    /// Learned by another engine replica (`nw-servicemap`), with its status.
+    Replica,
 }
 
 /// One edge of the map (the API shows it as `servicemap::api::EdgeView`). About 200 bytes
@@ -212,6 +214,9 @@ pub struct Edge {
     pub bytes_c2s: u64,
     /// Server-to-client bytes.
     pub bytes_s2c: u64,
+    /// Flows, client-to-server and server-to-client bytes other replicas counted
+    /// (`nw-servicemap`).
+    pub remote: [u64; 3],
     /// Status.
     pub status: Status,
     /// How it got it.

@@ -18,6 +18,7 @@ pub mod api;
 pub mod edge;
 pub mod policy;
 pub mod report;
+pub mod share;
 pub mod table;
 
 use std::net::IpAddr;
@@ -44,6 +45,9 @@ const SEC: u64 = 1_000_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceMapConfig {
+    /// Whether the service map and the periodicity map run (off: no edges, no alerts; the
+    /// benchmark's baseline).
+    pub enabled: bool,
     /// Most edges kept (0: an eighth of the active-flow table, as ntopng).
     pub max_edges: usize,
     /// Learning period, seconds of flow time from the first flow the map sees (ntopng: 7200).
@@ -58,6 +62,7 @@ pub struct ServiceMapConfig {
 impl Default for ServiceMapConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             max_edges: 0,
             learning_secs: 7200,
             idle_secs: 86_400,
@@ -100,6 +105,8 @@ pub struct ServiceMap {
     pub periodicity: PeriodicityMap,
     policies: Vec<CompiledPolicy>,
     directory: Option<SharedDirectory>,
+    /// Sharing through `nw-servicemap`, when on ([`share`]).
+    sharing: Option<share::Sharing>,
     /// Flow time the map started learning at (the earliest flow start seen), ns.
     pub start_ns: Option<u64>,
     /// Counters.
@@ -134,6 +141,7 @@ impl ServiceMap {
             periodicity: PeriodicityMap::new(config.periodicity, capacity),
             policies: Vec::new(),
             directory: None,
+            sharing: None,
             start_ns: None,
             counters: ServiceMapCounters::default(),
             next_sweep_ns: 0,
@@ -173,6 +181,9 @@ impl ServiceMap {
         analysis: &Analysis,
     ) -> Observed {
         let mut out = Observed::default();
+        if !self.config.enabled {
+            return out;
+        }
         let (Some(c), Some(s)) = (r.client_addr(), r.server_addr()) else {
             return out;
         };
@@ -215,7 +226,11 @@ impl ServiceMap {
                     v.learning_ns
                 });
             let learning = r.first_seen_ns < start.saturating_add(learning_ns);
-            let (status, learned, policy) = decide(verdict.as_ref(), learning);
+            let (mut status, mut learned, mut policy) = decide(verdict.as_ref(), learning);
+            // Another replica's operator already decided this edge.
+            if let Some(st) = self.sharing.as_mut().and_then(|sh| sh.pending_decision(id)) {
+                (status, learned, policy) = (st, Learned::Manual, None);
+            }
             let point = r
                 .observation_point
                 .as_ref()
@@ -235,6 +250,7 @@ impl ServiceMap {
                 flows: 1,
                 bytes_c2s: 0,
                 bytes_s2c: 0,
+                remote: [0; 3],
                 status,
                 learned,
                 policy,
@@ -264,6 +280,9 @@ impl ServiceMap {
         };
         drop(dir);
         out.edge = Some(id);
+        if let Some(sh) = self.sharing.as_mut() {
+            sh.touched(id);
+        }
         if status == Status::Denied {
             self.counters.lateral_movement += 1;
             let d = def("lateral_movement");
@@ -355,6 +374,9 @@ impl ServiceMap {
         if let Some(e) = self.edges.get_mut(id) {
             e.bytes_c2s = e.bytes_c2s.saturating_add(counters.c2s_bytes);
             e.bytes_s2c = e.bytes_s2c.saturating_add(counters.s2c_bytes);
+            if let Some(sh) = self.sharing.as_mut() {
+                sh.touched(id);
+            }
         }
     }
 
@@ -417,6 +439,9 @@ impl ServiceMap {
         e.policy = None;
         self.counters.status_changes += 1;
         self.edges.requeue(id);
+        if let Some(sh) = self.sharing.as_mut() {
+            sh.decided(id, status);
+        }
         self.edges.get(id)
     }
 

@@ -58,11 +58,15 @@ impl ServiceMapSection {
         periodic.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then_with(|| a.0.cmp(b.0)));
         Self {
             edges: sm.edges.len(),
-            flows: sm.edges.iter().map(|e| e.flows).sum(),
+            flows: sm.edges.iter().map(|e| e.flows + e.remote[0]).sum(),
             counts: StatusCounts::of(sm.edges.iter()),
             evictions: sm.edges.evictions,
             learning: sm.learning_ends_ns().is_none_or(|e| now_ns < e),
-            top_edges: edges.into_iter().take(JSON_EDGES).map(EdgeView::of).collect(),
+            top_edges: edges
+                .into_iter()
+                .take(JSON_EDGES)
+                .map(EdgeView::of)
+                .collect(),
             periodic: periodic
                 .into_iter()
                 .take(TOP_EDGES)
@@ -93,7 +97,11 @@ impl ServiceMapSection {
             c.allowed,
             c.denied,
             c.undecided,
-            if self.learning { ", still learning" } else { "" }
+            if self.learning {
+                ", still learning"
+            } else {
+                ""
+            }
         )?;
         if self.evictions.undecided + self.evictions.decided + self.evictions.expired > 0 {
             writeln!(
