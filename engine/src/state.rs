@@ -102,8 +102,6 @@ pub struct State {
     pub totals: Totals,
     /// Checks, score, anomalies and alerts.
     pub analysis: Analysis,
-    /// The learned service map and the periodicity map.
-    pub servicemap: crate::servicemap::ServiceMap,
     /// Device types of local hosts, and their evidence.
     pub devices: crate::devices::DeviceTable,
     /// The learned service map and the periodicity map.

@@ -91,8 +91,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .merge(crate::servicemap::api::routes())
-        .merge(crate::periodicity::api::routes())
         .merge(crate::devices::api::routes())
         .merge(crate::servicemap::api::routes())
         .merge(crate::periodicity::api::routes())

@@ -94,8 +94,6 @@ pub struct Report {
     pub observation_points: Vec<PointTotals>,
     /// Alerts, scores and anomalies.
     pub analysis: analysis::AnalysisSection,
-    /// The learned service map and periodic flows.
-    pub servicemap: crate::servicemap::report::ServiceMapSection,
     /// Device types of local hosts.
     pub devices: crate::devices::report::DeviceSection,
     /// The learned service map and periodic flows.
@@ -162,10 +160,6 @@ impl Report {
             l7_protocols: l7,
             observation_points: points,
             analysis: analysis::AnalysisSection::build(state),
-            servicemap: crate::servicemap::report::ServiceMapSection::build(
-                &state.servicemap,
-                state.analysis.now_ns,
-            ),
             devices: crate::devices::report::DeviceSection::build(&state.devices),
             servicemap: crate::servicemap::report::ServiceMapSection::build(
                 &state.servicemap,
@@ -238,7 +232,6 @@ impl Report {
         write_protocols(out, "L4 protocols", &self.l4_protocols)?;
         write_protocols(out, "L7 protocols", &self.l7_protocols)?;
         self.write_points(out)?;
-        self.servicemap.write_text(out)?;
         self.devices.write_text(out)?;
         self.servicemap.write_text(out)?;
         self.analysis.write_text(out)
