@@ -45,13 +45,17 @@ function draw(el, data) {
     ], [{ series: [1, 2], fill: "rgba(139,148,158,0.18)" }]);
   } else if (kind === "alerts") {
     const a = data.alerts;
-    const names = Object.keys(a.severities);
+    // Stacked: each series is the sum of the severities up to it, drawn tallest first.
+    const order = ["info", "notice", "warning", "error", "critical", "emergency", "none"];
+    const names = Object.keys(a.severities).sort((x, y) => order.indexOf(x) - order.indexOf(y));
     if (!a.t.length) return noData(el, "No alerts.");
-    cols = [a.t, ...names.map((n) => a.severities[n])];
+    const acc = a.t.map(() => 0);
+    const stacked = names.map((n) => a.severities[n].map((v, i) => (acc[i] += v)));
+    cols = [a.t, ...stacked.reverse()];
     const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
     opts = baseOpts(el, [
       { value: (u, v) => v == null ? "" : fmtTime(v) },
-      ...names.map((n) => ({ label: n, stroke: css("--" + n) || css("--accent"), fill: css("--" + n) || css("--accent"), paths: bars, width: 1 })),
+      ...[...names].reverse().map((n) => ({ label: n + " (stacked)", stroke: css("--" + n) || css("--accent"), fill: css("--" + n) || css("--accent"), paths: bars, width: 1 })),
     ]);
   } else {
     if (!data.t.length) return noData(el, "No sample yet: hosts are sampled every few minutes of flow time.");

@@ -228,11 +228,13 @@ pub async fn detail(
         }
         section.grid2 {
             div {
-                h2 #hs-title { "Score over time" }
+                h2 #hs-title { "Score raised over time" }
+                p.small { "Points of the host's alerts by the period they were first seen in; the band (DES) is over their sum." }
                 div.chart #host-score data-src={ "/ui/hosts/" (enc(&ipt)) "/series.json" (query(&[("vlan", &vlan), ("metric", "score")])) } data-kind="host-score" role="img" aria-labelledby="hs-title" {}
             }
             div {
                 h2 #ht-title { "Traffic over time" }
+                p.small { "Bytes of the host's flows (kept in memory) by the period they started in." }
                 div.chart #host-traffic data-src={ "/ui/hosts/" (enc(&ipt)) "/series.json" (query(&[("vlan", &vlan), ("metric", "traffic")])) } data-kind="host-traffic" role="img" aria-labelledby="ht-title" {}
             }
         }
@@ -279,42 +281,67 @@ pub struct HostSeriesData {
     pub anomaly: Vec<Option<f64>>,
 }
 
-/// `GET /ui/hosts/{ip}/series.json`.
+/// `GET /ui/hosts/{ip}/series.json`: the host's score raised per period (its side's points of
+/// the alerts first seen in it, as client and as server) or its traffic per period (bytes of
+/// its flows by their start, sent and received), with the DES band of their sum — rebuilt from
+/// the stored alerts and flows, so a replay's out-of-order records still chart in time order.
 pub async fn series(
     State(ui): State<Ui>,
     Path(ip): Path<String>,
     Query(q): Query<SeriesQuery>,
 ) -> Response {
-    let metrics: [&str; 2] = if q.metric == "traffic" {
-        ["bytes_sent", "bytes_rcvd"]
-    } else {
-        ["score_as_client", "score_as_server"]
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return crate::api::problem::Problem::bad_request("not an IP address").into_response();
     };
-    let mut out = HostSeriesData::default();
-    for (i, m) in metrics.iter().enumerate() {
-        let ts = match crate::api::alerts::host_timeseries(
-            State(ui.api.clone()),
-            Path(ip.clone()),
-            ApiQuery(HostSubQuery {
-                vlan: (!q.vlan.is_empty()).then(|| q.vlan.clone()),
-                metric: Some((*m).to_owned()),
-            }),
-        )
-        .await
-        {
-            Ok(Json(t)) => t,
-            Err(p) => return p.into_response(),
-        };
-        out.names.push((*m).to_owned());
-        if i == 0 {
-            for s in &ts.samples {
-                out.t.push(s.t_ns / 1_000_000_000);
-                out.lower.push(s.lower);
-                out.upper.push(s.upper);
-                out.anomaly.push(s.anomaly.then_some(s.value));
+    let traffic = q.metric == "traffic";
+    let (rows, des) = {
+        let st = ui.api.engine.read();
+        let mut rows: Vec<(u64, [u64; 2])> = Vec::new();
+        if traffic {
+            let ipb = netwarden_api::flow::ip_to_bytes(ip);
+            for f in st.flows.active().chain(st.flows.ended()) {
+                let (c2s, s2c) = (
+                    f.c2s.as_ref().map_or(0, |d| d.bytes),
+                    f.s2c.as_ref().map_or(0, |d| d.bytes),
+                );
+                if f.client_ip == ipb {
+                    rows.push((f.first_seen_ns, [c2s, s2c]));
+                } else if f.server_ip == ipb {
+                    rows.push((f.first_seen_ns, [s2c, c2s]));
+                }
+            }
+        } else {
+            for r in st.analysis.store.iter() {
+                let a = &r.alert;
+                let (client, server) = crate::alerts::store::filter::alert_hosts(a);
+                if client == Some(ip) {
+                    rows.push((a.first_seen_ns, [u64::from(a.client_score), 0]));
+                }
+                if server == Some(ip) {
+                    rows.push((a.first_seen_ns, [0, u64::from(a.server_score)]));
+                }
             }
         }
-        out.values.push(ts.samples.iter().map(|s| s.value).collect());
-    }
+        (rows, st.analysis.config.des)
+    };
+    let (_, periods) = super::overview::periods(&rows);
+    let band = super::overview::with_band(
+        periods.iter().map(|(t, v)| (*t, (v[0] + v[1]) as f64)),
+        des,
+    );
+    let out = HostSeriesData {
+        t: periods.iter().map(|p| p.0 / 1_000_000_000).collect(),
+        names: if traffic {
+            vec!["bytes sent".into(), "bytes received".into()]
+        } else {
+            vec!["points as client".into(), "points as server".into()]
+        },
+        values: (0..2)
+            .map(|i| periods.iter().map(|p| p.1[i] as f64).collect())
+            .collect(),
+        lower: band.iter().map(|b| b.lower).collect(),
+        upper: band.iter().map(|b| b.upper).collect(),
+        anomaly: band.iter().map(|b| b.anomaly.then_some(b.value)).collect(),
+    };
     Json(out).into_response()
 }

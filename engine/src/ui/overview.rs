@@ -28,17 +28,12 @@ pub const MAX_HEALTH_ROWS: usize = 40;
 /// Most periods in the score chart (the period widens to stay under it).
 pub const MAX_PERIODS: u64 = 240;
 
-/// Score points raised per period of flow time — the sum of the scores of the alerts first
-/// seen in it — with the DES forecast and band over the periods, oldest first; and the period
-/// width in seconds. Built from the stored alerts, so it is in flow-time order even when a
-/// replay delivers records out of order (the live score only knows its current value).
-pub fn score_raised(
-    alerts: impl Iterator<Item = (u64, u32)>,
-    des: crate::anomaly::DesConfig,
-) -> (u64, Vec<crate::alerts::SeriesSample>) {
-    let rows: Vec<(u64, u32)> = alerts.filter(|(t, _)| *t > 0).collect();
+/// Rows `(time ns, values)` summed per period of flow time, every period from the first row to
+/// the last (empty ones as zeros), oldest first; the period (seconds) widens from 1 min so that
+/// there are fewer than [`MAX_PERIODS`].
+pub fn periods<const N: usize>(rows: &[(u64, [u64; N])]) -> (u64, Vec<(u64, [u64; N])>) {
     let (Some(min), Some(max)) = (
-        rows.iter().map(|r| r.0).min(),
+        rows.iter().map(|r| r.0).filter(|t| *t > 0).min(),
         rows.iter().map(|r| r.0).max(),
     ) else {
         return (60, Vec::new());
@@ -56,18 +51,27 @@ pub fn score_raised(
     let width = secs * 1_000_000_000;
     let first = min / width;
     let n = (max / width - first + 1) as usize;
-    let mut sums = vec![0u64; n];
-    for (t, score) in rows {
-        sums[(t / width - first) as usize] += u64::from(score);
+    let mut out: Vec<(u64, [u64; N])> = (0..n as u64).map(|i| ((first + i) * width, [0; N])).collect();
+    for (t, v) in rows.iter().filter(|r| r.0 > 0) {
+        let slot = &mut out[(t / width - first) as usize].1;
+        for (a, b) in slot.iter_mut().zip(v) {
+            *a += b;
+        }
     }
+    (secs, out)
+}
+
+/// The DES forecast and band over `values`, one sample per period.
+pub fn with_band(
+    periods: impl Iterator<Item = (u64, f64)>,
+    des: crate::anomaly::DesConfig,
+) -> Vec<crate::alerts::SeriesSample> {
     let mut d = crate::anomaly::Des::new(des);
-    let series = sums
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let o = d.push(v as f64);
+    periods
+        .map(|(t_ns, v)| {
+            let o = d.push(v);
             crate::alerts::SeriesSample {
-                t_ns: (first + i as u64) * width,
+                t_ns,
                 value: o.value,
                 forecast: o.forecast,
                 lower: o.lower,
@@ -75,8 +79,20 @@ pub fn score_raised(
                 anomaly: o.anomaly,
             }
         })
-        .collect();
-    (secs, series)
+        .collect()
+}
+
+/// Score points raised per period of flow time — the sum of the scores of the alerts first
+/// seen in it — with the DES forecast and band, oldest first; and the period in seconds.
+/// Built from the stored alerts, so it is in flow-time order even when a replay delivers
+/// records out of order (the live score only knows its current value).
+pub fn score_raised(
+    alerts: impl Iterator<Item = (u64, u32)>,
+    des: crate::anomaly::DesConfig,
+) -> (u64, Vec<crate::alerts::SeriesSample>) {
+    let rows: Vec<(u64, [u64; 1])> = alerts.map(|(t, s)| (t, [u64::from(s)])).collect();
+    let (secs, p) = periods(&rows);
+    (secs, with_band(p.into_iter().map(|(t, v)| (t, v[0] as f64)), des))
 }
 
 fn raised(ui: &Ui) -> (u64, Vec<crate::alerts::SeriesSample>) {
