@@ -139,6 +139,7 @@ fn rows(s: &State) -> Vec<Row> {
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn row(c: &str, s: &str, port: u16, l4: u8, l7: &str, st: Status, how: Learned, flows: u64) -> Row {
     (c.into(), s.into(), port, l4, l7.into(), st, how, flows)
 }

@@ -2,7 +2,7 @@
 //! filters, one edge with the flows behind it, PATCH to deny an edge (then a flow on it raises
 //! `lateral_movement` naming the edge), the `ServicePolicy` export, `/api/v2/periodicity`, and
 //! problem details for bad input.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::many_single_char_names)]
 
 use std::sync::Arc;
 

@@ -535,7 +535,7 @@ pub async fn detail(
         .filter(|r| sm.record_on_edge(e, r))
         .cloned()
         .collect();
-    flows.sort_by(|a, b| b.last_seen_ns.cmp(&a.last_seen_ns));
+    flows.sort_by_key(|r| std::cmp::Reverse(r.last_seen_ns));
     flows.truncate(EDGE_FLOWS);
     let key = PeriodKey {
         client: e.client_ip,

@@ -203,8 +203,8 @@ pub fn export<'a>(
     learning_period: &str,
 ) -> (Vec<PolicyDoc>, Vec<String>) {
     type RuleKey = (u8, String, String);
-    let mut per_ns: BTreeMap<String, BTreeMap<RuleKey, (ServiceRule, BTreeSet<(u16, u8)>)>> =
-        BTreeMap::new();
+    type Rules = BTreeMap<RuleKey, (ServiceRule, BTreeSet<(u16, u8)>)>;
+    let mut per_ns: BTreeMap<String, Rules> = BTreeMap::new();
     let mut notes = Vec::new();
     for e in edges {
         let action = match e.status {

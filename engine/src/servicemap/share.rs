@@ -267,10 +267,10 @@ impl ServiceMap {
                 let d: WireDecision = serde_json::from_slice(value).map_err(|e| e.to_string())?;
                 if self.edges.get(id).is_some() {
                     self.apply_decision(id, d.status);
-                } else if let Some(sh) = self.sharing.as_mut() {
-                    if sh.pending.len() < self.edges.capacity() {
-                        sh.pending.insert(id, d.status);
-                    }
+                } else if let Some(sh) = self.sharing.as_mut()
+                    && sh.pending.len() < self.edges.capacity()
+                {
+                    sh.pending.insert(id, d.status);
                 }
                 Ok(())
             }
@@ -461,7 +461,7 @@ pub fn spawn_nats(
             match result {
                 Ok(()) => return,
                 Err(e) => {
-                    warn!(error = %e, retry_in = ?backoff, "nw-servicemap unavailable; retrying")
+                    warn!(error = %e, retry_in = ?backoff, "nw-servicemap unavailable; retrying");
                 }
             }
             tokio::select! {
