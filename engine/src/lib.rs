@@ -66,6 +66,8 @@ pub struct Engine {
     pub status: Arc<IngestStatus>,
     /// Who addresses are in Kubernetes (empty outside a cluster).
     pub directory: directory::SharedDirectory,
+    /// The notifier, once the mode started one (`GET /api/v2/config/endpoints`).
+    pub notifier: Arc<std::sync::OnceLock<notify::Notifier>>,
 }
 
 impl Engine {
@@ -88,6 +90,7 @@ impl Engine {
             metrics,
             status: Arc::new(IngestStatus::default()),
             directory,
+            notifier: Arc::default(),
         }
     }
 

@@ -303,6 +303,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         netwarden_engine::notify::filter::DirectoryNamespaces(launched.engine.directory.clone()),
     ));
     let _notify = notifier.follow(live.snapshot.clone(), notify_shutdown);
+    let _ = launched.engine.notifier.set(notifier.clone());
     tracing::info!(addr = %launched.addr, nats = %args.nats, %replica, "engine running");
     launched
         .server

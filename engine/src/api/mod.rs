@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod points;
 pub mod problem;
 pub mod query;
+pub mod resources;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +88,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v2/workloads", get(groups::workloads))
         .route("/api/v2/observation-points", get(points::list))
         .route("/api/v2/observation-points/{*name}", get(points::detail))
+        .route("/api/v2/interfaces", get(resources::interfaces))
+        .route("/api/v2/checks", get(resources::checks))
+        .route("/api/v2/config/exclusions", get(resources::exclusions))
+        .route("/api/v2/config/endpoints", get(resources::endpoints))
         .route("/api/v2/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -22,7 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{alerts, flows, groups, health, hosts, points, problem};
+use crate::api::{alerts, flows, groups, health, hosts, points, problem, resources};
 
 /// Routes served without a token (`auth::authorize`); `/metrics` only with `--open-metrics`.
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz"];
@@ -141,6 +141,10 @@ opaque_schema!(
         groups::workloads,
         points::list,
         points::detail,
+        resources::interfaces,
+        resources::checks,
+        resources::exclusions,
+        resources::endpoints,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -176,7 +180,10 @@ struct Conventions;
 
 /// Error responses every operation may give, with when.
 const ERRORS: &[(&str, &str)] = &[
-    ("400", "A query parameter or path segment is invalid, or unknown"),
+    (
+        "400",
+        "A query parameter or path segment is invalid, or unknown",
+    ),
     ("404", "No such resource"),
     ("405", "The route does not take this method"),
     ("408", "The request took longer than 30 s"),
@@ -186,7 +193,10 @@ const ERRORS: &[(&str, &str)] = &[
 
 /// Error responses of the operations that need a token.
 const AUTH_ERRORS: &[(&str, &str)] = &[
-    ("401", "No token, a malformed, unknown or expired token (WWW-Authenticate: Bearer)"),
+    (
+        "401",
+        "No token, a malformed, unknown or expired token (WWW-Authenticate: Bearer)",
+    ),
     ("403", "The token lacks the scope this operation needs"),
     ("429", "The token's rate limit is spent (Retry-After)"),
 ];
@@ -263,7 +273,10 @@ fn operation_id(method: &str, path: &str) -> String {
             id.push_str("by_");
             id.push_str(param.trim_start_matches('*'));
         } else {
-            id.extend(seg.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+            id.extend(
+                seg.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+            );
         }
     }
     id

@@ -236,7 +236,7 @@ pub fn def(alert_type: &str) -> Option<&'static CheckDef> {
 
 /// Configuration of every check (standalone: `checks:` in the engine config; cluster: the
 /// `nw-config` KV). Defaults are REFERENCE.md's.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChecksConfig {
     /// Networks counted as local (in a cluster: pod, service and node CIDRs). Default: RFC 1918,

@@ -8,12 +8,12 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::Cidr;
 
 /// Which end of a flow a host matcher matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HostSide {
     /// The client only.
@@ -26,7 +26,7 @@ pub enum HostSide {
 }
 
 /// Which alerts an exclusion applies to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Scope {
     /// Flow alerts only.
@@ -39,7 +39,7 @@ pub enum Scope {
 }
 
 /// A host matcher: an address or network and the side of the flow it must be on.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HostMatcher {
     /// Address or CIDR.
@@ -50,7 +50,7 @@ pub struct HostMatcher {
 }
 
 /// A client↔server pair (ntop/ntopng#7401).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pair {
     /// Client address or CIDR.
@@ -62,7 +62,7 @@ pub struct Pair {
 /// One exclusion: the spec of the `AlertExclusion` CRD kind (`api::crd::AlertExclusionSpec`),
 /// minus `podSelector`, which needs the cluster directory. An alert is excluded when its type
 /// is listed (or `all`) and ANY matcher matches.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct ExclusionSpec {
     /// Hosts by address or CIDR, with the side they must be on.

@@ -222,6 +222,23 @@ impl Notifier {
         &self.shared.metrics
     }
 
+    /// The endpoints in force (name and spec), each with whether its secret can be read now.
+    /// The secret itself is read only to tell, then dropped: it is never returned or logged.
+    pub async fn in_force(&self) -> Vec<(String, NotificationEndpointSpec, bool)> {
+        let entries: Vec<(String, NotificationEndpointSpec)> = self
+            .lock()
+            .iter()
+            .map(|(name, ep)| (name.clone(), ep.entry.spec.clone()))
+            .collect();
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, spec) in entries {
+            let r = &spec.secret_key_ref;
+            let set = self.shared.config.secrets.get(&r.name, &r.key).await.is_ok();
+            out.push((name, spec, set));
+        }
+        out
+    }
+
     /// `namespace/name` of the endpoints in force.
     pub fn endpoint_names(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()

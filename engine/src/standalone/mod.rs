@@ -120,6 +120,9 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         ),
         None => None,
     };
+    if let Some(n) = &options.notifier {
+        let _ = launched.engine.notifier.set(n.clone());
+    }
     let _notify = match (&options.notifier, &live_config) {
         (Some(n), Some(live)) => Some(n.follow(live.snapshot.clone(), shutdown.clone())),
         _ => None,

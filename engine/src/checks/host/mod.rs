@@ -13,7 +13,7 @@
 pub mod facts;
 pub mod window;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use netwarden_api::alert::Roles;
 
@@ -22,7 +22,7 @@ pub use window::{Distinct, Window};
 
 /// Thresholds of the host checks (ntopng defaults where ntopng has one; all are "greater
 /// than").
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostChecksConfig {
     /// Unanswered SYNs per minute, sent (attacker) or received (victim).
