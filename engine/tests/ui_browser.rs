@@ -72,7 +72,16 @@ fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Ve
     out
 }
 
-fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: Option<u32>, syn: bool, data: &[u8]) -> Vec<u8> {
+fn tcp(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    syn: bool,
+    data: &[u8],
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(MAC_A, MAC_B)
         .ipv4(src, dst, 64)
         .tcp(sport, dport, seq, 64_240);
@@ -91,14 +100,28 @@ fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: Option
 }
 
 /// A TCP connection: handshake, then `flights` (client to server when `true`), then FIN.
-fn tcp_session(p: &mut Pcap, t: &mut u64, c: [u8; 4], s: [u8; 4], sport: u16, dport: u16, flights: &[(bool, Vec<u8>)]) {
+fn tcp_session(
+    p: &mut Pcap,
+    t: &mut u64,
+    c: [u8; 4],
+    s: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flights: &[(bool, Vec<u8>)],
+) {
     let mut step = || {
         *t += 1_000_000;
         *t
     };
     p.push(step(), &tcp(c, sport, s, dport, 999, None, true, &[]));
-    p.push(step(), &tcp(s, dport, c, sport, 4999, Some(1000), true, &[]));
-    p.push(step(), &tcp(c, sport, s, dport, 1000, Some(5000), false, &[]));
+    p.push(
+        step(),
+        &tcp(s, dport, c, sport, 4999, Some(1000), true, &[]),
+    );
+    p.push(
+        step(),
+        &tcp(c, sport, s, dport, 1000, Some(5000), false, &[]),
+    );
     let (mut cseq, mut sseq) = (1000u32, 5000u32);
     for (from_client, bytes) in flights {
         for chunk in bytes.chunks(1400) {
@@ -131,7 +154,10 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
 
 /// A client that trusts exactly one certificate (pinning).
 #[derive(Debug)]
-struct Pinned(rustls::pki_types::CertificateDer<'static>, Arc<CryptoProvider>);
+struct Pinned(
+    rustls::pki_types::CertificateDer<'static>,
+    Arc<CryptoProvider>,
+);
 
 impl rustls::client::danger::ServerCertVerifier for Pinned {
     fn verify_server_cert(
@@ -154,7 +180,12 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.1.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -162,7 +193,12 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.1.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.1.signature_verification_algorithms.supported_schemes()
@@ -175,7 +211,9 @@ fn tls_session(cn: &str) -> Vec<(bool, Vec<u8>)> {
     use std::io::{Read, Write};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut params = rcgen::CertificateParams::new(vec!["xss.test".to_owned()]).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
     let key_pair = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key_pair).unwrap().der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
@@ -191,9 +229,14 @@ fn tls_session(cn: &str) -> Vec<(bool, Vec<u8>)> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned(cert, provider)))
         .with_no_client_auth();
-    let mut client = rustls::ClientConnection::new(Arc::new(client_cfg), "xss.test".try_into().unwrap()).unwrap();
+    let mut client =
+        rustls::ClientConnection::new(Arc::new(client_cfg), "xss.test".try_into().unwrap())
+            .unwrap();
     let mut server = rustls::ServerConnection::new(Arc::new(server_cfg)).unwrap();
-    client.writer().write_all(b"GET / HTTP/1.1\r\nHost: xss.test\r\n\r\n").unwrap();
+    client
+        .writer()
+        .write_all(b"GET / HTTP/1.1\r\nHost: xss.test\r\n\r\n")
+        .unwrap();
     let mut flights = Vec::new();
     let mut answered = false;
     for _ in 0..20 {
@@ -209,7 +252,10 @@ fn tls_session(cn: &str) -> Vec<(bool, Vec<u8>)> {
         let mut request = Vec::new();
         let _ = server.reader().read_to_end(&mut request);
         if !request.is_empty() && !answered {
-            server.writer().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+            server
+                .writer()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
             answered = true;
         }
         let mut s2c = Vec::new();
@@ -225,7 +271,10 @@ fn tls_session(cn: &str) -> Vec<(bool, Vec<u8>)> {
             flights.push((false, s2c));
         }
     }
-    assert!(answered && !client.is_handshaking(), "the TLS handshake completed");
+    assert!(
+        answered && !client.is_handshaking(),
+        "the TLS handshake completed"
+    );
     flights
 }
 
@@ -233,10 +282,23 @@ fn tls_session(cn: &str) -> Vec<(bool, Vec<u8>)> {
 fn xss_pcap(dir: &Path) -> PathBuf {
     let mut p = Pcap::new();
     let mut t = T0;
-    let (c, web, dns, tls) = (v4("10.66.0.2"), v4("10.66.0.80"), v4("10.66.0.53"), v4("10.66.0.43"));
+    let (c, web, dns, tls) = (
+        v4("10.66.0.2"),
+        v4("10.66.0.80"),
+        v4("10.66.0.53"),
+        v4("10.66.0.43"),
+    );
     let req = format!("GET /index.html HTTP/1.1\r\nHost: {HTTP_HOST}\r\nUser-Agent: test\r\n\r\n");
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
-    tcp_session(&mut p, &mut t, c, web, 40_001, 80, &[(true, req.into_bytes()), (false, resp)]);
+    tcp_session(
+        &mut p,
+        &mut t,
+        c,
+        web,
+        40_001,
+        80,
+        &[(true, req.into_bytes()), (false, resp)],
+    );
     t += S;
     p.push(t, &udp(c, 40_002, dns, 53, &dns_query(0x4242, DNS_NAME)));
     t += S;
@@ -263,7 +325,10 @@ impl Drop for Proc {
 
 fn need(bin: &str, package: &str) -> PathBuf {
     let p = PathBuf::from(bin);
-    assert!(p.exists(), "{bin} is missing: install Debian's {package} (scripts/bootstrap --test)");
+    assert!(
+        p.exists(),
+        "{bin} is missing: install Debian's {package} (scripts/bootstrap --test)"
+    );
     p
 }
 
@@ -279,7 +344,11 @@ fn token(file: &Path, name: &str, scope: &str) -> String {
         .args(["create", "--name", name, "--scope", scope])
         .output()
         .unwrap();
-    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -332,7 +401,9 @@ async fn browser(profile: &Path) -> (Proc, Client) {
         },
         "goog:loggingPrefs": {"browser": "ALL"},
     });
-    let Value::Object(caps) = caps else { unreachable!() };
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = loop {
         let mut b = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -353,11 +424,18 @@ async fn browser(profile: &Path) -> (Proc, Client) {
 struct BrowserLog;
 
 impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
         base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
     }
     fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
-        (axum::http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_owned()),
+        )
     }
 }
 
@@ -374,15 +452,29 @@ async fn console_errors(c: &Client) -> Vec<String> {
 
 /// Asserts the page ran no injected script and opened no dialog, and logged no error.
 async fn assert_clean(c: &Client, what: &str) {
-    let marker = c.execute("return typeof window.__xss === 'undefined' ? null : String(window.__xss);", vec![]).await.unwrap();
+    let marker = c
+        .execute(
+            "return typeof window.__xss === 'undefined' ? null : String(window.__xss);",
+            vec![],
+        )
+        .await
+        .unwrap();
     assert_eq!(marker, Value::Null, "{what}: an injected script ran");
-    assert!(c.get_alert_text().await.is_err(), "{what}: a dialog is open");
+    assert!(
+        c.get_alert_text().await.is_err(),
+        "{what}: a dialog is open"
+    );
     let errors = console_errors(c).await;
     assert!(errors.is_empty(), "{what}: console errors: {errors:?}");
 }
 
 async fn body_text(c: &Client) -> String {
-    c.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Opens `path` and waits until its charts (if any) are drawn.
@@ -398,14 +490,35 @@ async fn open(c: &Client, base: &str, path: &str) {
 }
 
 async fn login(c: &Client, base: &str, token: &str) {
-    c.goto(&format!("{base}/ui/alerts?severity=error")).await.unwrap();
+    c.goto(&format!("{base}/ui/alerts?severity=error"))
+        .await
+        .unwrap();
     let url = c.current_url().await.unwrap();
-    assert_eq!(url.path(), "/ui/login", "an anonymous visit goes to the login page");
-    let form = c.form(Locator::Css("form[action='/ui/login']")).await.unwrap();
-    form.set_by_name("token", token).await.unwrap().submit().await.unwrap();
-    c.wait().for_element(Locator::Css("form.filters")).await.unwrap();
+    assert_eq!(
+        url.path(),
+        "/ui/login",
+        "an anonymous visit goes to the login page"
+    );
+    let form = c
+        .form(Locator::Css("form[action='/ui/login']"))
+        .await
+        .unwrap();
+    form.set_by_name("token", token)
+        .await
+        .unwrap()
+        .submit()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("form.filters"))
+        .await
+        .unwrap();
     let url = c.current_url().await.unwrap();
-    assert_eq!((url.path(), url.query()), ("/ui/alerts", Some("severity=error")), "back where the visit started");
+    assert_eq!(
+        (url.path(), url.query()),
+        ("/ui/alerts", Some("severity=error")),
+        "back where the visit started"
+    );
 }
 
 struct Setup {
@@ -450,8 +563,16 @@ async fn ui_in_headless_chromium() {
 
     // A wrong token is refused; the right one opens a session and goes back to the page asked.
     c.goto(&format!("{base}/ui/login")).await.unwrap();
-    let form = c.form(Locator::Css("form[action='/ui/login']")).await.unwrap();
-    form.set_by_name("token", "nw_wrong_token").await.unwrap().submit().await.unwrap();
+    let form = c
+        .form(Locator::Css("form[action='/ui/login']"))
+        .await
+        .unwrap();
+    form.set_by_name("token", "nw_wrong_token")
+        .await
+        .unwrap()
+        .submit()
+        .await
+        .unwrap();
     c.wait().for_element(Locator::Css("p.error")).await.unwrap();
     let t = body_text(c).await;
     assert!(t.contains("not valid"), "{t}");
@@ -464,44 +585,76 @@ async fn ui_in_headless_chromium() {
     // The filter kept: every row is at least an error.
     let sev: Vec<String> = {
         let mut v = Vec::new();
-        for e in c.find_all(Locator::Css("table.alerts tbody tr td:nth-child(2) .badge")).await.unwrap() {
+        for e in c
+            .find_all(Locator::Css("table.alerts tbody tr td:nth-child(2) .badge"))
+            .await
+            .unwrap()
+        {
             v.push(e.text().await.unwrap());
         }
         v
     };
     assert!(!sev.is_empty(), "the demo has error alerts");
-    assert!(sev.iter().all(|x| ["error", "critical", "emergency"].contains(&x.as_str())), "{sev:?}");
+    assert!(
+        sev.iter()
+            .all(|x| ["error", "critical", "emergency"].contains(&x.as_str())),
+        "{sev:?}"
+    );
     assert_clean(c, "alerts filtered").await;
 
     // Every page, charts drawn, no script from the network.
-    for path in ["/", "/ui/alerts", "/ui/hosts", "/ui/flows", "/ui/points"] {
+    for path in ["/", "/ui/alerts", "/ui/hosts", "/ui/flows", "/ui/points", "/ui/servicemap"] {
         open(c, base, path).await;
         assert_clean(c, path).await;
     }
     open(c, base, "/").await;
     let text = body_text(c).await;
     assert!(text.contains("Who explains the score"), "{text}");
-    let canvases = c.find_all(Locator::Css("#score-chart canvas, #alerts-chart canvas")).await.unwrap();
+    let canvases = c
+        .find_all(Locator::Css("#score-chart canvas, #alerts-chart canvas"))
+        .await
+        .unwrap();
     assert!(canvases.len() >= 2, "both overview charts are drawn");
 
     // The payloads, shown as text where flows are listed.
     open(c, base, "/ui/flows?host=10.66.0.2").await;
     let text = body_text(c).await;
-    for (what, payload) in [("HTTP Host", HTTP_HOST), ("DNS name", DNS_NAME), ("SSDP HOST", SSDP_HOST), ("certificate CN", CERT_CN)] {
-        assert!(text.contains(payload), "the {what} payload is shown literally:\n{text}");
+    for (what, payload) in [
+        ("HTTP Host", HTTP_HOST),
+        ("DNS name", DNS_NAME),
+        ("SSDP HOST", SSDP_HOST),
+        ("certificate CN", CERT_CN),
+    ] {
+        assert!(
+            text.contains(payload),
+            "the {what} payload is shown literally:\n{text}"
+        );
     }
     assert_clean(c, "flows with payloads").await;
     // Every page that names the payload hosts: their host pages and their alerts' pages.
-    for ip in ["10.66.0.2", "10.66.0.80", "10.66.0.53", "10.66.0.43", "10.66.0.9"] {
+    for ip in [
+        "10.66.0.2",
+        "10.66.0.80",
+        "10.66.0.53",
+        "10.66.0.43",
+        "10.66.0.9",
+    ] {
         open(c, base, &format!("/ui/hosts/{ip}")).await;
         assert_clean(c, &format!("host {ip}")).await;
     }
     open(c, base, "/ui/alerts?host=10.66.0.2").await;
     let mut links = Vec::new();
-    for a in c.find_all(Locator::Css("table.alerts tbody tr td:first-child a")).await.unwrap() {
+    for a in c
+        .find_all(Locator::Css("table.alerts tbody tr td:first-child a"))
+        .await
+        .unwrap()
+    {
         links.push(a.attr("href").await.unwrap().unwrap());
     }
-    assert!(!links.is_empty(), "the payload flows raise alerts (self-signed certificate at least)");
+    assert!(
+        !links.is_empty(),
+        "the payload flows raise alerts (self-signed certificate at least)"
+    );
     let mut saw_cn = false;
     for href in &links {
         open(c, base, href).await;
@@ -512,28 +665,78 @@ async fn ui_in_headless_chromium() {
 
     // From an alert to its flow and its host; acknowledge; exclude.
     open(c, base, "/ui/alerts?entity=flow&acknowledged=false").await;
-    c.find(Locator::Css("table.alerts tbody tr td:first-child a")).await.unwrap().click().await.unwrap();
-    c.wait().for_element(Locator::Css("section.actions")).await.unwrap();
+    c.find(Locator::Css("table.alerts tbody tr td:first-child a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("section.actions"))
+        .await
+        .unwrap();
     let text = body_text(c).await;
-    assert!(text.contains("Triggering flow") && text.contains("Who"), "{text}");
+    assert!(
+        text.contains("Triggering flow") && text.contains("Who"),
+        "{text}"
+    );
     let alert_url = c.current_url().await.unwrap();
-    c.find(Locator::Id("ack")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("ack"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     c.wait().for_element(Locator::Id("exclude")).await.unwrap();
-    assert!(body_text(c).await.contains("acknowledged"), "the alert shows as acknowledged");
-    assert!(c.find(Locator::Id("ack")).await.is_err(), "no second acknowledge button");
-    c.find(Locator::Id("exclude")).await.unwrap().click().await.unwrap();
-    let yaml = c.wait().for_element(Locator::Id("exclusion-yaml")).await.unwrap().text().await.unwrap();
+    assert!(
+        body_text(c).await.contains("acknowledged"),
+        "the alert shows as acknowledged"
+    );
+    assert!(
+        c.find(Locator::Id("ack")).await.is_err(),
+        "no second acknowledge button"
+    );
+    c.find(Locator::Id("exclude"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let yaml = c
+        .wait()
+        .for_element(Locator::Id("exclusion-yaml"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(yaml.contains("kind: AlertExclusion"), "{yaml}");
-    let written: Vec<_> = std::fs::read_dir(&s.config).unwrap().flatten().map(|e| e.path()).collect();
+    let written: Vec<_> = std::fs::read_dir(&s.config)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(written.len(), 1, "the exclusion is written to --config");
-    assert_eq!(std::fs::read_to_string(&written[0]).unwrap().trim(), yaml.trim());
+    assert_eq!(
+        std::fs::read_to_string(&written[0]).unwrap().trim(),
+        yaml.trim()
+    );
     assert_clean(c, "exclude").await;
     c.goto(alert_url.as_str()).await.unwrap();
-    let host_link = c.find(Locator::Css("section h2 + p a[href^='/ui/hosts/']")).await.unwrap();
+    let host_link = c
+        .find(Locator::Css("section h2 + p a[href^='/ui/hosts/']"))
+        .await
+        .unwrap();
     host_link.click().await.unwrap();
-    c.wait().for_element(Locator::Css("body[data-charts='ready']")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("body[data-charts='ready']"))
+        .await
+        .unwrap();
     let text = body_text(c).await;
-    assert!(text.contains("Score breakdown") && text.contains("Identity"), "{text}");
+    assert!(
+        text.contains("Score breakdown") && text.contains("Identity"),
+        "{text}"
+    );
     assert_clean(c, "host from alert").await;
 
     // A write without the session's CSRF token is refused (the browser's own fetch: same
@@ -548,10 +751,38 @@ async fn ui_in_headless_chromium() {
     assert_eq!(status, json!(403));
     let _ = console_errors(c).await; // the 403 is logged by Chromium
 
+    // The service map: the graph is drawn; deny an edge from its row, it turns denied.
+    open(c, base, "/ui/servicemap").await;
+    assert!(!c.find_all(Locator::Css("#map-graph canvas")).await.unwrap().is_empty(), "the graph is drawn");
+    let row = c.find(Locator::Css("table.edges tbody tr")).await.unwrap();
+    let row_id = row.attr("id").await.unwrap().unwrap();
+    row.find(Locator::Css("button.act-denied")).await.unwrap().click().await.unwrap();
+    let status = c
+        .wait()
+        .for_element(Locator::Css(&format!("#{row_id} .st-denied")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(status, "denied");
+    assert_clean(c, "service map").await;
+    let policy = c.goto(&format!("{base}/ui/servicemap/policy.yaml")).await.map(|()| ());
+    assert!(policy.is_ok());
+    assert!(body_text(c).await.contains("ServicePolicy"), "export as ServicePolicy");
+
     // Log out: the session is gone.
     open(c, base, "/").await;
-    c.find(Locator::Css("form.logout button")).await.unwrap().click().await.unwrap();
-    c.wait().for_element(Locator::Css("form[action='/ui/login']")).await.unwrap();
+    c.find(Locator::Css("form.logout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("form[action='/ui/login']"))
+        .await
+        .unwrap();
     c.goto(&format!("{base}/ui/hosts")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/login");
     s.client.clone().close().await.unwrap();
@@ -561,16 +792,32 @@ async fn ui_in_headless_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes docs/screenshots; run by scripts/screenshots"]
 async fn screenshots() {
-    let out = std::env::var_os("NW_SCREENSHOTS")
-        .map_or_else(|| netwarden_testkit::repo_root().join("docs/screenshots"), PathBuf::from);
+    let out = std::env::var_os("NW_SCREENSHOTS").map_or_else(
+        || netwarden_testkit::repo_root().join("docs/screenshots"),
+        PathBuf::from,
+    );
     std::fs::create_dir_all(&out).unwrap();
     let s = setup(false).await;
     let (c, base) = (&s.client, s.base.as_str());
     login(c, base, &s.token).await;
     open(c, base, "/ui/alerts?severity=error").await;
-    let first_alert = c.find(Locator::Css("table.alerts tbody tr td:first-child a")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let first_alert = c
+        .find(Locator::Css("table.alerts tbody tr td:first-child a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
     open(c, base, "/").await;
-    let top_host = c.find(Locator::Css("ol.scorers li a")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let top_host = c
+        .find(Locator::Css("ol.scorers li a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
     for (name, path) in [
         ("overview", "/"),
         ("alerts", "/ui/alerts"),
@@ -578,11 +825,19 @@ async fn screenshots() {
         ("host", top_host.as_str()),
         ("flows", "/ui/flows"),
         ("points", "/ui/points"),
+        ("servicemap", "/ui/servicemap"),
     ] {
         open(c, base, path).await;
         // Full-page height for the capture.
-        let h = c.execute("return document.documentElement.scrollHeight;", vec![]).await.unwrap().as_u64().unwrap_or(1000);
-        c.set_window_size(1400, u32::try_from(h.clamp(800, 4000)).unwrap()).await.unwrap();
+        let h = c
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(1000);
+        c.set_window_size(1400, u32::try_from(h.clamp(800, 4000)).unwrap())
+            .await
+            .unwrap();
         open(c, base, path).await;
         let png = c.screenshot().await.unwrap();
         std::fs::write(out.join(format!("{name}.png")), png).unwrap();

@@ -73,8 +73,42 @@ function draw(el, data) {
   charts.push(new uPlot(opts, cols, el));
 }
 
+async function initGraph(el) {
+  if (typeof cytoscape === "undefined") await new Promise((r) => addEventListener("load", r, { once: true }));
+  if (typeof cytoscape === "undefined") return noData(el, "Graph unavailable.");
+  const r = await fetch(el.dataset.src, { credentials: "same-origin" });
+  const g = r.ok ? await r.json() : null;
+  if (!g || !g.nodes.length) return noData(el, "No edge in the service map (yet).");
+  const color = { allowed: css("--ok"), undecided: css("--warn"), denied: css("--bad") };
+  const maxBytes = Math.max(1, ...g.edges.map((e) => e.bytes));
+  const cy = cytoscape({
+    container: el,
+    elements: [
+      ...g.nodes.map((n) => ({ data: { id: n.id, label: n.label, type: n.type } })),
+      ...g.edges.map((e) => ({ data: { id: "e" + e.id, edge: e.id, source: e.source, target: e.target, label: e.label, status: e.status,
+        w: 1 + 7 * Math.log1p(e.bytes) / Math.log1p(maxBytes) } })),
+    ],
+    style: [
+      { selector: "node", style: { label: "data(label)", color: css("--text"), "font-size": 10, "background-color": css("--accent"), width: 14, height: 14 } },
+      { selector: "node[type = 'workload']", style: { shape: "round-rectangle", width: 22 } },
+      { selector: "edge", style: { width: "data(w)", "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": css("--muted"), "target-arrow-color": css("--muted"), opacity: 0.85 } },
+      ...Object.entries(color).map(([k, c]) => ({ selector: `edge[status = '${k}']`, style: { "line-color": c, "target-arrow-color": c } })),
+      { selector: "edge:selected", style: { label: "data(label)", color: css("--text"), "font-size": 9 } },
+    ],
+    layout: { name: "cose", animate: false },
+    wheelSensitivity: 0.3,
+  });
+  cy.on("tap", "edge", (ev) => {
+    document.querySelectorAll("tr.picked").forEach((t) => t.classList.remove("picked"));
+    const row = document.getElementById("edge-" + ev.target.data("edge"));
+    if (row) { row.classList.add("picked"); row.scrollIntoView({ block: "nearest" }); }
+  });
+  charts.push({ destroy: () => cy.destroy() });
+}
+
 async function initCharts(root) {
   charts.splice(0).forEach((c) => c.destroy());
+  const graphs = [...root.querySelectorAll(".graph[data-src]")].map((el) => initGraph(el).catch(() => noData(el, "Graph unavailable.")));
   const els = [...root.querySelectorAll(".chart[data-src]")];
   const cache = new Map();
   await Promise.all(els.map(async (el) => {
@@ -89,6 +123,7 @@ async function initCharts(root) {
       noData(el, "Chart data unavailable.");
     }
   }));
+  await Promise.all(graphs);
   document.body.dataset.charts = "ready";
 }
 

@@ -13,9 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use maud::{Markup, html};
 use netwarden_api::alert::{AlertState, Entity};
-use netwarden_api::crd::{
-    AlertExclusionSpec, ExclusionScope, HostMatcher, HostSide, PairMatcher,
-};
+use netwarden_api::crd::{AlertExclusionSpec, ExclusionScope, HostMatcher, HostSide, PairMatcher};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, bytes, count, enc, host_link, query, severity, time, type_label};
@@ -224,7 +222,13 @@ fn filter_form(f: &AlertFilters, points: &[String]) -> Markup {
 
 /// A small bar chart of the summary's buckets (server-rendered SVG; no script needed).
 pub fn timeline(s: &AlertSummary) -> Markup {
-    let max = s.over_time.iter().map(|b| b.total).max().unwrap_or(0).max(1);
+    let max = s
+        .over_time
+        .iter()
+        .map(|b| b.total)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let n = s.over_time.len().max(1);
     let w = 600.0_f64;
     let bw = (w / n as f64).max(1.0);
@@ -263,11 +267,11 @@ pub async fn list(
         )
     };
     let mut q = f.api_query(now);
-    let summary = match crate::api::alerts::summary(State(ui.api.clone()), ApiQuery(q_clone(&q))).await
-    {
-        Ok(Json(s)) => s,
-        Err(p) => return problem_page(&p),
-    };
+    let summary =
+        match crate::api::alerts::summary(State(ui.api.clone()), ApiQuery(q_clone(&q))).await {
+            Ok(Json(s)) => s,
+            Err(p) => return problem_page(&p),
+        };
     q.sort = (!f.sort.is_empty()).then(|| f.sort.clone());
     q.offset = (!f.offset.is_empty()).then(|| f.offset.clone());
     q.limit = Some(PAGE_ROWS.to_string());
@@ -539,7 +543,13 @@ pub fn exclusion_yaml(row: &StoredAlert, namespace: Option<String>) -> (String, 
     let slug: String = a
         .alert_type
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     let name = format!("ui-{slug}-{}", &a.key.get(..8).unwrap_or(&a.key))
@@ -595,24 +605,25 @@ pub async fn exclude(
         )
     };
     let (name, yaml) = exclusion_yaml(&row, namespace);
-    let notice = match settings.config_dir {
-        Some(dir) => {
-            // The name is built from [a-z0-9-] only: no path can come from the alert.
-            let path = dir.join(format!("{name}.yaml"));
-            match std::fs::write(&path, &yaml) {
-                Ok(()) => {
-                    tracing::info!(target: crate::auth::middleware::AUDIT_TARGET, who = %s.who, file = %path.display(), "UI exclusion written");
-                    html! { div.notice role="status" { p { "Exclusion written to " code { (path.display()) } "; it applies when the configuration directory is read again (within seconds)." } pre.yaml #exclusion-yaml { (yaml) } } }
-                }
-                Err(e) => html! { div.notice.error role="alert" { p { "Could not write " code { (path.display()) } ": " (e) } pre.yaml #exclusion-yaml { (yaml) } } },
+    let notice = if let Some(dir) = settings.config_dir {
+        // The name is built from [a-z0-9-] only: no path can come from the alert.
+        let path = dir.join(format!("{name}.yaml"));
+        match std::fs::write(&path, &yaml) {
+            Ok(()) => {
+                tracing::info!(target: crate::auth::middleware::AUDIT_TARGET, who = %s.who, file = %path.display(), "UI exclusion written");
+                html! { div.notice role="status" { p { "Exclusion written to " code { (path.display()) } "; it applies when the configuration directory is read again (within seconds)." } pre.yaml #exclusion-yaml { (yaml) } } }
+            }
+            Err(e) => {
+                html! { div.notice.error role="alert" { p { "Could not write " code { (path.display()) } ": " (e) } pre.yaml #exclusion-yaml { (yaml) } } }
             }
         }
-        None => html! {
+    } else {
+        html! {
             div.notice role="status" {
                 p { "In a cluster, exclusions are " code { "AlertExclusion" } " objects: apply this with " code { "kubectl apply -f -" } "." }
                 pre.yaml #exclusion-yaml { (yaml) }
             }
-        },
+        }
     };
     render_detail(&ui, &s, &row, Some(notice)).await
 }
@@ -660,7 +671,13 @@ mod tests {
         let (name, yaml) = exclusion_yaml(&row, Some("payments".into()));
         assert_eq!(name, "ui-syn-scan-01234567");
         assert!(yaml.contains("kind: AlertExclusion"), "{yaml}");
-        assert!(yaml.contains("10.0.0.7") && yaml.contains("namespace: payments"), "{yaml}");
-        assert!(yaml.contains("alertTypes:") && yaml.contains("scope: host"), "{yaml}");
+        assert!(
+            yaml.contains("10.0.0.7") && yaml.contains("namespace: payments"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("alertTypes:") && yaml.contains("scope: host"),
+            "{yaml}"
+        );
     }
 }

@@ -38,6 +38,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/ui/vendor/uplot/uPlot.min.css"),
     },
     Asset {
+        name: "cytoscape.js",
+        mime: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/ui/vendor/cytoscape/cytoscape.min.js"),
+    },
+    Asset {
         name: "favicon.svg",
         mime: "image/svg+xml",
         body: include_bytes!("../../assets/ui/favicon.svg"),

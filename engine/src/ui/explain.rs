@@ -175,10 +175,34 @@ mod tests {
     #[test]
     fn groups_by_type_and_side_and_counts_peers() {
         let cs = vec![
-            c("tls_selfsigned_certificate", true, "10.0.0.1", 50, Entity::Flow),
-            c("tls_selfsigned_certificate", true, "10.0.0.2", 50, Entity::Flow),
-            c("tls_selfsigned_certificate", true, "10.0.0.3", 50, Entity::Flow),
-            c("tls_selfsigned_certificate", true, "10.0.0.3", 50, Entity::Flow),
+            c(
+                "tls_selfsigned_certificate",
+                true,
+                "10.0.0.1",
+                50,
+                Entity::Flow,
+            ),
+            c(
+                "tls_selfsigned_certificate",
+                true,
+                "10.0.0.2",
+                50,
+                Entity::Flow,
+            ),
+            c(
+                "tls_selfsigned_certificate",
+                true,
+                "10.0.0.3",
+                50,
+                Entity::Flow,
+            ),
+            c(
+                "tls_selfsigned_certificate",
+                true,
+                "10.0.0.3",
+                50,
+                Entity::Flow,
+            ),
             c("syn_scan", true, "", 50, Entity::Host),
             c("weird_thing", false, "10.0.0.9", 5, Entity::Flow),
         ];

@@ -63,7 +63,13 @@ pub async fn list(
             .map(|h| {
                 st.analysis
                     .scores
-                    .values(&crate::hosts::HostKey { ip: h.ip, vlan: h.vlan }, now)
+                    .values(
+                        &crate::hosts::HostKey {
+                            ip: h.ip,
+                            vlan: h.vlan,
+                        },
+                        now,
+                    )
                     .total
             })
             .collect()
@@ -325,10 +331,8 @@ pub async fn series(
         (rows, st.analysis.config.des)
     };
     let (_, periods) = super::overview::periods(&rows);
-    let band = super::overview::with_band(
-        periods.iter().map(|(t, v)| (*t, (v[0] + v[1]) as f64)),
-        des,
-    );
+    let band =
+        super::overview::with_band(periods.iter().map(|(t, v)| (*t, (v[0] + v[1]) as f64)), des);
     let out = HostSeriesData {
         t: periods.iter().map(|p| p.0 / 1_000_000_000).collect(),
         names: if traffic {

@@ -18,6 +18,7 @@ const NAV: &[(&str, &str)] = &[
     ("/ui/alerts", "Alerts"),
     ("/ui/hosts", "Hosts"),
     ("/ui/flows", "Flows"),
+    ("/ui/servicemap", "Service map"),
     ("/ui/points", "Observation points"),
 ];
 
@@ -67,7 +68,7 @@ pub fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -93,7 +94,11 @@ pub fn duration(ns: u64) -> String {
     } else if s < 3600.0 {
         format!("{} min {} s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{} h {} min", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{} h {} min",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -128,7 +133,13 @@ pub fn host_link(ip: &str) -> Markup {
 }
 
 /// Previous/next links of a paged table.
-pub fn pager(base: &str, params: &[(&str, &str)], offset: usize, limit: usize, total: usize) -> Markup {
+pub fn pager(
+    base: &str,
+    params: &[(&str, &str)],
+    offset: usize,
+    limit: usize,
+    total: usize,
+) -> Markup {
     let with = |o: usize| {
         let o = o.to_string();
         let mut p: Vec<(&str, &str)> = params
@@ -234,7 +245,10 @@ mod tests {
         assert_eq!(bytes(1_500_000), "1.5 MB");
         assert_eq!(time(1_764_230_400_000_000_000), "2025-11-27 08:00:00");
         assert_eq!(enc("a b&c=<d>"), "a%20b%26c%3D%3Cd%3E");
-        assert_eq!(query(&[("a", "1"), ("b", ""), ("c", "x y")]), "?a=1&c=x%20y");
+        assert_eq!(
+            query(&[("a", "1"), ("b", ""), ("c", "x y")]),
+            "?a=1&c=x%20y"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod layout;
 pub mod live;
 pub mod overview;
 pub mod points;
+pub mod servicemap;
 pub mod session;
 
 use std::path::PathBuf;
@@ -121,6 +122,10 @@ pub fn routes(api: ApiState, auth: Arc<Auth>, settings: UiHandle) -> Router {
         .route("/ui/hosts/{ip}/series.json", get(hosts::series))
         .route("/ui/flows", get(flows::list))
         .route("/ui/points", get(points::list))
+        .route("/ui/servicemap", get(servicemap::page))
+        .route("/ui/servicemap.json", get(servicemap::data))
+        .route("/ui/servicemap/policy.yaml", get(servicemap::policy))
+        .route("/ui/servicemap/edges/{id}", post(servicemap::set_status))
         .route("/ui/live", get(live::stream))
         .route("/assets/{version}/{file}", get(assets::serve))
         .layer(middleware::from_fn_with_state(ui.clone(), gate))

@@ -51,7 +51,9 @@ pub fn periods<const N: usize>(rows: &[(u64, [u64; N])]) -> (u64, Vec<(u64, [u64
     let width = secs * 1_000_000_000;
     let first = min / width;
     let n = (max / width - first + 1) as usize;
-    let mut out: Vec<(u64, [u64; N])> = (0..n as u64).map(|i| ((first + i) * width, [0; N])).collect();
+    let mut out: Vec<(u64, [u64; N])> = (0..n as u64)
+        .map(|i| ((first + i) * width, [0; N]))
+        .collect();
     for (t, v) in rows.iter().filter(|r| r.0 > 0) {
         let slot = &mut out[(t / width - first) as usize].1;
         for (a, b) in slot.iter_mut().zip(v) {
@@ -92,7 +94,10 @@ pub fn score_raised(
 ) -> (u64, Vec<crate::alerts::SeriesSample>) {
     let rows: Vec<(u64, [u64; 1])> = alerts.map(|(t, s)| (t, [u64::from(s)])).collect();
     let (secs, p) = periods(&rows);
-    (secs, with_band(p.into_iter().map(|(t, v)| (t, v[0] as f64)), des))
+    (
+        secs,
+        with_band(p.into_iter().map(|(t, v)| (t, v[0] as f64)), des),
+    )
 }
 
 fn raised(ui: &Ui) -> (u64, Vec<crate::alerts::SeriesSample>) {
@@ -140,12 +145,20 @@ pub fn top_scorers(ui: &Ui, n: usize) -> Vec<Scorer> {
                 .unwrap_or_default();
             let words = explain::explain(
                 &contributions,
-                |k| state.analysis.store.by_key(k).map(|a| a.alert.message.clone()),
+                |k| {
+                    state
+                        .analysis
+                        .store
+                        .by_key(k)
+                        .map(|a| a.alert.message.clone())
+                },
                 PHRASES_PER_HOST,
             );
             Scorer {
                 key,
-                name: dir.get(key.ip).map(netwarden_api::directory::DirectoryEntry::display_name),
+                name: dir
+                    .get(key.ip)
+                    .map(netwarden_api::directory::DirectoryEntry::display_name),
                 score,
                 words,
             }
@@ -160,7 +173,15 @@ pub fn health_rows(ui: &Ui) -> Vec<(String, String)> {
     if prometheus_client::encoding::text::encode(&mut text, &ui.api.registry).is_err() {
         return Vec::new();
     }
-    let wanted = ["drop", "decode_error", "evict", "invalid", "lag", "overflow", "lost"];
+    let wanted = [
+        "drop",
+        "decode_error",
+        "evict",
+        "invalid",
+        "lag",
+        "overflow",
+        "lost",
+    ];
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.rsplit_once(' '))
@@ -193,15 +214,13 @@ pub async fn page(State(ui): State<Ui>, axum::Extension(s): SessionExt) -> Respo
         Ok(Json(p)) => p,
         Err(p) => return problem_page(&p),
     };
-    let summary = match crate::api::alerts::summary(
-        State(ui.api.clone()),
-        ApiQuery(AlertQuery::default()),
-    )
-    .await
-    {
-        Ok(Json(s)) => s,
-        Err(p) => return problem_page(&p),
-    };
+    let summary =
+        match crate::api::alerts::summary(State(ui.api.clone()), ApiQuery(AlertQuery::default()))
+            .await
+        {
+            Ok(Json(s)) => s,
+            Err(p) => return problem_page(&p),
+        };
     let scorers = top_scorers(&ui, TOP_SCORERS);
     let (period, series) = raised(&ui);
     let health = health_rows(&ui);
@@ -389,15 +408,13 @@ pub struct AlertSeries {
 
 /// `GET /ui/overview.json`.
 pub async fn data(State(ui): State<Ui>) -> Response {
-    let summary = match crate::api::alerts::summary(
-        State(ui.api.clone()),
-        ApiQuery(AlertQuery::default()),
-    )
-    .await
-    {
-        Ok(Json(s)) => s,
-        Err(p) => return p.into_response(),
-    };
+    let summary =
+        match crate::api::alerts::summary(State(ui.api.clone()), ApiQuery(AlertQuery::default()))
+            .await
+        {
+            Ok(Json(s)) => s,
+            Err(p) => return p.into_response(),
+        };
     let mut out = OverviewData::default();
     {
         let (_, series) = raised(&ui);
@@ -426,9 +443,10 @@ pub async fn data(State(ui): State<Ui>) -> Response {
 
 /// The severity badge of a severity name (for tables built from summaries).
 pub fn severity_of(name: &str) -> Markup {
-    match serde_json::from_value(serde_json::Value::String(name.to_owned())) {
-        Ok(s) => severity(s),
-        Err(_) => html! { (name) },
+    if let Ok(s) = serde_json::from_value(serde_json::Value::String(name.to_owned())) {
+        severity(s)
+    } else {
+        html! { (name) }
     }
 }
 
@@ -441,7 +459,12 @@ mod tests {
         let m = 60 * 1_000_000_000;
         let t0 = 1_764_230_400 * 1_000_000_000;
         // Out of order, a gap of two empty minutes.
-        let rows = vec![(t0 + 3 * m + 5, 50), (t0 + 1, 10), (t0 + 2, 20), (t0 + 3 * m, 100)];
+        let rows = vec![
+            (t0 + 3 * m + 5, 50),
+            (t0 + 1, 10),
+            (t0 + 2, 20),
+            (t0 + 3 * m, 100),
+        ];
         let (secs, s) = score_raised(rows.into_iter(), crate::anomaly::DesConfig::default());
         assert_eq!(secs, 60);
         let v: Vec<f64> = s.iter().map(|x| x.value).collect();
@@ -456,7 +479,15 @@ mod tests {
         // A long span widens the period.
         let rows = vec![(t0, 1), (t0 + 3 * 86_400 * 1_000_000_000, 1)];
         let (secs, s) = score_raised(rows.into_iter(), crate::anomaly::DesConfig::default());
-        assert!(secs > 900 && s.len() as u64 <= MAX_PERIODS, "{secs} {}", s.len());
-        assert!(score_raised(std::iter::empty(), crate::anomaly::DesConfig::default()).1.is_empty());
+        assert!(
+            secs > 900 && s.len() as u64 <= MAX_PERIODS,
+            "{secs} {}",
+            s.len()
+        );
+        assert!(
+            score_raised(std::iter::empty(), crate::anomaly::DesConfig::default())
+                .1
+                .is_empty()
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! time. The token itself is never stored, logged or echoed.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,8 @@ pub struct Session {
 impl Session {
     /// Whether `presented` is this session's CSRF token (constant time).
     pub fn csrf_ok(&self, presented: &str) -> bool {
-        presented.len() == self.csrf.len() && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+        presented.len() == self.csrf.len()
+            && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
     }
 }
 
@@ -69,7 +71,11 @@ fn random_hex() -> String {
     if getrandom::fill(&mut b).is_err() {
         return String::new();
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for x in b {
+        let _ = write!(out, "{x:02x}");
+    }
+    out
 }
 
 fn digest(id: &str) -> [u8; 32] {
@@ -180,11 +186,13 @@ pub async fn check_token(auth: Arc<Auth>, token: &str) -> Option<Principal> {
     let probe = axum::Router::new()
         .route(
             "/api/v2/alerts",
-            axum::routing::get(|axum::Extension(p): axum::Extension<Principal>| async move {
-                let mut r = StatusCode::OK.into_response();
-                r.extensions_mut().insert(p);
-                r
-            }),
+            axum::routing::get(
+                |axum::Extension(p): axum::Extension<Principal>| async move {
+                    let mut r = StatusCode::OK.into_response();
+                    r.extensions_mut().insert(p);
+                    r
+                },
+            ),
         )
         .layer(axum::middleware::from_fn_with_state(
             auth,
@@ -265,7 +273,10 @@ pub async fn login(State(ui): State<Ui>, Form(f): Form<LoginForm>) -> Response {
     let Some(p) = check_token(ui.auth.clone(), f.token.trim()).await else {
         let mut r = layout::bare(
             "Log in",
-            &login_view(&next, Some("That token is not valid (or is expired, or rate-limited).")),
+            &login_view(
+                &next,
+                Some("That token is not valid (or is expired, or rate-limited)."),
+            ),
         )
         .into_response();
         *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -337,7 +348,12 @@ mod tests {
         assert!(s.csrf_ok("abc"));
         assert!(!s.csrf_ok("abd") && !s.csrf_ok("") && !s.csrf_ok("abcd"));
         assert_eq!(safe_next(Some("/ui/alerts?x=1")), "/ui/alerts?x=1");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "/ui/login"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "/ui/login",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
     }
@@ -345,7 +361,10 @@ mod tests {
     #[test]
     fn cookie_is_read_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; nw_session=xyz; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; nw_session=xyz; b=2"),
+        );
         assert_eq!(cookie(&h), Some("xyz"));
     }
 }
