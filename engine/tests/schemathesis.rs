@@ -59,6 +59,32 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
+    // An exclusion and a notification endpoint (to a closed local port: deliveries fail and
+    // are retried in the background), so the configuration routes have something to list.
+    let config = dir.path().join("config");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::create_dir_all(secrets.join("hook")).unwrap();
+    std::fs::write(secrets.join("hook/url"), "http://127.0.0.1:9/hook\n").unwrap();
+    std::fs::write(
+        config.join("config.yaml"),
+        "apiVersion: netwarden.io/v1alpha1
+kind: AlertExclusion
+metadata: {name: lab}
+spec:
+  hosts: [{cidr: 10.9.0.0/16, side: client}]
+  alertTypes: [all]
+  reason: lab scanner
+---
+apiVersion: netwarden.io/v1alpha1
+kind: NotificationEndpoint
+metadata: {name: soc}
+spec:
+  type: webhook
+  secretKeyRef: {name: hook, key: url}
+",
+    )
+    .unwrap();
 
     let mut child = Child(
         Command::new(BIN)
@@ -68,6 +94,11 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
             .arg(&tokens)
             .arg("--data")
             .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .arg("--secrets-dir")
+            .arg(&secrets)
+            .arg("--notify-allow-private")
             // The token bucket would answer 429 to most of the run.
             .args([
                 "--listen",
@@ -119,6 +150,22 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
         assert!(Instant::now() < deadline, "the engine holds no host");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The configuration in force is listed (and no secret).
+    for (route, name) in [("config/exclusions", "lab"), ("config/endpoints", "soc")] {
+        let text = http
+            .get(format!("{base}/api/v2/{route}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["total"], 1, "{route}: {text}");
+        assert!(v["items"][0]["name"].as_str().unwrap().ends_with(name), "{text}");
+        assert!(!text.contains("127.0.0.1:9"), "a secret was listed: {text}");
+    }
     let doc: serde_json::Value = http
         .get(format!("{base}/api/v2/openapi.json"))
         .bearer_auth(&token)
@@ -159,7 +206,12 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
                 .args(["--url", &url, "-H", &header])
                 .args(["--max-examples", MAX_EXAMPLES, "--seed", "1", "--no-shrink"])
                 .args(["--workers", "2", "--request-timeout", "10"])
-                .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+                .args([
+                    "--checks",
+                    "all",
+                    "--exclude-checks",
+                    "positive_data_acceptance",
+                ])
                 .env("NO_COLOR", "1")
                 .output()
                 .unwrap()
@@ -167,8 +219,8 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
     })
     .await
     .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     eprintln!(
         "schemathesis ran for {:.1} s:\n{text}",
         started.elapsed().as_secs_f64()
@@ -209,9 +261,6 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
         .filter(|l| l.starts_with("netwarden_engine_http_requests_total{"))
         .collect();
     assert!(served.len() > operations, "{metrics}");
-    let errors: Vec<&&str> = served
-        .iter()
-        .filter(|l| l.contains("status=\"5"))
-        .collect();
+    let errors: Vec<&&str> = served.iter().filter(|l| l.contains("status=\"5")).collect();
     assert!(errors.is_empty(), "5xx served: {errors:?}");
 }
