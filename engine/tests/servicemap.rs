@@ -401,7 +401,7 @@ fn a_denied_edge_raises_lateral_movement_with_the_client_as_attacker() {
         .map(|a| {
             assert!(a.roles.client_attacker && a.roles.server_victim);
             assert!(!a.roles.server_attacker && !a.roles.client_victim);
-            assert_eq!((a.score, a.client_score, a.server_score), (50, 45, 5));
+            assert_eq!((a.score, a.client_score, a.server_score), (50, 50, 0));
             assert!(a.message.contains("policy shop/db-access"), "{}", a.message);
             let f = a.flow.as_ref().unwrap();
             assert_eq!(f.server_addr(), Some("10.1.0.9".parse().unwrap()));

@@ -201,9 +201,11 @@ pub static CHECKS: &[CheckDef] = &[
     def!("unexpected_ntp_server", 35, 100, 90, Security, false, false),
     // Service map (docs/servicemap.md): ntopng's LateralMovement (58) and PeriodicityChanged
     // (59); a new edge after learning has no ntopng id.
-    def!("lateral_movement", 58, 50, 90, Security, true, false),
-    def!("periodicity_changed", 59, 1, 50, Network, true, false),
-    def!("new_service", 4100, 10, 50, Security, true, false),
+    // All their points go to the client: only the client copy of a record feeds the map, so
+    // every bus copy agrees on the server's score.
+    def!("lateral_movement", 58, 50, 100, Security, true, false),
+    def!("periodicity_changed", 59, 1, 100, Network, true, false),
+    def!("new_service", 4100, 10, 100, Security, true, false),
     def!("syn_scan", 5, 50, 100, Security, true, true),
     def!("fin_scan", 21, 50, 100, Security, true, true),
     def!("rst_scan", 25, 50, 100, Security, true, true),

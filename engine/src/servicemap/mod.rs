@@ -319,11 +319,13 @@ impl ServiceMap {
             };
             let (periodic, change) = self.periodicity.observe(key, r.first_seen_ns, now);
             if periodic && let Some(info) = netwarden_api::risk::by_key("periodic_flow") {
+                // nDPI gives the server 90 %; here the client copy alone raises it, so the
+                // client gets it all (docs/servicemap.md).
                 let d = CheckDef {
                     alert_type: info.key,
                     ntopng_id: info.ntopng_alert_id.unwrap_or(88),
                     score: info.score(),
-                    client_pct: info.client_pct,
+                    client_pct: 100,
                     kind: ScoreKind::of(info.category),
                     default_enabled: true,
                     host: false,
