@@ -552,7 +552,14 @@ pub fn exclusion_yaml(row: &StoredAlert, namespace: Option<String>) -> (String, 
         })
         .take(40)
         .collect();
-    let name = format!("ui-{slug}-{}", &a.key.get(..8).unwrap_or(&a.key))
+    let key: String = a
+        .key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(8)
+        .collect();
+    let name = format!("ui-{slug}-{key}")
         .trim_matches('-')
         .to_owned();
     let doc = ExclusionDoc {

@@ -4,11 +4,13 @@
 //! data changed (at most every few seconds), so pages stay current without a reload.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
 use serde::Serialize;
 
 use super::Ui;
@@ -17,6 +19,31 @@ use super::Ui;
 pub const PERIOD: Duration = Duration::from_secs(2);
 /// Longest silence: an unchanged snapshot is sent again after this.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// Streams open at once at most (each polls the state every [`PERIOD`]); more get a 503 and
+/// the browser's `EventSource` retries.
+pub const MAX_STREAMS: usize = 64;
+
+/// Streams open now.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one open stream until dropped (with the stream).
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Self> {
+        OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_STREAMS).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Self)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// What one event carries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -50,10 +77,13 @@ pub fn snapshot(ui: &Ui) -> Snapshot {
 }
 
 /// `GET /ui/live`.
-pub async fn stream(State(ui): State<Ui>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream(State(ui): State<Ui>) -> Response {
+    let Some(slot) = Slot::take() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many live streams").into_response();
+    };
     let s = futures::stream::unfold(
-        (ui, None::<Snapshot>, Duration::ZERO),
-        |(ui, last, quiet)| async move {
+        (ui, None::<Snapshot>, Duration::ZERO, slot),
+        |(ui, last, quiet, slot)| async move {
             let mut quiet = quiet;
             loop {
                 if last.is_some() {
@@ -65,11 +95,11 @@ pub async fn stream(State(ui): State<Ui>) -> Sse<impl Stream<Item = Result<Event
                         .event("snapshot")
                         .json_data(&snap)
                         .unwrap_or_else(|_| Event::default().comment("unencodable"));
-                    return Some((Ok(ev), (ui, Some(snap), Duration::ZERO)));
+                    return Some((Ok::<_, Infallible>(ev), (ui, Some(snap), Duration::ZERO, slot)));
                 }
                 quiet += PERIOD;
             }
         },
     );
-    Sse::new(s).keep_alive(KeepAlive::default())
+    Sse::new(s).keep_alive(KeepAlive::default()).into_response()
 }

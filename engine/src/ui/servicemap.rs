@@ -177,7 +177,10 @@ pub async fn set_status(
         Ok(Json(e)) => {
             tracing::info!(target: crate::auth::middleware::AUDIT_TARGET, who = %s.who, edge = %e.id, status = e.status.as_str(), "UI service-map decision");
             // Only a query string of this page goes back (nothing else can be injected).
-            let back = if f.back.starts_with('?') && !f.back.contains(['\r', '\n']) {
+            let back = if f.back.starts_with('?')
+                && f.back.len() <= 1024
+                && f.back.bytes().all(|b| b.is_ascii_alphanumeric() || b"?&=%._~-+".contains(&b))
+            {
                 f.back.as_str()
             } else {
                 ""

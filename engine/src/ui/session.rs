@@ -231,6 +231,7 @@ fn safe_next(next: Option<&str>) -> String {
                 && !p.starts_with("//")
                 && !p.contains('\\')
                 && p.len() <= 1024
+                && p.bytes().all(|b| b.is_ascii_graphic())
                 && !p.starts_with("/ui/login") =>
         {
             p.to_owned()
@@ -353,6 +354,10 @@ mod tests {
             "https://evil.example",
             "/\\evil",
             "/ui/login",
+            "/a\u{7f}",
+            "/a b",
+            "/\u{e9}",
+            "/a\r\nSet-Cookie: x=1",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
