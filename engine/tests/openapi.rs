@@ -140,7 +140,12 @@ async fn every_live_route_is_documented_and_every_documented_route_is_served() {
     );
     let live_paths = router_paths(&app);
     // The walk itself must see the router: a few routes every build has.
-    for p in ["/api/v2/alerts", "/api/v2/hosts/{ip}", "/healthz", "/ui/alerts"] {
+    for p in [
+        "/api/v2/alerts",
+        "/api/v2/hosts/{ip}",
+        "/healthz",
+        "/ui/alerts",
+    ] {
         assert!(live_paths.contains(p), "{p} not found in {live_paths:?}");
     }
 
@@ -153,10 +158,7 @@ async fn every_live_route_is_documented_and_every_documented_route_is_served() {
             }
         }
     }
-    assert!(
-        live.len() >= 30,
-        "too few live operations found: {live:?}"
-    );
+    assert!(live.len() >= 30, "too few live operations found: {live:?}");
 
     let doc = serde_json::to_value(openapi::document()).unwrap();
     let documented = documented(&doc);
@@ -175,11 +177,7 @@ async fn every_live_route_is_documented_and_every_documented_route_is_served() {
 
 #[tokio::test]
 async fn the_document_is_served_and_follows_the_conventions() {
-    let app = netwarden_engine::app(
-        api_state(),
-        Arc::new(Auth::open()),
-        ui::UiHandle::default(),
-    );
+    let app = netwarden_engine::app(api_state(), Arc::new(Auth::open()), ui::UiHandle::default());
     let response = app
         .oneshot(
             Request::builder()
@@ -200,7 +198,11 @@ async fn the_document_is_served_and_follows_the_conventions() {
         .unwrap();
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(doc, serde_json::to_value(openapi::document()).unwrap());
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -210,7 +212,9 @@ async fn the_document_is_served_and_follows_the_conventions() {
         for (method, op) in item.as_object().unwrap() {
             let id = op["operationId"].as_str().unwrap();
             assert!(ids.insert(id.to_owned()), "operationId {id} twice");
-            let security = op["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path}: no security"));
             let public = openapi::PUBLIC_PATHS.contains(&path.as_str());
             if public {
                 assert_eq!(security, &vec![serde_json::json!({})], "{method} {path}");
@@ -251,7 +255,9 @@ async fn the_document_is_served_and_follows_the_conventions() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for n in ["host", "port", "protocol", "from", "to", "sort", "offset", "limit"] {
+    for n in [
+        "host", "port", "protocol", "from", "to", "sort", "offset", "limit",
+    ] {
         assert!(names.contains(n), "flows lacks `{n}`: {names:?}");
     }
 }

@@ -16,7 +16,7 @@ use netwarden_engine::auth::Auth;
 use netwarden_engine::exclusions::{ExclusionSpec, Exclusions};
 use netwarden_engine::metrics::EngineMetrics;
 use netwarden_engine::notify::secrets::SecretStore;
-use netwarden_engine::notify::{NotifyConfig, Notifier};
+use netwarden_engine::notify::{Notifier, NotifyConfig};
 use netwarden_engine::state::StateConfig;
 use netwarden_engine::{Engine, ui};
 use serde_json::{Value, json};
@@ -86,14 +86,25 @@ async fn checks_list_defaults_and_the_configuration_in_force() {
     };
     let bl = find("blacklisted_flow");
     assert_eq!(
-        (&bl["default_enabled"], &bl["enabled"], &bl["entity"], &bl["source"]),
+        (
+            &bl["default_enabled"],
+            &bl["enabled"],
+            &bl["entity"],
+            &bl["source"]
+        ),
         (&json!(true), &json!(false), &json!("flow"), &json!("check"))
     );
     assert_eq!(bl["score"], 200);
     let rst = find("tcp_flow_reset");
-    assert_eq!((&rst["default_enabled"], &rst["enabled"]), (&json!(false), &json!(true)));
+    assert_eq!(
+        (&rst["default_enabled"], &rst["enabled"]),
+        (&json!(false), &json!(true))
+    );
     let dga = find("suspicious_dga_domain");
-    assert_eq!((&dga["source"], &dga["enabled"]), (&json!("risk"), &json!(false)));
+    assert_eq!(
+        (&dga["source"], &dga["enabled"]),
+        (&json!("risk"), &json!(false))
+    );
     assert!(dga["severity"].is_string());
 
     // Filters and paging.
@@ -107,11 +118,25 @@ async fn checks_list_defaults_and_the_configuration_in_force() {
     assert!(off.contains(&"blacklisted_flow") && off.contains(&"suspicious_dga_domain"));
     assert!(!off.contains(&"tcp_flow_reset"));
     let (_, host) = get(&app, "/api/v2/checks?entity=host&source=check&limit=1000").await;
-    let hosts = netwarden_engine::checks::CHECKS.iter().filter(|c| c.host).count();
+    let hosts = netwarden_engine::checks::CHECKS
+        .iter()
+        .filter(|c| c.host)
+        .count();
     assert_eq!(host["total"], hosts);
     let (_, page) = get(&app, "/api/v2/checks?sort=-score&offset=1&limit=2").await;
-    assert_eq!((page["total"].as_u64().unwrap() as usize, page["items"].as_array().unwrap().len()), (total, 2));
-    let scores: Vec<u64> = page["items"].as_array().unwrap().iter().map(|c| c["score"].as_u64().unwrap()).collect();
+    assert_eq!(
+        (
+            page["total"].as_u64().unwrap() as usize,
+            page["items"].as_array().unwrap().len()
+        ),
+        (total, 2)
+    );
+    let scores: Vec<u64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["score"].as_u64().unwrap())
+        .collect();
     assert!(scores[0] >= scores[1], "{scores:?}");
     for bad in ["entity=both", "enabled=yes", "sort=colour", "colour=red"] {
         let (status, p) = get(&app, &format!("/api/v2/checks?{bad}")).await;
@@ -127,11 +152,15 @@ async fn exclusions_in_force_are_listed_in_the_crd_shape() {
         rules: vec![
             (
                 "shop/scanner".into(),
-                spec(json!({"hosts": [{"cidr": "10.0.0.0/8", "side": "client"}], "alertTypes": ["syn_scan_attacker"], "reason": "lab scanner"})),
+                spec(
+                    json!({"hosts": [{"cidr": "10.0.0.0/8", "side": "client"}], "alertTypes": ["syn_scan_attacker"], "reason": "lab scanner"}),
+                ),
             ),
             (
                 "default/backups".into(),
-                spec(json!({"pairs": [{"client": "10.1.1.1", "server": "10.2.2.2"}], "alertTypes": ["all"]})),
+                spec(
+                    json!({"pairs": [{"client": "10.1.1.1", "server": "10.2.2.2"}], "alertTypes": ["all"]}),
+                ),
             ),
         ],
     };
@@ -211,15 +240,27 @@ async fn endpoints_in_force_never_show_their_secret() {
         .await
         .unwrap();
     let text = String::from_utf8(body.to_vec()).unwrap();
-    assert!(!text.contains("very-secret-token") && !text.contains("hooks.example"), "{text}");
+    assert!(
+        !text.contains("very-secret-token") && !text.contains("hooks.example"),
+        "{text}"
+    );
     let list: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(list["total"], 2, "{list}");
     let (missing, soc) = (&list["items"][0], &list["items"][1]);
     assert_eq!(missing["name"], "ops/missing");
-    assert_eq!((&missing["type"], &missing["secret_set"]), (&json!("webhook"), &json!(false)));
+    assert_eq!(
+        (&missing["type"], &missing["secret_set"]),
+        (&json!("webhook"), &json!(false))
+    );
     assert_eq!(soc["name"], "ops/soc");
-    assert_eq!((&soc["type"], &soc["secret_set"]), (&json!("slack"), &json!(true)));
-    assert_eq!(soc["secret_key_ref"], json!({"name": "slack", "key": "url"}));
+    assert_eq!(
+        (&soc["type"], &soc["secret_set"]),
+        (&json!("slack"), &json!(true))
+    );
+    assert_eq!(
+        soc["secret_key_ref"],
+        json!({"name": "slack", "key": "url"})
+    );
     assert_eq!(soc["filters"]["minSeverity"], "warning", "{soc}");
 }
 
@@ -245,12 +286,18 @@ async fn interfaces_sum_their_observation_points() {
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["total"], 2, "{list}");
     let exporter = &list["items"][0];
-    assert_eq!((&exporter["name"], &exporter["kind"]), (&json!("192.0.2.1"), &json!("exporter")));
+    assert_eq!(
+        (&exporter["name"], &exporter["kind"]),
+        (&json!("192.0.2.1"), &json!("exporter"))
+    );
     assert_eq!(exporter["observation_points"].as_array().unwrap().len(), 2);
     assert_eq!(exporter["flows"], 2);
     assert_eq!(exporter["bytes"], 2 * (60 + 54));
     let eth0 = &list["items"][1];
-    assert_eq!((&eth0["name"], &eth0["kind"], &eth0["flows"]), (&json!("eth0"), &json!("capture"), &json!(1)));
+    assert_eq!(
+        (&eth0["name"], &eth0["kind"], &eth0["flows"]),
+        (&json!("eth0"), &json!("capture"), &json!(1))
+    );
     let (_, captures) = get(&app, "/api/v2/interfaces?kind=capture").await;
     assert_eq!(captures["total"], 1);
     let (status, _) = get(&app, "/api/v2/interfaces?kind=tap").await;

@@ -163,7 +163,10 @@ spec:
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["total"], 1, "{route}: {text}");
-        assert!(v["items"][0]["name"].as_str().unwrap().ends_with(name), "{text}");
+        assert!(
+            v["items"][0]["name"].as_str().unwrap().ends_with(name),
+            "{text}"
+        );
         assert!(!text.contains("127.0.0.1:9"), "a secret was listed: {text}");
     }
     let doc: serde_json::Value = http

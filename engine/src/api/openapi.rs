@@ -229,7 +229,7 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
-        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        env!("CARGO_PKG_VERSION").clone_into(&mut doc.info.version);
         for (path, item) in &mut doc.paths.paths {
             let ops = [
                 ("get", &mut item.get),

@@ -233,7 +233,13 @@ impl Notifier {
         let mut out = Vec::with_capacity(entries.len());
         for (name, spec) in entries {
             let r = &spec.secret_key_ref;
-            let set = self.shared.config.secrets.get(&r.name, &r.key).await.is_ok();
+            let set = self
+                .shared
+                .config
+                .secrets
+                .get(&r.name, &r.key)
+                .await
+                .is_ok();
             out.push((name, spec, set));
         }
         out
