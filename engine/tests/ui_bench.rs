@@ -14,12 +14,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use netwarden_api::bus::MemoryBus;
 use netwarden_api::flow::{DirectionStats, FlowRecord, FlowUpdate, ObservationPoint, ip_to_bytes};
+use netwarden_engine::Engine;
 use netwarden_engine::api::ApiState;
 use netwarden_engine::auth::Auth;
 use netwarden_engine::metrics::EngineMetrics;
 use netwarden_engine::state::StateConfig;
 use netwarden_engine::ui::{UiHandle, routes};
-use netwarden_engine::Engine;
 use tower::ServiceExt as _;
 
 const S: u64 = 1_000_000_000;
@@ -64,7 +64,12 @@ fn record(i: u32, risk: u16) -> FlowRecord {
 }
 
 /// Median and maximum of `n` GETs of `path`.
-async fn time(app: &axum::Router, cookie: &str, path: &str, n: usize) -> (Duration, Duration, usize) {
+async fn time(
+    app: &axum::Router,
+    cookie: &str,
+    path: &str,
+    n: usize,
+) -> (Duration, Duration, usize) {
     let mut times = Vec::with_capacity(n);
     let mut size = 0;
     for _ in 0..n {
@@ -75,7 +80,9 @@ async fn time(app: &axum::Router, cookie: &str, path: &str, n: usize) -> (Durati
         let t = Instant::now();
         let resp = app.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         times.push(t.elapsed());
         size = body.len();
     }
@@ -93,7 +100,9 @@ async fn render_times_with_10k_hosts_and_100k_alerts() {
         },
         Arc::new(EngineMetrics::default()),
     );
-    let risk = netwarden_api::risk::by_key("tls_selfsigned_certificate").unwrap().id;
+    let risk = netwarden_api::risk::by_key("tls_selfsigned_certificate")
+        .unwrap()
+        .id;
     let t = Instant::now();
     {
         let mut st = engine.state.write().unwrap();
@@ -108,7 +117,11 @@ async fn render_times_with_10k_hosts_and_100k_alerts() {
             t.elapsed()
         );
         assert_eq!(st.hosts.len(), HOSTS as usize);
-        assert!(st.analysis.store.len() >= 99_000, "{}", st.analysis.store.len());
+        assert!(
+            st.analysis.store.len() >= 99_000,
+            "{}",
+            st.analysis.store.len()
+        );
     }
     let app = routes(
         ApiState {

@@ -7,7 +7,12 @@
 //! payloads as text, and log no console error (a CSP violation is one).
 //!
 //! `scripts/screenshots` runs the ignored `screenshots` test, which saves one PNG per page.
-#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::too_many_arguments,
+    clippy::many_single_char_names
+)]
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -603,7 +608,14 @@ async fn ui_in_headless_chromium() {
     assert_clean(c, "alerts filtered").await;
 
     // Every page, charts drawn, no script from the network.
-    for path in ["/", "/ui/alerts", "/ui/hosts", "/ui/flows", "/ui/points", "/ui/servicemap"] {
+    for path in [
+        "/",
+        "/ui/alerts",
+        "/ui/hosts",
+        "/ui/flows",
+        "/ui/points",
+        "/ui/servicemap",
+    ] {
         open(c, base, path).await;
         assert_clean(c, path).await;
     }
@@ -753,10 +765,21 @@ async fn ui_in_headless_chromium() {
 
     // The service map: the graph is drawn; deny an edge from its row, it turns denied.
     open(c, base, "/ui/servicemap").await;
-    assert!(!c.find_all(Locator::Css("#map-graph canvas")).await.unwrap().is_empty(), "the graph is drawn");
+    assert!(
+        !c.find_all(Locator::Css("#map-graph canvas"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the graph is drawn"
+    );
     let row = c.find(Locator::Css("table.edges tbody tr")).await.unwrap();
     let row_id = row.attr("id").await.unwrap().unwrap();
-    row.find(Locator::Css("button.act-denied")).await.unwrap().click().await.unwrap();
+    row.find(Locator::Css("button.act-denied"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let status = c
         .wait()
         .for_element(Locator::Css(&format!("#{row_id} .st-denied")))
@@ -767,9 +790,13 @@ async fn ui_in_headless_chromium() {
         .unwrap();
     assert_eq!(status, "denied");
     assert_clean(c, "service map").await;
-    let policy = c.goto(&format!("{base}/ui/servicemap/policy.yaml")).await.map(|()| ());
-    assert!(policy.is_ok());
-    assert!(body_text(c).await.contains("ServicePolicy"), "export as ServicePolicy");
+    c.goto(&format!("{base}/ui/servicemap/policy.yaml"))
+        .await
+        .unwrap();
+    assert!(
+        body_text(c).await.contains("ServicePolicy"),
+        "export as ServicePolicy"
+    );
 
     // Log out: the session is gone.
     open(c, base, "/").await;

@@ -559,9 +559,7 @@ pub fn exclusion_yaml(row: &StoredAlert, namespace: Option<String>) -> (String, 
         .map(|c| c.to_ascii_lowercase())
         .take(8)
         .collect();
-    let name = format!("ui-{slug}-{key}")
-        .trim_matches('-')
-        .to_owned();
+    let name = format!("ui-{slug}-{key}").trim_matches('-').to_owned();
     let doc = ExclusionDoc {
         api_version: "netwarden.io/v1alpha1",
         kind: "AlertExclusion",

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::Ui;
@@ -95,7 +95,10 @@ pub async fn stream(State(ui): State<Ui>) -> Response {
                         .event("snapshot")
                         .json_data(&snap)
                         .unwrap_or_else(|_| Event::default().comment("unencodable"));
-                    return Some((Ok::<_, Infallible>(ev), (ui, Some(snap), Duration::ZERO, slot)));
+                    return Some((
+                        Ok::<_, Infallible>(ev),
+                        (ui, Some(snap), Duration::ZERO, slot),
+                    ));
                 }
                 quiet += PERIOD;
             }

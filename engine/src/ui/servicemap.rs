@@ -179,7 +179,9 @@ pub async fn set_status(
             // Only a query string of this page goes back (nothing else can be injected).
             let back = if f.back.starts_with('?')
                 && f.back.len() <= 1024
-                && f.back.bytes().all(|b| b.is_ascii_alphanumeric() || b"?&=%._~-+".contains(&b))
+                && f.back
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"?&=%._~-+".contains(&b))
             {
                 f.back.as_str()
             } else {
@@ -193,8 +195,11 @@ pub async fn set_status(
 
 /// `GET /ui/servicemap/policy.yaml`: the map as `ServicePolicy` objects.
 pub async fn policy(State(ui): State<Ui>) -> Response {
-    match crate::servicemap::api::policy_yaml(State(ui.api.clone()), ApiQuery(ExportQuery::default()))
-        .await
+    match crate::servicemap::api::policy_yaml(
+        State(ui.api.clone()),
+        ApiQuery(ExportQuery::default()),
+    )
+    .await
     {
         Ok(r) => {
             let mut r = r.into_response();
