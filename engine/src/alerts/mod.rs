@@ -80,7 +80,7 @@ pub struct AnalysisCounters {
 }
 
 /// One sample of a host's series.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SeriesSample {
     /// Sample time, ns.
     pub t_ns: u64,

@@ -63,55 +63,6 @@ opaque_schema!(
     "An alert as stored: id, type, severity, entity, state, times, score, attacker/victim, \
      acknowledged, the triggering flow for flow alerts (docs/api.md, GET /api/v2/alerts)."
 );
-opaque_schema!(
-    crate::alerts::SeriesSample,
-    "SeriesSample",
-    "One sample of a host series: time, value, and the double-exponential-smoothing forecast \
-     with its band (docs/checks.md)."
-);
-opaque_schema!(
-    crate::score::ScoreValues,
-    "ScoreValues",
-    "A host's score: total, as client and as server, network and security parts."
-);
-opaque_schema!(
-    crate::score::Contribution,
-    "Contribution",
-    "One contribution to a host's score: the alert type, its points and when it started or \
-     began to leave."
-);
-opaque_schema!(
-    crate::hosts::PointTotals,
-    "PointTotals",
-    "An observation point's totals: name, sensor, interface or exporter, bytes, packets, flows, \
-     first and last seen (ns)."
-);
-opaque_schema!(
-    crate::store::ProtocolTotalsRow,
-    "ProtocolTotalsRow",
-    "Traffic of one protocol: name, bytes, packets, flows."
-);
-opaque_schema!(
-    crate::directory::Group,
-    "Group",
-    "Hosts rolled up by Kubernetes namespace or workload: name, namespace, hosts, bytes \
-     sent/received, score."
-);
-opaque_schema!(
-    crate::directory::Identity,
-    "Identity",
-    "Who an address is in Kubernetes (from nw-directory): kind, namespace, name, workload."
-);
-opaque_schema!(
-    crate::hosts::ProtocolCount,
-    "ProtocolCount",
-    "Traffic of a host in one L7 protocol."
-);
-opaque_schema!(
-    crate::hosts::PeerCount,
-    "PeerCount",
-    "Traffic between a host and one peer."
-);
 
 /// The document: every documented operation and the schemas they name.
 #[derive(OpenApi)]

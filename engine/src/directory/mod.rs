@@ -174,7 +174,7 @@ impl PodLookup for DirectoryPods {
 }
 
 /// Who a host is in Kubernetes, as the API shows it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Identity {
     /// `Pod`, `Service` or `Node`.
     pub kind: &'static str,
@@ -221,7 +221,7 @@ pub enum GroupBy {
 }
 
 /// One namespace or workload: its hosts' traffic and score, summed.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Group {
     /// `shop` or `shop/Deployment/web`.
     pub name: String,
@@ -248,6 +248,7 @@ pub struct Group {
     pub score_as_server: u64,
     /// The host with the highest score, and that score.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub top_host: Option<IpAddr>,
     /// Its score.
     pub top_host_score: u64,

@@ -14,7 +14,7 @@ pub const MAX_HOST_PEERS: usize = 32;
 pub const MAX_HOST_POINTS: usize = 16;
 
 /// Flows and bytes of one L7 protocol.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolCount {
     /// nDPI's name (`TLS.Google`), `Unknown` when the DPI had nothing to say.
     pub name: String,
@@ -25,9 +25,10 @@ pub struct ProtocolCount {
 }
 
 /// Flows and bytes exchanged with one peer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PeerCount {
     /// The peer's address.
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     /// Flows with the peer.
     pub flows: u64,

@@ -42,7 +42,7 @@ pub fn point_label(point: &ObservationPoint) -> String {
 }
 
 /// Totals of one observation point.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PointTotals {
     /// `sensor/interface` or `sensor/exporter/domain` (see [`point_label`]).
     pub name: String,

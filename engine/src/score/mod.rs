@@ -73,7 +73,7 @@ pub struct ScoreGauges {
 }
 
 /// A score read at one time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ScoreValues {
     /// Total.
     pub total: u64,
@@ -133,22 +133,25 @@ impl ScoreGauges {
 }
 
 /// One alert's points on one host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Contribution {
     /// The alert's key (`GET /api/v2/alerts/{key}`).
     pub alert_key: String,
     /// The alert type.
     pub alert_type: String,
     /// Flow or host alert.
+    #[schema(value_type = String)]
     pub entity: Entity,
     /// Whether the host earned the points as client or as server.
     pub as_client: bool,
     /// Network or security.
+    #[schema(value_type = String)]
     pub kind: ScoreKind,
     /// Points.
     pub points: u16,
     /// The other end of the flow (flow alerts).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub peer: Option<IpAddr>,
     /// When the points were added, ns.
     pub since_ns: u64,

@@ -10,7 +10,7 @@ use crate::hosts::Counters;
 pub const MAX_L7_NAMES: usize = 1024;
 
 /// Totals of one protocol.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolTotalsRow {
     /// `TCP`, `UDP`, ... or nDPI's `TLS.Google`, `Unknown`.
     pub name: String,
