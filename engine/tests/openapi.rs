@@ -247,6 +247,25 @@ async fn the_document_is_served_and_follows_the_conventions() {
             );
         }
     }
+    // Response types are described field by field (FlowRecord by hand, the rest derived).
+    let schemas = &doc["components"]["schemas"];
+    let flow = &schemas["FlowRecord"];
+    assert!(
+        flow["required"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("flow_id")),
+        "{flow}"
+    );
+    assert_eq!(
+        flow["properties"]["c2s"]["anyOf"][0]["properties"]["bytes"]["type"],
+        "integer"
+    );
+    assert_eq!(
+        schemas["SeriesSample"]["properties"]["value"]["type"],
+        "number"
+    );
+    assert_eq!(schemas["HostView"]["properties"]["ip"]["type"], "string");
     // Query parameters are documented from the handlers' query types.
     let flows = &doc["paths"]["/api/v2/flows"]["get"]["parameters"];
     let names: BTreeSet<&str> = flows

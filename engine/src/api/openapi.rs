@@ -49,14 +49,60 @@ macro_rules! opaque_schema {
     };
 }
 
-/// Stands for `netwarden_api::flow::FlowRecord` (a protobuf message) in the document.
+/// Stands for `netwarden_api::flow::FlowRecord` (a protobuf message) in the document: its
+/// main fields with their JSON types (the message may carry more; see the proto file).
 pub struct FlowRecordSchema;
-opaque_schema!(
-    FlowRecordSchema,
-    "FlowRecord",
-    "A flow record: the protobuf message `FlowRecord` of api/proto/netwarden.proto in JSON \
-     (addresses as text, enums as lower-case names, times in ns since the epoch)."
-);
+
+impl utoipa::PartialSchema for FlowRecordSchema {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let u64 = || serde_json::json!({"type": "integer", "minimum": 0});
+        let text = || serde_json::json!({"type": "string"});
+        let direction = serde_json::json!({
+            "type": "object",
+            "required": ["packets", "bytes"],
+            "properties": {
+                "packets": u64(), "bytes": u64(), "goodput_bytes": u64(), "tcp_flags": u64(),
+                "retransmissions": u64(), "out_of_order": u64(), "lost": u64(),
+                "zero_window": u64(), "fragments": u64()
+            }
+        });
+        let schema = serde_json::json!({
+            "type": "object",
+            "description": "A flow record: the protobuf message `FlowRecord` of \
+                api/proto/netwarden.proto in JSON (addresses as text, enums as lower-case \
+                names, times in ns since the epoch, bytes on the wire).",
+            "required": ["flow_id", "client_ip", "server_ip", "client_port", "server_port",
+                "l4_proto", "first_seen_ns", "last_seen_ns", "update"],
+            "properties": {
+                "flow_id": u64(),
+                "observation_point": {"type": ["object", "null"], "properties": {
+                    "sensor": text(), "interface": text(), "exporter": text(), "domain_id": u64()
+                }},
+                "source": text(), "sampling_rate": u64(), "vlan": u64(), "ip_version": u64(),
+                "client_ip": text(), "server_ip": text(),
+                "client_port": u64(), "server_port": u64(), "l4_proto": u64(), "tunnel": text(),
+                "first_seen_ns": u64(), "last_seen_ns": u64(),
+                "update": text(), "end_reason": text(),
+                "c2s": {"anyOf": [direction.clone(), {"type": "null"}]},
+                "s2c": {"anyOf": [direction, {"type": "null"}]},
+                "rtt_client_ns": u64(), "rtt_server_ns": u64(),
+                "l7": {"type": ["object", "null"]},
+                "risk_bits": {"type": "array", "items": u64()},
+                "risk_details": {"type": "array"}
+            }
+        });
+        serde_json::from_value(schema).map_or_else(
+            |_| RefOr::T(utoipa::openapi::schema::Schema::default()),
+            RefOr::T,
+        )
+    }
+}
+
+impl utoipa::ToSchema for FlowRecordSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("FlowRecord")
+    }
+}
 opaque_schema!(
     crate::alerts::StoredAlert,
     "StoredAlert",
