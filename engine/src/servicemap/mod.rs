@@ -107,6 +107,7 @@ pub struct ServiceMap {
     directory: Option<SharedDirectory>,
     /// Sharing through `nw-servicemap`, when on ([`share`]).
     sharing: Option<share::Sharing>,
+    names: Names,
     /// Flow time the map started learning at (the earliest flow start seen), ns.
     pub start_ns: Option<u64>,
     /// Counters.
@@ -142,6 +143,7 @@ impl ServiceMap {
             policies: Vec::new(),
             directory: None,
             sharing: None,
+            names: Names::default(),
             start_ns: None,
             counters: ServiceMapCounters::default(),
             next_sweep_ns: 0,
@@ -231,20 +233,17 @@ impl ServiceMap {
             if let Some(st) = self.sharing.as_mut().and_then(|sh| sh.pending_decision(id)) {
                 (status, learned, policy) = (st, Learned::Manual, None);
             }
-            let point = r
-                .observation_point
-                .as_ref()
-                .map(crate::hosts::point_label)
-                .unwrap_or_default();
+            let point = self.names.point(r.observation_point.as_ref());
+            let l7_name = self.names.l7(l7);
             self.edges.insert(Edge {
                 id,
                 client: cn.to_node(),
                 server: sn.to_node(),
                 port,
                 l4,
-                l7: l7.into(),
+                l7: l7_name,
                 vlan,
-                observation_point: point.into(),
+                observation_point: point,
                 first_seen_ns: r.first_seen_ns,
                 last_seen_ns: r.last_seen_ns,
                 flows: 1,
@@ -463,6 +462,44 @@ impl ServiceMap {
         let cn = NodeRef::of(c, dir.as_ref().and_then(|d| d.get(c)));
         let sn = NodeRef::of(s, dir.as_ref().and_then(|d| d.get(s)));
         cn.to_node() == e.client && sn.to_node() == e.server
+    }
+}
+
+/// Interned L7 and observation-point names: a new edge shares them instead of allocating
+/// (measured: the new-edge path is the map's cost).
+#[derive(Default)]
+struct Names {
+    l7: hashbrown::HashMap<Box<str>, Arc<str>, ahash::RandomState>,
+    point: Option<(netwarden_api::flow::ObservationPoint, Arc<str>)>,
+}
+
+/// Names interned at most (more: allocated per edge).
+const MAX_NAMES: usize = 4096;
+
+impl Names {
+    fn l7(&mut self, name: &str) -> Arc<str> {
+        if let Some(a) = self.l7.get(name) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = name.into();
+        if self.l7.len() < MAX_NAMES {
+            self.l7.insert(name.into(), Arc::clone(&a));
+        }
+        a
+    }
+
+    fn point(&mut self, p: Option<&netwarden_api::flow::ObservationPoint>) -> Arc<str> {
+        let Some(p) = p else {
+            return Arc::from("");
+        };
+        if let Some((last, a)) = &self.point
+            && last == p
+        {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = crate::hosts::point_label(p).into();
+        self.point = Some((p.clone(), Arc::clone(&a)));
+        a
     }
 }
 
