@@ -396,6 +396,7 @@ async fn render_detail(
                 @if let Some(c) = client { li { a href={ "/ui/alerts" (query(&[("host", &c.to_string())])) } { "all alerts of " (c) } } }
                 @if let Some(c) = client { li { a href={ "/ui/flows" (query(&[("host", &c.to_string())])) } { "flows of " (c) } } }
                 @if let Some(sv) = server { li { a href={ "/ui/flows" (query(&[("host", &sv.to_string())])) } { "flows of " (sv) } } }
+                @if let (Some(c), Some(_)) = (client, server) { li { a href={ "/ui/servicemap" (query(&[("host", &c.to_string())])) } { "service-map edges of " (c) } } }
             }
         }
         @if let Some(flow) = &a.flow {

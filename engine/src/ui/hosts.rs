@@ -197,6 +197,7 @@ pub async fn detail(
                     dt { "Observed at" } dd { (h.observation_points.join(", ")) }
                     dt { "Protocols" } dd { @for p in host.protocols.iter().take(8) { span.badge { (p.name) " " (bytes(p.bytes)) } " " } }
                 }
+                p { a href={ "/ui/servicemap" (query(&[("host", &ipt)])) } { "Service-map neighbourhood of " (ipt) } }
                 h3 { "Top peers" }
                 ul.inline { @for p in &host.top_peers { li { (host_link(&p.ip.to_string())) " " (bytes(p.bytes)) } } }
             }
