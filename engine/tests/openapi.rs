@@ -262,6 +262,11 @@ async fn the_document_is_served_and_follows_the_conventions() {
         "integer"
     );
     assert_eq!(
+        schemas["StoredAlert"]["properties"]["flow"]["$ref"],
+        "#/components/schemas/FlowRecord"
+    );
+    assert!(schemas["StoredAlert"]["required"].as_array().unwrap().len() > 10);
+    assert_eq!(
         schemas["SeriesSample"]["properties"]["value"]["type"],
         "number"
     );

@@ -103,12 +103,59 @@ impl utoipa::ToSchema for FlowRecordSchema {
         std::borrow::Cow::Borrowed("FlowRecord")
     }
 }
-opaque_schema!(
-    crate::alerts::StoredAlert,
-    "StoredAlert",
-    "An alert as stored: id, type, severity, entity, state, times, score, attacker/victim, \
-     acknowledged, the triggering flow for flow alerts (docs/api.md, GET /api/v2/alerts)."
-);
+impl utoipa::PartialSchema for crate::alerts::StoredAlert {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let u64 = || serde_json::json!({"type": "integer", "minimum": 0});
+        let text = || serde_json::json!({"type": "string"});
+        let flag = || serde_json::json!({"type": "boolean"});
+        let number = || serde_json::json!({"type": "number"});
+        let schema = serde_json::json!({
+            "type": "object",
+            "description": "An alert as stored (`netwarden_api::alert::Alert` with its row id and \
+                acknowledgement); `flow` is the triggering flow record of a flow alert, `anomaly` \
+                the band a behaviour alert left.",
+            "required": ["id", "acknowledged", "key", "type", "entity", "entity_value", "severity",
+                "score", "client_score", "server_score", "roles", "observation_point",
+                "first_seen_ns", "last_seen_ns", "count", "state", "message"],
+            "properties": {
+                "id": u64(), "acknowledged": flag(), "key": text(), "type": text(),
+                "entity": {"type": "string", "enum": ["flow", "host", "interface", "network",
+                    "observation_point", "service_map"]},
+                "entity_value": text(),
+                "severity": {"type": "string", "enum": ["none", "info", "notice", "warning",
+                    "error", "critical", "emergency"]},
+                "score": u64(), "client_score": u64(), "server_score": u64(),
+                "roles": {"type": "object", "properties": {
+                    "client_attacker": flag(), "client_victim": flag(),
+                    "server_attacker": flag(), "server_victim": flag()
+                }},
+                "observation_point": text(),
+                "first_seen_ns": u64(), "last_seen_ns": u64(), "count": u64(),
+                "state": {"type": "string", "enum": ["past", "engaged", "released"]},
+                "message": text(),
+                "flow": {"$ref": "#/components/schemas/FlowRecord"},
+                "anomaly": {"type": "object", "properties": {
+                    "value": number(), "expected": number(), "lower": number(), "upper": number()
+                }}
+            }
+        });
+        serde_json::from_value(schema).map_or_else(
+            |_| RefOr::T(utoipa::openapi::schema::Schema::default()),
+            RefOr::T,
+        )
+    }
+}
+
+impl utoipa::ToSchema for crate::alerts::StoredAlert {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("StoredAlert")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema as _;
+        schemas.push(("FlowRecord".to_owned(), FlowRecordSchema::schema()));
+    }
+}
 
 /// The document: every documented operation and the schemas they name.
 #[derive(OpenApi)]
