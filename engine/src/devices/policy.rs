@@ -100,12 +100,20 @@ const APPLIANCES: &[T] = &[
 /// Whether the protocol `name` (an nDPI name, `master.app` or a single name) is one some
 /// default policy mentions: the cheap filter before looking a device up.
 pub fn is_watched(name: &str) -> bool {
-    name.split('.').any(|part| {
-        P2P_AND_TUNNELS.contains(&part)
-            || DEFAULT_POLICY
-                .iter()
-                .any(|p| p.deny_as_client.contains(&part) || p.deny_as_server.contains(&part))
-    })
+    static WATCHED: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let watched = WATCHED.get_or_init(|| {
+        P2P_AND_TUNNELS
+            .iter()
+            .chain(
+                DEFAULT_POLICY
+                    .iter()
+                    .flat_map(|p| p.deny_as_client.iter().chain(p.deny_as_server)),
+            )
+            .copied()
+            .collect()
+    });
+    name.split('.').any(|part| watched.contains(part))
 }
 
 /// The protocol of `name` that `device` may not speak in that role, if any.

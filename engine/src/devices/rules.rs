@@ -355,7 +355,12 @@ pub fn http_server(server: &str) -> Evidence {
 
 /// A service a host was seen answering, by UDP/TCP port, and what it says.
 pub fn serves(l4: u8, port: u16) -> Option<Evidence> {
-    let (t, w, what) = match (l4, port) {
+    serves_fact(l4, port).map(|(t, w, what)| Evidence::new(Source::Behaviour, t, w, what))
+}
+
+/// [`serves`] without allocating: the type, weight and detail.
+pub fn serves_fact(l4: u8, port: u16) -> Option<(T, f32, &'static str)> {
+    Some(match (l4, port) {
         (17, 67) => (T::Networking, 0.6, "answers DHCP (udp/67)"),
         (17 | 6, 53) => (T::Networking, 0.4, "answers DNS (53)"),
         (17, 123) => (T::Server, 0.3, "answers NTP (udp/123)"),
@@ -369,8 +374,7 @@ pub fn serves(l4: u8, port: u16) -> Option<Evidence> {
         (6, 389 | 636 | 88) => (T::Server, 0.5, "answers LDAP/Kerberos"),
         (6, 25 | 465 | 587) => (T::Server, 0.4, "answers SMTP"),
         _ => return None,
-    };
-    Some(Evidence::new(Source::Behaviour, t, w, what))
+    })
 }
 
 /// Evidence that a host's Ethernet address carries the traffic of `remote` remote addresses:

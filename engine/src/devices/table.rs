@@ -173,9 +173,6 @@ impl DeviceTable {
         mut alerts: Vec<FlowAlert>,
     ) -> Vec<FlowAlert> {
         self.observe(r, |ip| checks.is_local(ip));
-        if !checks.enabled(policy::ALERT_TYPE) {
-            return alerts;
-        }
         let name = r.l7.as_ref().map_or("", |l| {
             if l.app_protocol.is_empty() {
                 l.master_protocol.as_str()
@@ -183,7 +180,7 @@ impl DeviceTable {
                 l.app_protocol.as_str()
             }
         });
-        if name.is_empty() || !policy::is_watched(name) {
+        if name.is_empty() || !policy::is_watched(name) || !checks.enabled(policy::ALERT_TYPE) {
             return alerts;
         }
         let (Some(c), Some(s), Some(def)) = (
@@ -249,20 +246,13 @@ impl DeviceTable {
         if sl
             && sent(&r.s2c)
             && let Ok(port) = u16::try_from(r.server_port)
-            && let Some(e) = rules::serves(l4, port)
         {
-            self.host_evidence(s, e);
+            self.serves(s, l4, port);
         }
         // DHCP's two ports are both "server" ports, so a server's reply seen before (or
         // without) the request makes the DHCP server the flow's client.
-        if cl
-            && l4 == 17
-            && r.client_port == 67
-            && r.server_port == 68
-            && sent(&r.c2s)
-            && let Some(e) = rules::serves(17, 67)
-        {
-            self.host_evidence(c, e);
+        if cl && l4 == 17 && r.client_port == 67 && r.server_port == 68 && sent(&r.c2s) {
+            self.serves(c, 17, 67);
         }
         let Some(l7) = r.l7.as_ref() else {
             return;
@@ -296,10 +286,11 @@ impl DeviceTable {
             }
         }
         if let Some(h) = &l7.http {
-            if cl && !h.user_agent.is_empty() {
+            if cl && !h.user_agent.is_empty() && !self.has(c, Source::HttpUserAgent, &h.user_agent)
+            {
                 self.host_evidence(c, rules::user_agent(&h.user_agent));
             }
-            if sl && !h.server.is_empty() {
+            if sl && !h.server.is_empty() && !self.has(s, Source::HttpServer, &h.server) {
                 self.host_evidence(s, rules::http_server(&h.server));
             }
         }
@@ -359,6 +350,25 @@ impl DeviceTable {
             if let Some(h) = self.hosts.get_mut(ip) {
                 h.verdict = None;
             }
+        }
+    }
+
+    /// Whether `ip` already holds evidence of `source` with exactly `detail` (a cheap test
+    /// before building evidence from a string seen again in a later record of the flow).
+    fn has(&self, ip: IpAddr, source: Source, detail: &str) -> bool {
+        self.hosts.peek(&ip).is_some_and(|h| {
+            h.evidence
+                .iter()
+                .any(|e| e.source == source && e.detail == detail)
+        })
+    }
+
+    fn serves(&mut self, ip: IpAddr, l4: u8, port: u16) {
+        let Some((t, w, what)) = rules::serves_fact(l4, port) else {
+            return;
+        };
+        if !self.has(ip, Source::Behaviour, what) {
+            self.host_evidence(ip, Evidence::new(Source::Behaviour, t, w, what));
         }
     }
 
