@@ -42,6 +42,7 @@ pub mod shard;
 pub mod standalone;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod ui;
 
 use std::sync::{Arc, RwLock};

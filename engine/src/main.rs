@@ -144,6 +144,8 @@ struct RunArgs {
     notify: netwarden_engine::notify::cli::NotifyArgs,
     #[command(flatten)]
     shard: netwarden_engine::shard::cli::ShardArgs,
+    #[command(flatten)]
+    telemetry: netwarden_engine::telemetry::TelemetryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +181,8 @@ struct StandaloneArgs {
     auth: netwarden_engine::auth::cli::AuthArgs,
     #[command(flatten)]
     notify: netwarden_engine::notify::cli::NotifyArgs,
+    #[command(flatten)]
+    telemetry: netwarden_engine::telemetry::TelemetryArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -241,6 +245,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let config_metrics = Arc::new(netwarden_engine::config::ConfigMetrics::default());
     let directory_metrics = Arc::new(netwarden_engine::directory::DirectoryMetrics::default());
+    let telemetry = netwarden_engine::telemetry::Telemetry::new(args.telemetry.clone(), "run")
+        .map_err(anyhow::Error::msg)?;
     let launched = netwarden_engine::launch_secured(
         bus,
         &args.tables.config(),
@@ -251,6 +257,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             directory_metrics.register(r);
             notifier.metrics().register(r);
             shard_metrics.register(r);
+            telemetry.register(r);
         },
         auth,
         rx.clone(),
@@ -290,6 +297,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rx.clone(),
     );
     let notify_shutdown = rx.clone();
+    let exporter = telemetry.start(launched.engine.clone(), rx.clone());
     let live = netwarden_engine::config::spawn_nats(
         launched.engine.clone(),
         &nats,
@@ -314,6 +322,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(shards) = shards {
         let _ = shards.await;
     }
+    exporter.finish().await;
     launched.engine.close().await;
     tracing::info!("engine stopped");
     Ok(())
@@ -342,6 +351,10 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
             args.notify.config()?,
             Arc::new(netwarden_engine::notify::metrics::NotifyMetrics::default()),
         )?),
+        telemetry: Some(
+            netwarden_engine::telemetry::Telemetry::new(args.telemetry, "standalone")
+                .map_err(anyhow::Error::msg)?,
+        ),
     };
     standalone::run(options, rx)
         .await

@@ -53,6 +53,8 @@ pub struct StandaloneOptions {
     pub auth: Arc<crate::auth::Auth>,
     /// Notifications of the `NotificationEndpoint`s in `--config DIR` (none: no notifications).
     pub notifier: Option<crate::notify::Notifier>,
+    /// Business metrics on `/metrics` and OTLP export (none: neither).
+    pub telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 /// Runs sensor and engine until the inputs are consumed (pcaps) or `shutdown` turns true (live),
@@ -91,11 +93,18 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
             if let Some(n) = &options.notifier {
                 n.metrics().register(r);
             }
+            if let Some(t) = &options.telemetry {
+                t.register(r);
+            }
         },
         Arc::clone(&options.auth),
         shutdown.clone(),
     )
     .await?;
+    let exporter = options
+        .telemetry
+        .as_ref()
+        .map(|t| t.start(launched.engine.clone(), shutdown.clone()));
     // Exclusions made in the web UI are written to the configuration directory.
     launched.ui.set_config_dir(options.config.clone());
     if let Some(config) = analysis {
@@ -241,6 +250,9 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
                 break;
             }
         }
+    }
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
     }
     launched.ingest.abort();
     launched.server.abort();
