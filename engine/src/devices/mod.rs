@@ -280,8 +280,8 @@ pub struct Verdict {
 /// Weighs `evidence` into a type (docs/devices.md "How the guess is made"):
 ///
 /// * a manual override, else a directory entry, decides with confidence 1;
-/// * otherwise, per type, the strongest item of each source counts once, and sources combine as
-///   independent witnesses (`1 − Π(1 − w)`); the type with the highest support wins (ties go to
+/// * otherwise, per type, the strongest item of each source counts once (each distinct
+///   behaviour counts on its own), and they combine as independent witnesses (`1 − Π(1 − w)`); the type with the highest support wins (ties go to
 ///   the type listed first in [`DeviceType::ALL`]);
 /// * the confidence is the winner's support discounted by the runner-up's:
 ///   `p₁² / (p₁ + p₂)`, so agreeing sources raise it and contradicting ones lower it.
@@ -301,19 +301,29 @@ pub fn classify(evidence: &[Evidence]) -> Verdict {
     }
     let mut support = [0f32; DeviceType::ALL.len()];
     for (ti, t) in DeviceType::ALL.iter().enumerate().skip(1) {
-        let mut best: Vec<(Source, f32)> = Vec::new();
+        // One witness per source; each distinct behaviour (answers DHCP, answers DNS, routes)
+        // is a witness of its own.
+        let mut best: Vec<(Source, &str, f32)> = Vec::new();
         for e in evidence.iter().filter(|e| e.device_type == *t) {
             let w = if e.weight.is_nan() {
                 0.0
             } else {
                 e.weight.clamp(0.0, 1.0)
             };
-            match best.iter_mut().find(|(s, _)| *s == e.source) {
-                Some((_, b)) => *b = b.max(w),
-                None => best.push((e.source, w)),
+            let key = if e.source == Source::Behaviour {
+                e.detail.as_str()
+            } else {
+                ""
+            };
+            match best
+                .iter_mut()
+                .find(|(s, k, _)| *s == e.source && *k == key)
+            {
+                Some((_, _, b)) => *b = b.max(w),
+                None => best.push((e.source, key, w)),
             }
         }
-        let miss: f32 = best.iter().map(|(_, w)| 1.0 - w).product();
+        let miss: f32 = best.iter().map(|(_, _, w)| 1.0 - w).product();
         support[ti] = (1.0 - miss).clamp(0.0, 1.0);
     }
     let mut order: Vec<usize> = (1..support.len()).collect();
