@@ -16,8 +16,9 @@
 //! that do not fit are collected as a candidate period; when as many fit the candidate, the
 //! period changed (or, if the pair was not periodic yet, became this one). A periodic pair that
 //! sees that many intervals that fit nothing, or no flow for 3 periods, is no longer periodic.
-//! Flow starts closer than 1 s to the previous one are one burst (parallel connections), not an
-//! interval.
+//! A flow starting less than 1 s after the previous one continues its burst (parallel
+//! connections); intervals are measured between burst starts, so a pair with flows every few
+//! milliseconds is one endless burst and never periodic.
 
 pub mod api;
 
@@ -135,8 +136,10 @@ impl Change {
 /// The detector of one pair (see the module documentation). About 100 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Detector {
-    /// Start of the last flow counted, ns.
+    /// Start of the last burst (the flow that began it), ns.
     pub last_start_ns: u64,
+    /// Start of the latest flow, ns.
+    pub last_any_ns: u64,
     /// First flow start seen, ns.
     pub first_seen_ns: u64,
     /// The period, ns (0 until the first interval).
@@ -169,12 +172,16 @@ impl Detector {
         if self.flows == 1 {
             self.first_seen_ns = start_ns;
             self.last_start_ns = start_ns;
+            self.last_any_ns = start_ns;
             return None;
         }
-        // Out of order or within the burst of the last start: not an interval.
-        if start_ns < self.last_start_ns.saturating_add(SEC) {
+        // Out of order, or less than 1 s after the previous flow: the burst goes on (a pair
+        // with flows every few ms is one endless burst, never periodic).
+        if start_ns < self.last_any_ns.saturating_add(SEC) {
+            self.last_any_ns = self.last_any_ns.max(start_ns);
             return None;
         }
+        self.last_any_ns = start_ns;
         #[allow(clippy::cast_precision_loss)]
         let d = (start_ns - self.last_start_ns) as f64;
         self.last_start_ns = start_ns;
@@ -404,10 +411,10 @@ impl PeriodicityMap {
         let mut gone = Vec::new();
         let mut silent = Vec::new();
         for (k, d) in self.entries.iter() {
-            if now_ns.saturating_sub(d.last_start_ns) > idle {
+            if now_ns.saturating_sub(d.last_any_ns) > idle {
                 gone.push(*k);
             } else if d.is_periodic()
-                && now_ns.saturating_sub(d.last_start_ns) > d.period().saturating_mul(3)
+                && now_ns.saturating_sub(d.last_any_ns) > d.period().saturating_mul(3)
             {
                 silent.push(*k);
             }
@@ -468,6 +475,14 @@ mod tests {
         feed(&mut d, &starts);
         assert!(d.is_periodic());
         assert_eq!(d.period(), 30 * SEC);
+    }
+
+    #[test]
+    fn a_continuous_stream_is_not_periodic() {
+        let mut d = Detector::default();
+        let starts: Vec<u64> = (0..10_000).map(|i| i * SEC / 50).collect();
+        assert!(feed(&mut d, &starts).is_empty());
+        assert_eq!(d.observations, 0);
     }
 
     #[test]

@@ -211,3 +211,62 @@ impl EdgeTable {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::servicemap::edge::{Learned, Node};
+
+    fn edge(id: u64, status: Status) -> Edge {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        Edge {
+            id,
+            client: Node::Host { ip },
+            server: Node::Host { ip },
+            port: 80,
+            l4: 6,
+            l7: "HTTP".into(),
+            vlan: 0,
+            observation_point: "".into(),
+            first_seen_ns: 0,
+            last_seen_ns: id,
+            flows: 1,
+            bytes_c2s: 0,
+            bytes_s2c: 0,
+            remote: [0; 3],
+            status,
+            learned: Learned::DuringLearning,
+            policy: None,
+            client_ip: ip,
+            server_ip: ip,
+        }
+    }
+
+    #[test]
+    fn undecided_edges_go_first_then_the_least_recently_used() {
+        let mut t = EdgeTable::new(4);
+        t.insert(edge(1, Status::Allowed));
+        t.insert(edge(2, Status::Undecided));
+        t.insert(edge(3, Status::Denied));
+        t.insert(edge(4, Status::Undecided));
+        t.insert(edge(5, Status::Undecided));
+        assert!(t.get(2).is_none() && t.get(1).is_some() && t.get(3).is_some());
+        // Decided: 4 no longer counts as undecided, so 5 goes next.
+        t.get_mut(4).unwrap().status = Status::Allowed;
+        t.requeue(4);
+        t.insert(edge(6, Status::Allowed));
+        assert!(t.get(5).is_none());
+        assert_eq!(t.evictions.undecided, 2);
+        // Only decided edges left: the least recently used goes (1 was used last).
+        t.get_mut(1);
+        t.insert(edge(7, Status::Allowed));
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.evictions.decided, 1);
+        assert!(t.get(1).is_some() && t.get(3).is_none());
+        assert_eq!(t.expire(5), 2);
+        assert_eq!(t.evictions.expired, 2);
+    }
+}
