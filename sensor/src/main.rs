@@ -308,11 +308,15 @@ async fn run(args: RunArgs) -> Result<()> {
     .await
     .context("NATS client")?;
     // The cluster path: acknowledged publishes to NW_FLOWS (docs/deploy.md).
-    let jetstream = (args.jetstream.publish
-        == netwarden_sensor::export::jetstream::PublishMode::Jetstream)
-        .then(|| {
-            netwarden_sensor::export::jetstream::JetStreamExport::start(&nats, &args.jetstream)
-        });
+    let jetstream =
+        if args.jetstream.publish == netwarden_sensor::export::jetstream::PublishMode::Jetstream {
+            Some(
+                netwarden_sensor::export::jetstream::JetStreamExport::start(&nats, &args.jetstream)
+                    .await,
+            )
+        } else {
+            None
+        };
     let bus: Arc<dyn Bus> = match &jetstream {
         Some(js) => {
             js.follow(Arc::clone(&js_metrics));

@@ -113,9 +113,9 @@ pub struct JetStreamExport {
 }
 
 impl JetStreamExport {
-    /// A JetStream publisher over `nats`; creates `NW_FLOWS` in the background (retrying every
-    /// second until NATS answers).
-    pub fn start(nats: &NatsBus, args: &JetStreamArgs) -> Self {
+    /// A JetStream publisher over `nats`; creates `NW_FLOWS` (waiting up to 3 s for NATS, then
+    /// in the background, retrying every second until NATS answers).
+    pub async fn start(nats: &NatsBus, args: &JetStreamArgs) -> Self {
         let bus = JetStreamBus::new(
             nats.clone(),
             JetStreamOptions {
@@ -125,6 +125,12 @@ impl JetStreamExport {
         );
         let client = nats.client().clone();
         let limits = args.limits();
+        let first =
+            tokio::time::timeout(Duration::from_secs(3), ensure_flows_stream(&client, limits))
+                .await;
+        if matches!(first, Ok(Ok(_))) {
+            return Self { bus };
+        }
         tokio::spawn(async move {
             loop {
                 match ensure_flows_stream(&client, limits).await {
