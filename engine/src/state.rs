@@ -135,7 +135,10 @@ impl State {
                 config.max_hosts,
                 config.max_active_flows,
             ),
-            servicemap: crate::servicemap::ServiceMap::new(config.servicemap, config.max_active_flows),
+            servicemap: crate::servicemap::ServiceMap::new(
+                config.servicemap,
+                config.max_active_flows,
+            ),
             devices: crate::devices::DeviceTable::sized(config.max_hosts),
             // Two sides per flow, and room for flows the active table already forgot.
             deltas: DeltaTracker::new(config.max_active_flows.saturating_mul(2).max(1024)),
