@@ -654,6 +654,14 @@ async fn ui_in_headless_chromium() {
         open(c, base, &format!("/ui/hosts/{ip}")).await;
         assert_clean(c, &format!("host {ip}")).await;
     }
+    // The device type with its evidence on a demo host's page (docs/devices.md).
+    open(c, base, "/ui/hosts/192.168.2.17").await;
+    let text = body_text(c).await;
+    assert!(
+        text.contains("phone (") && text.contains("Lucas-iPhone"),
+        "the host page names the device type and its evidence: {text}"
+    );
+    assert_clean(c, "host 192.168.2.17").await;
     open(c, base, "/ui/alerts?host=10.66.0.2").await;
     let mut links = Vec::new();
     for a in c

@@ -191,6 +191,21 @@ pub async fn detail(
                             @if let Some(w) = &k.workload { ", workload " (w) }
                             @if let Some(n) = &k.node { ", node " (n) } }
                     }
+                    @if let Some(d) = &host.device {
+                        dt { "Device" } dd {
+                            (d.device_type.as_str().replace('_', " "))
+                            " (" (format!("{:.0}", d.confidence * 100.0)) "% confidence"
+                            @if d.manual { ", set by an operator" } ")"
+                            @if let Some(v) = d.vendor { "; " (v) }
+                            @if let Some(m) = &d.mac { " " span.mono { (m) } }
+                            @if !d.evidence.is_empty() {
+                                ul.evidence { @for e in d.evidence.iter().take(6) {
+                                    li { span.badge { (e.source.as_str().replace('_', " ")) } " " (e.detail)
+                                        " → " (e.device_type.as_str().replace('_', " ")) }
+                                } }
+                            }
+                        }
+                    }
                     dt { "Seen" } dd { (time(h.first_seen_ns)) " – " (time(h.last_seen_ns)) }
                     dt { "Traffic" } dd { "sent " (bytes(h.bytes_sent)) ", received " (bytes(h.bytes_rcvd)) }
                     dt { "Flows" } dd { (count(h.flows_as_client)) " as client, " (count(h.flows_as_server)) " as server; active " (h.active_flows_as_client + h.active_flows_as_server) }
