@@ -9,9 +9,10 @@
 //! router and fails when a route is missing from the document or a documented route is not
 //! served (docs/api.md: "Documenting a new route").
 //!
-//! Types this module does not own and that carry no `ToSchema` (the protobuf `FlowRecord`, the
-//! stored alert, score and series types) are described as JSON objects by [`opaque_schema!`],
-//! with a pointer to where their fields are defined.
+//! Every response and request body is described field by field: derived `ToSchema` on the
+//! routes' own types, and by hand here for types that carry no derive (the protobuf
+//! `FlowRecord` as [`FlowRecordSchema`], the stored alert) and for the service map's answer,
+//! which is one of two shapes ([`ServiceMapAnswer`]).
 
 use std::sync::OnceLock;
 
@@ -26,28 +27,6 @@ use crate::api::{alerts, flows, groups, health, hosts, points, problem, resource
 
 /// Routes served without a token (`auth::authorize`); `/metrics` only with `--open-metrics`.
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz"];
-
-/// Describes a type without a `ToSchema` derive as a JSON object, naming where its fields are
-/// defined. `$ty` must be local to the crate (or a marker type standing for a foreign one).
-macro_rules! opaque_schema {
-    ($ty:ty, $name:literal, $doc:literal) => {
-        impl utoipa::PartialSchema for $ty {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
-                    utoipa::openapi::schema::ObjectBuilder::new()
-                        .schema_type(utoipa::openapi::schema::Type::Object)
-                        .description(Some($doc))
-                        .build(),
-                ))
-            }
-        }
-        impl utoipa::ToSchema for $ty {
-            fn name() -> std::borrow::Cow<'static, str> {
-                std::borrow::Cow::Borrowed($name)
-            }
-        }
-    };
-}
 
 /// Stands for `netwarden_api::flow::FlowRecord` (a protobuf message) in the document: its
 /// main fields with their JSON types (the message may carry more; see the proto file).
@@ -157,6 +136,40 @@ impl utoipa::ToSchema for crate::alerts::StoredAlert {
     }
 }
 
+/// The answer of `GET /api/v2/servicemap`: `oneOf` a `MapView` (`format=json`, the default)
+/// and a `GraphView` (`format=graph`). `GraphView` is closed (`additionalProperties: false`), so
+/// an answer matches exactly one of them.
+pub struct ServiceMapAnswer;
+
+impl utoipa::PartialSchema for ServiceMapAnswer {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        RefOr::T(utoipa::openapi::schema::Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(Ref::from_schema_name("MapView"))
+                .item(Ref::from_schema_name("GraphView"))
+                .description(Some(
+                    "`MapView` with `format=json` (the default), `GraphView` with `format=graph`.",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for ServiceMapAnswer {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ServiceMapAnswer")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<utoipa::openapi::schema::Schema>)>) {
+        use crate::servicemap::api::{GraphView, MapView};
+        use utoipa::PartialSchema as _;
+        schemas.push(("MapView".to_owned(), MapView::schema()));
+        MapView::schemas(schemas);
+        schemas.push(("GraphView".to_owned(), GraphView::schema()));
+        GraphView::schemas(schemas);
+    }
+}
+
 /// The document: every documented operation and the schemas they name.
 #[derive(OpenApi)]
 #[openapi(
@@ -203,7 +216,18 @@ impl utoipa::ToSchema for crate::alerts::StoredAlert {
         others::device,
         others::device_type,
     ),
-    components(schemas(problem::Problem)),
+    components(schemas(
+        problem::Problem,
+        crate::servicemap::api::MapView,
+        crate::servicemap::api::GraphView,
+        crate::servicemap::api::EdgeDetail,
+        crate::servicemap::api::PatchBody,
+        crate::periodicity::api::PeriodicityView,
+        crate::devices::DeviceView,
+        crate::devices::api::SetType,
+        crate::devices::api::TypeSet,
+        crate::auth::TokenView,
+    )),
     modifiers(&Conventions),
     tags(
         (name = "alerts", description = "Alerts: list, summary, detail, acknowledge, delete"),
@@ -391,12 +415,15 @@ pub async fn openapi_json() -> Response {
 #[allow(dead_code, clippy::unused_async)]
 mod others {
 
-    /// A JSON object (the route's module documents its fields).
-    struct Object;
+    use crate::auth::TokenView;
+    use crate::devices::DeviceView;
+    use crate::devices::api::{SetType, TypeSet};
+    use crate::periodicity::api::PeriodicityView;
+    use crate::servicemap::api::{EdgeDetail, EdgeView, PatchBody};
 
     /// Lists the tokens in force: id, name, scopes, created, expires (never a secret).
     #[utoipa::path(get, path = "/api/v2/tokens", tag = "meta",
-        responses((status = 200, description = "The tokens in force", body = Vec<Object>)))]
+        responses((status = 200, description = "The tokens in force", body = Vec<TokenView>)))]
     pub async fn tokens() {}
 
     /// The learned service map: nodes and edges (docs/servicemap.md).
@@ -411,7 +438,7 @@ mod others {
             ("limit" = Option<u32>, Query, description = "Most edges (default 1000, at most 10000)"),
             ("format" = Option<String>, Query, description = "`json` (default) or `graph`"),
         ),
-        responses((status = 200, description = "Nodes and edges", body = Object)))]
+        responses((status = 200, description = "Nodes and edges: a `MapView` (`format=json`, the default) or a `GraphView` (`format=graph`)", body = super::ServiceMapAnswer)))]
     pub async fn servicemap() {}
 
     /// The learned map as a `ServicePolicy` (YAML).
@@ -426,14 +453,14 @@ mod others {
     /// One edge, its nodes, its periodicity and the flows behind it.
     #[utoipa::path(get, path = "/api/v2/servicemap/edges/{id}", tag = "service map",
         params(("id" = String, Path, description = "Edge id")),
-        responses((status = 200, description = "The edge", body = Object)))]
+        responses((status = 200, description = "The edge", body = EdgeDetail)))]
     pub async fn servicemap_edge() {}
 
     /// Sets an edge's status: `{"status": "allowed"|"denied"|"undecided"}`.
     #[utoipa::path(patch, path = "/api/v2/servicemap/edges/{id}", tag = "service map",
         params(("id" = String, Path, description = "Edge id")),
-        request_body(content = Object, content_type = "application/json"),
-        responses((status = 200, description = "The edge as changed", body = Object)))]
+        request_body(content = PatchBody, content_type = "application/json"),
+        responses((status = 200, description = "The edge as changed", body = EdgeView)))]
     pub async fn servicemap_edge_patch() {}
 
     /// Periodic flows between hosts (beacons) and recent period changes.
@@ -443,7 +470,7 @@ mod others {
             ("periodic" = Option<String>, Query, description = "`true` for periodic entries only"),
             ("limit" = Option<u32>, Query, description = "Most entries"),
         ),
-        responses((status = 200, description = "Periodicity entries", body = Object)))]
+        responses((status = 200, description = "Periodicity entries", body = PeriodicityView)))]
     pub async fn periodicity() {}
 
     /// Device types of local hosts (docs/devices.md).
@@ -454,25 +481,19 @@ mod others {
             ("offset" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "Items skipped"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Items per page"),
         ),
-        responses((status = 200, description = "A page of devices", body = crate::api::query::Page<Object>)))]
+        responses((status = 200, description = "A page of devices", body = crate::api::query::Page<DeviceView>)))]
     pub async fn devices() {}
 
     /// One local host's device type with its evidence.
     #[utoipa::path(get, path = "/api/v2/devices/{ip}", tag = "devices",
         params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212")),
-        responses((status = 200, description = "The device", body = Object)))]
+        responses((status = 200, description = "The device", body = DeviceView)))]
     pub async fn device() {}
 
     /// Sets (or clears) a host's device type by hand.
     #[utoipa::path(put, path = "/api/v2/devices/{ip}/type", tag = "devices",
         params(("ip" = String, Path, description = "IPv4 or IPv6 address", example = "192.168.1.212")),
-        request_body(content = Object, content_type = "application/json"),
-        responses((status = 200, description = "The device as changed", body = Object)))]
+        request_body(content = SetType, content_type = "application/json"),
+        responses((status = 200, description = "The device as changed", body = TypeSet)))]
     pub async fn device_type() {}
-
-    opaque_schema!(
-        Object,
-        "Object",
-        "A JSON object; its fields are documented in docs/ for the route's module."
-    );
 }

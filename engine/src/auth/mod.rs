@@ -110,7 +110,7 @@ pub struct Principal {
 }
 
 /// One row of `GET /api/v2/tokens`: never the secret nor its digest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     /// Token id.
     pub id: String,

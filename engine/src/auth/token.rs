@@ -22,6 +22,7 @@ use crate::notify::format::webhook::hex;
     Serialize,
     Deserialize,
     clap::ValueEnum,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {

@@ -43,7 +43,7 @@ pub struct DeviceQuery {
 
 /// Body of `PUT /api/v2/devices/{ip}/type`: `{"type": "printer"}`, or `{"type": null}` to go
 /// back to the guess.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetType {
     /// The type, or null.
@@ -52,7 +52,7 @@ pub struct SetType {
 }
 
 /// Answer of the PUT: the device as it now stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TypeSet {
     /// The device.
     #[serde(flatten)]

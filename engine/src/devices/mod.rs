@@ -33,7 +33,19 @@ pub const MAX_DETAIL: usize = 96;
 /// What a device is. The first thirteen are ntopng's (`include/ntop_typedefs.h`, with `video`
 /// folded into `multimedia`), plus a plain `server` and the Kubernetes kinds, which only the
 /// directory (or an operator) sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceType {
     /// Nothing known.
@@ -144,7 +156,19 @@ impl std::fmt::Display for DeviceType {
 }
 
 /// Where a piece of evidence came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Set through the API (decides).
@@ -198,7 +222,7 @@ impl Source {
 
 /// One fact pointing at a type. `device_type` [`DeviceType::Unknown`] marks a fact shown for
 /// context (a maker that makes everything) that votes for nothing.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// Where it came from.
     pub source: Source,

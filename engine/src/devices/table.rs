@@ -76,15 +76,17 @@ impl MacFacts {
 }
 
 /// What the engine says about one local address.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
     /// The address.
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     /// Its Ethernet address, when seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     /// The maker of the Ethernet address (IEEE registry).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub vendor: Option<&'static str>,
     /// The type.
     pub device_type: DeviceType,

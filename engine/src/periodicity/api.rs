@@ -33,7 +33,7 @@ pub struct PeriodicityQuery {
 }
 
 /// One pair.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PeriodicityEntry {
     /// Client address.
     pub client: String,
@@ -64,7 +64,7 @@ pub struct PeriodicityEntry {
 }
 
 /// One recent change.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ChangeView {
     /// Client address.
     pub client: String,
@@ -83,7 +83,7 @@ pub struct ChangeView {
 }
 
 /// The answer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PeriodicityView {
     /// Most pairs kept.
     pub capacity: usize,

@@ -58,11 +58,13 @@ impl Default for PeriodicityConfig {
 }
 
 /// A pair whose flows may be periodic. `Copy + Hash`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct PeriodKey {
     /// The client.
+    #[schema(value_type = String)]
     pub client: IpAddr,
     /// The server.
+    #[schema(value_type = String)]
     pub server: IpAddr,
     /// The server port.
     pub port: u16,
@@ -73,7 +75,7 @@ pub struct PeriodKey {
 }
 
 /// Where a pair stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PeriodStatus {
     /// Not enough consistent intervals yet.
@@ -86,7 +88,7 @@ pub enum PeriodStatus {
 }
 
 /// What changed for a pair (ntopng's PeriodicityChanged kinds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// The pair became periodic at `period_ns`.
@@ -134,7 +136,7 @@ impl Change {
 }
 
 /// The detector of one pair (see the module documentation). About 100 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Detector {
     /// Start of the last burst (the flow that began it), ns.
     pub last_start_ns: u64,
@@ -295,7 +297,7 @@ pub struct ChangeEvent {
 }
 
 /// Counters of the periodicity map.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PeriodicityCounters {
     /// Flow starts observed.
     pub observed: u64,

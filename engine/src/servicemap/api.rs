@@ -69,12 +69,13 @@ pub struct MapQuery {
 }
 
 /// One node as the API shows it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NodeView {
     /// The node id: an address, `namespace/Kind/name` or `Node/name`.
     pub id: String,
     /// `host` or `workload`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub node_type: &'static str,
     /// Namespace, for workloads in one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,7 +122,7 @@ impl NodeView {
 }
 
 /// One edge as the API shows it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct EdgeView {
     /// Edge id (16 hex digits, the same on every replica).
     pub id: String,
@@ -192,7 +193,7 @@ impl EdgeView {
 }
 
 /// Where learning stands.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LearningView {
     /// The global learning period, seconds.
     pub period_secs: u64,
@@ -207,7 +208,7 @@ pub struct LearningView {
 }
 
 /// Edges by status.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StatusCounts {
     /// Allowed edges.
     pub allowed: u64,
@@ -233,7 +234,7 @@ impl StatusCounts {
 }
 
 /// `GET /api/v2/servicemap` (JSON format).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MapView {
     /// Learning.
     pub learning: LearningView,
@@ -258,7 +259,7 @@ pub struct MapView {
 }
 
 /// A node of the graph document.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct GraphNode {
     /// Node id.
     pub id: String,
@@ -268,6 +269,7 @@ pub struct GraphNode {
     pub group: String,
     /// `host` or `workload`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub node_type: &'static str,
     /// Edges in.
     pub edges_in: u64,
@@ -276,7 +278,7 @@ pub struct GraphNode {
 }
 
 /// An edge of the graph document.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct GraphEdge {
     /// Edge id.
     pub id: String,
@@ -295,7 +297,10 @@ pub struct GraphEdge {
 }
 
 /// `GET /api/v2/servicemap?format=graph`.
-#[derive(Clone, Debug, Serialize)]
+// `deny_unknown_fields` only closes its schema (`additionalProperties: false`; serialising is
+// unchanged), so that a `MapView` never also validates as a `GraphView` in the route's `oneOf`.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GraphView {
     /// Nodes.
     pub nodes: Vec<GraphNode>,
@@ -482,7 +487,7 @@ pub async fn list(
 }
 
 /// Periodicity of a pair, as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PairPeriodicity {
     /// The pair.
     pub key: PeriodKey,
@@ -491,7 +496,7 @@ pub struct PairPeriodicity {
 }
 
 /// `GET /api/v2/servicemap/edges/{id}`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct EdgeDetail {
     /// The edge.
     pub edge: EdgeView,
@@ -504,6 +509,7 @@ pub struct EdgeDetail {
     pub periodicity: Option<PairPeriodicity>,
     /// Flows behind the edge still in memory (active first, then ended; at most 100, latest
     /// first).
+    #[schema(value_type = Vec<crate::api::openapi::FlowRecordSchema>)]
     pub flows: Vec<FlowRecord>,
 }
 
@@ -556,10 +562,13 @@ pub async fn detail(
     }))
 }
 
-#[derive(Deserialize)]
+/// Body of `PATCH /api/v2/servicemap/edges/{id}`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
-    status: String,
+pub struct PatchBody {
+    /// `allowed`, `denied` or `undecided`.
+    #[schema(value_type = Status)]
+    pub status: String,
 }
 
 /// `PATCH /api/v2/servicemap/edges/{id}` with `{"status": "allowed"|"denied"|"undecided"}`.

@@ -72,7 +72,7 @@ impl Default for ServiceMapConfig {
 }
 
 /// Counters of the service map.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ServiceMapCounters {
     /// Records looked at (client copies with a known L7 protocol, or final).
     pub observed: u64,

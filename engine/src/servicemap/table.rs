@@ -33,7 +33,7 @@ struct Slot {
 }
 
 /// What made room in the table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EdgeEvictions {
     /// Undecided edges evicted.
     pub undecided: u64,
