@@ -6,7 +6,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use etherparse::PacketBuilder;
 use netwarden_api::alert::{Alert, AlertState, Entity};
@@ -17,7 +16,6 @@ use netwarden_engine::state::State;
 use netwarden_sensor::pipeline::{self, SensorConfig};
 
 mod common;
-use rustls::crypto::CryptoProvider;
 
 const S: u64 = 1_000_000_000;
 /// Capture start: on a five-minute boundary.
@@ -426,131 +424,6 @@ fn standalone_report_names_the_scanner() {
     assert!(top["why"].as_str().unwrap().contains("syn_scan"), "{top:#}");
 }
 
-/// A client that trusts exactly one certificate (pinning), checking the handshake signatures.
-#[derive(Debug)]
-struct Pinned(
-    rustls::pki_types::CertificateDer<'static>,
-    Arc<CryptoProvider>,
-);
-
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A real TLS 1.2 session (rustls on both ends, in memory) with a certificate rcgen just made:
-/// the bytes each side wrote, in order, `true` for client to server.
-fn tls_session() -> Vec<(bool, Vec<u8>)> {
-    use std::io::{Read, Write};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let ck = rcgen::generate_simple_self_signed(vec!["selfsigned.test".to_owned()]).unwrap();
-    let cert = ck.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    let server_cfg = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned(cert, provider)))
-        .with_no_client_auth();
-    let mut client =
-        rustls::ClientConnection::new(Arc::new(client_cfg), "selfsigned.test".try_into().unwrap())
-            .unwrap();
-    let mut server = rustls::ServerConnection::new(Arc::new(server_cfg)).unwrap();
-    client
-        .writer()
-        .write_all(b"GET / HTTP/1.1\r\nHost: selfsigned.test\r\n\r\n")
-        .unwrap();
-    let mut flights = Vec::new();
-    let mut answered = false;
-    for _ in 0..20 {
-        let mut c2s = Vec::new();
-        while client.wants_write() {
-            client.write_tls(&mut c2s).unwrap();
-        }
-        if !c2s.is_empty() {
-            server.read_tls(&mut c2s.as_slice()).unwrap();
-            server.process_new_packets().unwrap();
-            flights.push((true, c2s));
-        }
-        let mut request = Vec::new();
-        let _ = server.reader().read_to_end(&mut request);
-        if !request.is_empty() && !answered {
-            server
-                .writer()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .unwrap();
-            answered = true;
-        }
-        let mut s2c = Vec::new();
-        while server.wants_write() {
-            server.write_tls(&mut s2c).unwrap();
-        }
-        if s2c.is_empty() && answered && !client.wants_write() {
-            break;
-        }
-        if !s2c.is_empty() {
-            client.read_tls(&mut s2c.as_slice()).unwrap();
-            client.process_new_packets().unwrap();
-            flights.push((false, s2c));
-        }
-    }
-    assert!(
-        answered && !client.is_handshaking(),
-        "the handshake completed"
-    );
-    flights
-}
-
 /// A TCP segment with sequence and acknowledgement numbers and a payload (PSH-ACK).
 fn segment(
     src: [u8; 4],
@@ -598,7 +471,7 @@ fn tls_server_with_a_self_signed_certificate() {
     p.push(step(), &f);
     p.push(step(), &segment(c, 41_000, s, 443, 1000, 5000, &[]));
     let (mut cseq, mut sseq) = (1000u32, 5000u32);
-    for (from_client, bytes) in tls_session() {
+    for (from_client, bytes) in common::tls::tls_session("selfsigned.test", None) {
         for chunk in bytes.chunks(1400) {
             let frame = if from_client {
                 let f = segment(c, 41_000, s, 443, cseq, sseq, chunk);

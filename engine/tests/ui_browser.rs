@@ -17,14 +17,14 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
-use rustls::crypto::CryptoProvider;
 use serde_json::{Value, json};
+
+mod common;
 
 const S: u64 = 1_000_000_000;
 /// Generated capture start: right after the demo capture (2025-11-27 08:46:35 UTC).
@@ -157,132 +157,6 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
-/// A client that trusts exactly one certificate (pinning).
-#[derive(Debug)]
-struct Pinned(
-    rustls::pki_types::CertificateDer<'static>,
-    Arc<CryptoProvider>,
-);
-
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A real TLS 1.2 session (rustls both ends, in memory) whose self-signed certificate's CN is
-/// the payload: the bytes each side wrote, in order.
-fn tls_session(cn: &str) -> Vec<(bool, Vec<u8>)> {
-    use std::io::{Read, Write};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut params = rcgen::CertificateParams::new(vec!["xss.test".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    let key_pair = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key_pair).unwrap().der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
-    let server_cfg = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned(cert, provider)))
-        .with_no_client_auth();
-    let mut client =
-        rustls::ClientConnection::new(Arc::new(client_cfg), "xss.test".try_into().unwrap())
-            .unwrap();
-    let mut server = rustls::ServerConnection::new(Arc::new(server_cfg)).unwrap();
-    client
-        .writer()
-        .write_all(b"GET / HTTP/1.1\r\nHost: xss.test\r\n\r\n")
-        .unwrap();
-    let mut flights = Vec::new();
-    let mut answered = false;
-    for _ in 0..20 {
-        let mut c2s = Vec::new();
-        while client.wants_write() {
-            client.write_tls(&mut c2s).unwrap();
-        }
-        if !c2s.is_empty() {
-            server.read_tls(&mut c2s.as_slice()).unwrap();
-            server.process_new_packets().unwrap();
-            flights.push((true, c2s));
-        }
-        let mut request = Vec::new();
-        let _ = server.reader().read_to_end(&mut request);
-        if !request.is_empty() && !answered {
-            server
-                .writer()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .unwrap();
-            answered = true;
-        }
-        let mut s2c = Vec::new();
-        while server.wants_write() {
-            server.write_tls(&mut s2c).unwrap();
-        }
-        if s2c.is_empty() && answered && !client.wants_write() {
-            break;
-        }
-        if !s2c.is_empty() {
-            client.read_tls(&mut s2c.as_slice()).unwrap();
-            client.process_new_packets().unwrap();
-            flights.push((false, s2c));
-        }
-    }
-    assert!(
-        answered && !client.is_handshaking(),
-        "the TLS handshake completed"
-    );
-    flights
-}
-
 /// The capture with the payloads (hosts 10.66.0.x).
 fn xss_pcap(dir: &Path) -> PathBuf {
     let mut p = Pcap::new();
@@ -312,7 +186,15 @@ fn xss_pcap(dir: &Path) -> PathBuf {
     );
     p.push(t, &udp(v4("10.66.0.9"), 1900, c, 40_003, ssdp.as_bytes()));
     t += S;
-    tcp_session(&mut p, &mut t, c, tls, 40_004, 443, &tls_session(CERT_CN));
+    tcp_session(
+        &mut p,
+        &mut t,
+        c,
+        tls,
+        40_004,
+        443,
+        &common::tls::tls_session("xss.test", Some(CERT_CN)),
+    );
     let path = dir.join("xss.pcap");
     std::fs::write(&path, &p.0).unwrap();
     path
