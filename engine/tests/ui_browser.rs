@@ -680,12 +680,44 @@ async fn ui_in_headless_chromium() {
         .unwrap();
     assert_eq!(status, "denied");
     assert_clean(c, "service map").await;
-    c.goto(&format!("{base}/ui/servicemap/policy.yaml"))
+    // The edge's own page: its decision and the flows behind it.
+    c.find(Locator::Css(&format!("#{row_id} td:nth-child(3) a")))
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
+    c.wait()
+        .for_element(Locator::Css("section h2"))
+        .await
+        .unwrap();
+    let text = body_text(c).await;
     assert!(
-        body_text(c).await.contains("ServicePolicy"),
-        "export as ServicePolicy"
+        text.contains("Flows behind the edge") && text.contains("denied (manual)"),
+        "{text}"
+    );
+    assert!(
+        !c.find_all(Locator::Css("section table tbody tr"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the edge page lists the flows behind it"
+    );
+    assert_clean(c, "service-map edge").await;
+    // The export, fetched by the page with the session (a YAML answer is a download for
+    // Chromium, so navigating to it would leave the previous page's text in place).
+    let yaml = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; fetch('/ui/servicemap/policy.yaml').then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let yaml = yaml.as_str().unwrap_or_default();
+    assert!(
+        yaml.starts_with("# ServicePolicy exported from the Netwarden service map")
+            && yaml.contains("# note: edge 192.168.2.17 -> "),
+        "the export (the demo has no namespaces: its edges are notes): {yaml}"
     );
 
     // Log out: the session is gone.

@@ -125,7 +125,10 @@ pub fn routes(api: ApiState, auth: Arc<Auth>, settings: UiHandle) -> Router {
         .route("/ui/servicemap", get(servicemap::page))
         .route("/ui/servicemap.json", get(servicemap::data))
         .route("/ui/servicemap/policy.yaml", get(servicemap::policy))
-        .route("/ui/servicemap/edges/{id}", post(servicemap::set_status))
+        .route(
+            "/ui/servicemap/edges/{id}",
+            get(servicemap::edge).post(servicemap::set_status),
+        )
         .route("/ui/live", get(live::stream))
         .route("/assets/{version}/{file}", get(assets::serve))
         .layer(middleware::from_fn_with_state(ui.clone(), gate))

@@ -112,7 +112,7 @@ pub async fn page(
                     tr #{ "edge-" (e.id) } {
                         td { a href={ "/ui/servicemap" (query(&[("host", &e.client)])) } { (e.client) } }
                         td { a href={ "/ui/servicemap" (query(&[("host", &e.server)])) } { (e.server) } }
-                        td { (e.l4) "/" (e.port) " " (e.l7) }
+                        td { a href={ "/ui/servicemap/edges/" (enc(&e.id)) } title="Edge details and the flows behind it" { (e.l4) "/" (e.port) " " (e.l7) } }
                         td { span class={ "badge st-" (e.status.as_str()) } { (e.status.as_str()) } @if let Some(p) = &e.policy { " " span.small { (p) } } }
                         td.num { (count(e.flows)) }
                         td.num { (bytes(e.bytes_c2s + e.bytes_s2c)) }
@@ -137,6 +137,70 @@ pub async fn page(
         }
     };
     layout::page("Service map", "/ui/servicemap", &s, &body)
+}
+
+/// A snake_case enum as the API writes it, in words (`during_learning` → `during learning`).
+fn words<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_default()
+}
+
+/// `GET /ui/servicemap/edges/{id}`: one edge, its nodes, its periodicity and the flows behind it.
+pub async fn edge(
+    State(ui): State<Ui>,
+    axum::Extension(s): SessionExt,
+    Path(id): Path<String>,
+) -> Response {
+    let d = match crate::servicemap::api::detail(State(ui.api.clone()), Path(id)).await {
+        Ok(Json(d)) => d,
+        Err(p) => return problem_page(&p),
+    };
+    let e = &d.edge;
+    let body = html! {
+        h1 { "Edge " (e.client) " → " (e.server) }
+        p.lead {
+            (e.l4) "/" (e.port) " " (e.l7) " · "
+            span class={ "badge st-" (e.status.as_str()) } { (e.status.as_str()) }
+            " (" (words(&e.learned)) @if let Some(p) = &e.policy { ", policy " (p) } ")"
+        }
+        dl.facts {
+            dt { "Client" } dd { (e.client) " (last " (super::layout::host_link(&e.client_ip)) ")" }
+            dt { "Server" } dd { (e.server) " (last " (super::layout::host_link(&e.server_ip)) ")" }
+            dt { "Seen" } dd { (time(e.first_seen_ns)) " – " (time(e.last_seen_ns)) }
+            dt { "Traffic" } dd { (count(e.flows)) " flows, " (bytes(e.bytes_c2s)) " client to server, " (bytes(e.bytes_s2c)) " back" }
+            dt { "Observed at" } dd { (e.observation_point) @if e.vlan != 0 { " (VLAN " (e.vlan) ")" } }
+            @if let Some(p) = &d.periodicity {
+                dt { "Periodicity" } dd {
+                    (words(&p.detector.status))
+                    @if p.detector.period_ns > 0.0 {
+                        ", every " (format!("{:.1}", p.detector.period_ns / 1e9)) " s ± "
+                        (format!("{:.1}", p.detector.jitter_ns / 1e9)) " s over "
+                        (p.detector.observations) " intervals"
+                    }
+                }
+            }
+        }
+        p { a href={ "/ui/servicemap" (query(&[("host", &e.client)])) } { "Back to the map around " (e.client) } }
+        @if s.can_write {
+            @for (to, label) in [("allowed", "Allow"), ("denied", "Deny")] {
+                @if e.status.as_str() != to {
+                    form.inline method="post" action={ "/ui/servicemap/edges/" (enc(&e.id)) } {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        input type="hidden" name="status" value=(to);
+                        button type="submit" class={ "act-" (to) } { (label) }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Flows behind the edge" }
+            p.small { "Still in memory: active first, then ended, at most 100." }
+            (super::flows::table(&d.flows))
+        }
+    };
+    layout::page("Service-map edge", "/ui/servicemap", &s, &body)
 }
 
 /// `GET /ui/servicemap.json`: the graph document of the service map's API.
