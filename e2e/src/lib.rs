@@ -1,6 +1,9 @@
 //! Helpers of the end-to-end tests: where the repository and its tools are, and running the
 //! deployment tools (helm, kubectl, kubernetes-validate) that `scripts/bootstrap --test`
-//! installs under `.tools/`.
+//! installs under `.tools/`; [`cluster`]: the harness of the cluster test (network namespaces,
+//! the real binaries as processes, cleanup guards).
+
+pub mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
