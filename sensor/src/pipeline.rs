@@ -617,6 +617,27 @@ pub async fn run(
 /// How often a flow listener's counters are added to the metrics.
 const COLLECT_METRICS_EVERY: Duration = Duration::from_secs(1);
 
+/// The sink of a flow listener (UDP or TCP): the records of a batch of outputs are encoded
+/// into their shards' batches under one lock and never wait (a full export queue drops and
+/// counts: the returned number), sFlow interface counters go to the metrics.
+fn record_sink(
+    sender: RecordSender,
+    metrics: Arc<SensorMetrics>,
+) -> impl Fn(Vec<Output>) -> u64 + Clone + Send + Sync + 'static {
+    move |outputs: Vec<Output>| {
+        let dropped = sender.try_send_all(outputs.iter().filter_map(|output| match output {
+            Output::Flow(flow) => Some(&flow.record),
+            Output::Counters(_) => None,
+        }));
+        for output in &outputs {
+            if let Output::Counters(counters) = output {
+                metrics.collect.report_interface(counters);
+            }
+        }
+        dropped
+    }
+}
+
 /// Runs one flow listener until shutdown: exported records go to the export queue without
 /// waiting (a full queue drops and counts), sFlow interface counters to the metrics.
 pub(crate) fn spawn_listener(
@@ -638,16 +659,7 @@ pub(crate) fn spawn_listener(
             .clone();
         report_metrics.collect.report_listener(&stats, &exporters);
     };
-    let sink = move |outputs: Vec<Output>| {
-        let mut dropped = 0;
-        for output in outputs {
-            match output {
-                Output::Flow(flow) => dropped += u64::from(!sender.try_send(flow.record)),
-                Output::Counters(counters) => metrics.collect.report_interface(&counters),
-            }
-        }
-        dropped
-    };
+    let sink = record_sink(sender, metrics);
     let job = tokio::spawn(
         async move {
             let run = listener.run(sink, stopped(shutdown));
@@ -693,16 +705,7 @@ fn spawn_tcp_listener(
             .collect
             .report_listener(&read().0, &exporters);
     };
-    let sink = move |outputs: Vec<Output>| {
-        let mut dropped = 0;
-        for output in outputs {
-            match output {
-                Output::Flow(flow) => dropped += u64::from(!sender.try_send(flow.record)),
-                Output::Counters(counters) => metrics.collect.report_interface(&counters),
-            }
-        }
-        dropped
-    };
+    let sink = record_sink(sender, metrics);
     let job = tokio::spawn(
         async move {
             let run = listener.run(sink, stopped(shutdown));

@@ -175,6 +175,8 @@ async fn drop_policy_counts_what_a_full_queue_drops() {
     let config = ExportConfig {
         overflow: OverflowPolicy::Drop,
         queue_capacity: 4,
+        // Every record fills a batch on its own: each is one batch in the queue.
+        max_batch_bytes: 64,
         ..ExportConfig::default()
     };
     let (sender, receiver) = export::queue(&config, metrics.clone());
@@ -184,6 +186,7 @@ async fn drop_policy_counts_what_a_full_queue_drops() {
     }
     assert_eq!(ExportCounters::get(&sender.counters().records_dropped), 6);
     assert_eq!(metrics.records_dropped.get(), 6);
+    assert_eq!(ExportCounters::get(&sender.counters().batches_dropped), 6);
     assert_eq!(metrics.export_queue_depth.get(), 4);
     drop(sender);
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::default());

@@ -1,14 +1,16 @@
-//! The async publisher task: drains the export queue, batches, publishes with timeouts.
+//! The async publisher task: publishes the encoded batches of the export queue with timeouts,
+//! and the batches whose linger ran out (it owns the linger timer; producers only fill and
+//! queue batches).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use netwarden_api::bus::Bus;
 use netwarden_api::names::flows_subject;
 use prometheus_client::metrics::counter::Counter;
 
-use super::{Batcher, ExportConfig, ExportCounters, OverflowPolicy, ReadyBatch, RecordReceiver};
+use super::{EncodedBatch, ExportConfig, ExportCounters, OverflowPolicy, RecordReceiver};
 use crate::metrics::SensorMetrics;
 
 /// Logs at most one warning per interval, counting what it suppressed.
@@ -51,7 +53,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn publish(&mut self, ready: ReadyBatch) {
+    async fn publish(&mut self, ready: EncodedBatch) {
         let subject = flows_subject(ready.shard);
         if !self.bus.is_connected() && !self.waited_for_connection {
             // Once, at start: give a bus that is still connecting a moment.
@@ -63,8 +65,7 @@ impl Publisher {
         }
         let result = if self.bus.is_connected() {
             self.waited_for_connection = true;
-            let payload = ready.batch.to_bytes();
-            let publish = self.bus.publish(subject.clone(), payload);
+            let publish = self.bus.publish(subject.clone(), ready.payload.clone());
             if self.config.overflow == OverflowPolicy::Drop {
                 match tokio::time::timeout(self.config.publish_timeout, publish).await {
                     Ok(r) => r.map_err(|e| e.to_string()),
@@ -96,7 +97,7 @@ impl Publisher {
             Err(reason) => {
                 count(&c.batches_dropped, &c.records_dropped, records);
                 count_metrics(&m.batches_dropped, &m.records_dropped, records);
-                self.log.warn(&subject, ready.batch.records.len(), &reason);
+                self.log.warn(&subject, ready.records, &reason);
             }
         }
     }
@@ -114,25 +115,20 @@ fn count_metrics(batches: &Counter, counted: &Counter, records: u64) {
     counted.inc_by(records);
 }
 
-/// Runs until every [`super::RecordSender`] is dropped and the queue is drained: batches
-/// records per shard, publishes full batches at once and others after the linger, flushes
-/// the rest at the end. Never fails: what cannot be published is counted and dropped.
+/// Runs until every [`super::RecordSender`] is dropped and the queue is drained: publishes
+/// full batches as they come and others after the linger, flushes the rest at the end. Never
+/// fails: what cannot be published is counted and dropped.
 pub async fn publish(
     receiver: RecordReceiver,
     bus: Arc<dyn Bus>,
     config: ExportConfig,
 ) -> Arc<ExportCounters> {
     let RecordReceiver {
+        shared,
         mut rx,
         counters,
         metrics,
     } = receiver;
-    let mut batcher = Batcher::new(
-        &config.sensor_name,
-        config.shards,
-        config.max_batch_bytes,
-        config.linger,
-    );
     let mut publisher = Publisher {
         bus,
         config,
@@ -144,26 +140,36 @@ pub async fn publish(
             suppressed: 0,
         },
     };
+    let encoder = || {
+        shared
+            .encoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
     let mut ready = Vec::new();
     loop {
-        let deadline = batcher.next_deadline();
+        let deadline = encoder().next_deadline();
         tokio::select! {
+            biased;
             received = rx.recv() => match received {
-                Some(record) => {
-                    metrics.export_queue_depth.dec();
-                    batcher.add(record, Instant::now(), &mut ready);
+                Some(batch) => {
+                    shared.room.add_permits(shared.permits(batch.records) as usize);
+                    metrics.export_queue_depth.dec_by(batch.client_records as i64);
+                    ready.push(batch);
                 }
                 None => break,
             },
             () = sleep_until(deadline), if deadline.is_some() => {
-                batcher.flush_due(Instant::now(), &mut ready);
+                encoder().flush_due(Instant::now(), &mut ready);
             }
+            // A record arrived in an idle encoder: loop to arm the linger timer.
+            () = shared.first_pending.notified(), if deadline.is_none() => {}
         }
         for batch in ready.drain(..) {
             publisher.publish(batch).await;
         }
     }
-    batcher.flush_all(&mut ready);
+    encoder().flush_all(&mut ready);
     for batch in ready.drain(..) {
         publisher.publish(batch).await;
     }
