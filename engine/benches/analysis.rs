@@ -228,9 +228,11 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(2_000_000);
+    // `-- core`: only the flow checks, the analysis and the whole core (for profiling).
+    let core_only = std::env::args().any(|a| a == "core");
     // Memory per service-map edge first, on a fresh heap: unique edges between hosts, each
     // with its periodicity pair (the map stays alive so later figures are not its reuse).
-    let edges = n.min(300_000);
+    let edges = if core_only { 0 } else { n.min(300_000) };
     let analysis = Analysis::default();
     let mut servicemap = ServiceMap::new(
         ServiceMapConfig {
@@ -329,7 +331,7 @@ fn main() {
         .collect();
     let mut sm_rates = [(0.0f64, 0.0f64); 4];
     let mut sm_edges = [0; 2];
-    for _ in 0..3 {
+    for _ in 0..if core_only { 0 } else { 3 } {
         for (k, cfg) in [(0, &sm_off), (1, &StateConfig::default())] {
             for (w, records) in [(0, &mixed_records[..m]), (1, &steady[..])] {
                 let mut st = State::new(cfg);

@@ -73,6 +73,8 @@ pub struct EngineMetrics {
     pub decode_errors: Counter,
     /// Records rejected because they carry no valid address.
     pub records_invalid: Counter,
+    /// Records stamped too far in the future, whose time was clipped (`state::FlowClock`).
+    pub records_time_clamped: Counter,
     /// Hosts in the host table.
     pub hosts: Gauge,
     /// Flows in the active-flow table.
@@ -117,6 +119,7 @@ impl Default for EngineMetrics {
             records_ingested: Counter::default(),
             decode_errors: Counter::default(),
             records_invalid: Counter::default(),
+            records_time_clamped: Counter::default(),
             hosts: Gauge::default(),
             active_flows: Gauge::default(),
             ended_flows: Gauge::default(),
@@ -157,6 +160,11 @@ impl EngineMetrics {
             "records_invalid",
             "Flow records without a valid address",
             self.records_invalid.clone(),
+        );
+        r.register(
+            "records_time_clamped",
+            "Flow records stamped more than 5 minutes ahead of the plausible flow time (clipped)",
+            self.records_time_clamped.clone(),
         );
         r.register("hosts", "Hosts in the host table", self.hosts.clone());
         r.register(

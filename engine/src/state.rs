@@ -61,6 +61,9 @@ pub struct Totals {
     pub packets: u64,
     /// Bytes, both directions.
     pub bytes: u64,
+    /// Records whose time was clipped: stamped more than [`MAX_FUTURE_SKEW_NS`] ahead of the
+    /// plausible flow time (see [`FlowClock`]).
+    pub clamped_times: u64,
 }
 
 /// What applying records pushed out of the bounded tables.
@@ -107,6 +110,7 @@ pub struct State {
     /// The learned service map and the periodicity map.
     pub servicemap: crate::servicemap::ServiceMap,
     deltas: DeltaTracker,
+    clock: FlowClock,
     shards: u32,
     hosts_capacity: usize,
     flows_capacity: usize,
@@ -142,6 +146,7 @@ impl State {
             devices: crate::devices::DeviceTable::sized(config.max_hosts),
             // Two sides per flow, and room for flows the active table already forgot.
             deltas: DeltaTracker::new(config.max_active_flows.saturating_mul(2).max(1024)),
+            clock: FlowClock::default(),
             shards: config.shards.max(1),
             hosts_capacity: config.max_hosts,
             flows_capacity: config.max_active_flows,
@@ -177,6 +182,9 @@ impl State {
             return ev;
         };
         self.totals.records += 1;
+        if self.clock.clamp(&mut record) {
+            self.totals.clamped_times += 1;
+        }
         let (client_side, server_side) =
             match Role::try_from(record.role).unwrap_or(Role::Unspecified) {
                 Role::Client => (
@@ -383,6 +391,71 @@ impl State {
     /// Number of (flow, side) counter snapshots held.
     pub fn tracked_sides(&self) -> usize {
         self.deltas.len()
+    }
+
+    /// Tells the state the wall clock (ns since the Unix epoch) before a batch from live
+    /// sources: no record may then be stamped more than [`MAX_FUTURE_SKEW_NS`] after it.
+    /// Without it (a replay driven directly) only the recent-flow-time bound applies.
+    pub fn set_wall_clock(&mut self, now_ns: u64) {
+        self.clock.wall_ns = now_ns;
+    }
+}
+
+/// How far ahead of the plausible flow time a record may be stamped before its time is
+/// clipped (sensor clocks drift; exporters buffer): five minutes.
+pub const MAX_FUTURE_SKEW_NS: u64 = 5 * 60 * 1_000_000_000;
+/// Recent record times the replay bound takes its median from (a jump forward is believed
+/// once more than half of them made it).
+const RECENT_TIMES: usize = 16;
+
+/// The guard on flow time. Flow time only moves forward (the engine clock is the latest record
+/// time), so one record stamped far in the future would move it for good: every host alert
+/// released, every score decayed, every window emptied. A record stamped past the ceiling —
+/// the wall clock plus [`MAX_FUTURE_SKEW_NS`] when it is known (live ingest), and in any case
+/// the median of the last [`RECENT_TIMES`] record times plus the same skew — is restamped at
+/// the plausible time (that median, or the wall clock if earlier), so it does not move the
+/// clock at all. A replay stays deterministic (no wall clock in the decision unless live), and
+/// a genuine jump (two captures far apart) is followed once most recent records agree.
+#[derive(Clone, Debug, Default)]
+struct FlowClock {
+    recent: [u64; RECENT_TIMES],
+    filled: usize,
+    next: usize,
+    /// The median bound computed last (recomputed only when a record goes past it).
+    ceiling: u64,
+    wall_ns: u64,
+}
+
+impl FlowClock {
+    /// Clips `record`'s times when they are past the ceiling; true when it had to.
+    fn clamp(&mut self, record: &mut FlowRecord) -> bool {
+        let t = record.last_seen_ns.max(record.first_seen_ns);
+        self.recent[self.next] = t;
+        self.next = (self.next + 1) % RECENT_TIMES;
+        self.filled = (self.filled + 1).min(RECENT_TIMES);
+        if t > self.ceiling {
+            self.ceiling = self.median().saturating_add(MAX_FUTURE_SKEW_NS);
+        }
+        let wall = (self.wall_ns != 0).then(|| self.wall_ns.saturating_add(MAX_FUTURE_SKEW_NS));
+        if t <= self.ceiling && wall.is_none_or(|w| t <= w) {
+            return false;
+        }
+        // Restamped at the plausible time: it must not move the clock at all.
+        let mut plausible = self.median();
+        if self.wall_ns != 0 {
+            plausible = plausible.min(self.wall_ns);
+        }
+        record.last_seen_ns = record.last_seen_ns.min(plausible);
+        record.first_seen_ns = record.first_seen_ns.min(plausible);
+        true
+    }
+
+    /// The median of the recent record times (the upper one of an even count).
+    fn median(&self) -> u64 {
+        let mut v = self.recent;
+        let v = &mut v[..self.filled];
+        let mid = v.len() / 2;
+        *v.select_nth_unstable(mid).1
     }
 }
 
@@ -690,6 +763,125 @@ mod tests {
             points[0].hosts, 10,
             "evicted hosts leave the point's host count"
         );
+    }
+
+    const SEC: u64 = 1_000_000_000;
+    /// 2023-11-14, a plausible capture time.
+    const T: u64 = 1_700_000_000 * SEC;
+
+    /// An unanswered SYN from `client` to `server:port`, ended at `t`.
+    fn syn(id: u64, client: &str, server: &str, port: u32, t: u64) -> FlowRecord {
+        FlowRecord {
+            flow_id: id,
+            ip_version: 4,
+            client_ip: ip_to_bytes(ip(client)),
+            server_ip: ip_to_bytes(ip(server)),
+            client_port: 40_000,
+            server_port: port,
+            l4_proto: 6,
+            first_seen_ns: t,
+            last_seen_ns: t,
+            update: FlowUpdate::Final as i32,
+            c2s: Some(DirectionStats {
+                packets: 1,
+                bytes: 60,
+                tcp_flags: 0x02,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A SYN scan of 300 ports from 10.0.0.1 within one second from `T`.
+    fn scan() -> Vec<FlowRecord> {
+        (0..300)
+            .map(|i| syn(i, "10.0.0.1", "10.0.0.2", 1 + i as u32, T + i * SEC / 300))
+            .collect()
+    }
+
+    #[test]
+    fn a_far_future_record_does_not_move_the_clock() {
+        let mut s = State::default();
+        s.apply_batch(scan());
+        let engaged = s.analysis.counters.host_alerts_engaged;
+        assert!(engaged >= 1, "the scan engages syn_scan");
+        assert_eq!(s.analysis.counters.host_alerts_released, 0);
+        // One record stamped a century ahead, from an unrelated host.
+        let far = T + 100 * 365 * 86_400 * SEC;
+        s.apply_batch(vec![syn(1_000, "10.9.9.9", "10.0.0.2", 80, far)]);
+        assert_eq!(s.totals.clamped_times, 1);
+        assert!(
+            s.analysis.now_ns <= T + SEC,
+            "engine clock moved to {}",
+            s.analysis.now_ns
+        );
+        assert_eq!(
+            s.analysis.counters.host_alerts_released, 0,
+            "the scan's alerts stay engaged"
+        );
+        let h = host(&s, "10.9.9.9").unwrap();
+        assert!(h.last_seen_ns <= T + SEC);
+        // Normal traffic later is not clipped, and the alerts go exactly as without the
+        // far record (the flow-flood ones release after a second, the scans hold).
+        let later = syn(1_001, "10.0.0.3", "10.0.0.2", 80, T + 2 * SEC);
+        s.apply_batch(vec![later.clone()]);
+        assert_eq!(s.totals.clamped_times, 1);
+        let mut reference = State::default();
+        reference.apply_batch(scan());
+        reference.apply_batch(vec![later]);
+        assert_eq!(
+            (
+                s.analysis.counters.host_alerts_engaged,
+                s.analysis.counters.host_alerts_released
+            ),
+            (
+                reference.analysis.counters.host_alerts_engaged,
+                reference.analysis.counters.host_alerts_released
+            )
+        );
+        assert!(
+            s.analysis.counters.host_alerts_released < engaged,
+            "some alerts still hold"
+        );
+        // Without the guard the same century jump releases the scan (the test can fail).
+        let mut unguarded = State::default();
+        unguarded.apply_batch(scan());
+        unguarded.clock.ceiling = u64::MAX;
+        unguarded.apply_batch(vec![syn(1_000, "10.9.9.9", "10.0.0.2", 80, far)]);
+        assert!(unguarded.analysis.counters.host_alerts_released >= 1);
+    }
+
+    #[test]
+    fn the_wall_clock_bounds_even_the_first_record() {
+        let mut s = State::default();
+        s.set_wall_clock(T);
+        s.apply_batch(vec![syn(1, "10.0.0.1", "10.0.0.2", 80, T + 3_600 * SEC)]);
+        assert_eq!(s.totals.clamped_times, 1);
+        assert_eq!(s.analysis.now_ns, T);
+        // Within the skew: kept as stamped.
+        s.apply_batch(vec![syn(2, "10.0.0.1", "10.0.0.2", 81, T + 60 * SEC)]);
+        assert_eq!(s.totals.clamped_times, 1);
+    }
+
+    #[test]
+    fn a_genuine_jump_is_followed_and_replays_are_deterministic() {
+        // Two captures a day apart, replayed back to back.
+        let day = 86_400 * SEC;
+        let mut records = scan();
+        records.extend((0..40).map(|i| syn(500 + i, "10.0.0.5", "10.0.0.6", 80, T + day + i)));
+        let run = || {
+            let mut s = State::default();
+            s.apply_batch(records.clone());
+            (s.totals.clamped_times, s.analysis.now_ns, host_rows(&s))
+        };
+        let (clamped, now, rows) = run();
+        // Only the first records after the jump are clipped, until most recent ones agree.
+        assert!(
+            (1..=RECENT_TIMES as u64).contains(&clamped),
+            "clamped {clamped}"
+        );
+        assert_eq!(now, T + day + 39, "the clock followed the second capture");
+        assert_eq!(run(), (clamped, now, rows), "a replay gives the same state");
     }
 
     #[test]

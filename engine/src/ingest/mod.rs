@@ -228,7 +228,11 @@ pub fn ingest_batch(engine: &Engine, batch: FlowBatch) {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let invalid_before = state.totals.invalid_records;
         let flow_alerts_before = state.analysis.counters.flow_alerts;
+        let clamped_before = state.totals.clamped_times;
+        state.set_wall_clock(now_ns);
         let ev = state.apply_batch(batch.records);
+        m.records_time_clamped
+            .inc_by(state.totals.clamped_times - clamped_before);
         m.flow_alerts
             .inc_by(state.analysis.counters.flow_alerts - flow_alerts_before);
         m.alerts_stored.set(state.analysis.store.len() as i64);
