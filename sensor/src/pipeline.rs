@@ -623,13 +623,13 @@ const COLLECT_METRICS_EVERY: Duration = Duration::from_secs(1);
 fn record_sink(
     sender: RecordSender,
     metrics: Arc<SensorMetrics>,
-) -> impl Fn(Vec<Output>) -> u64 + Clone + Send + Sync + 'static {
-    move |outputs: Vec<Output>| {
+) -> impl Fn(&mut Vec<Output>) -> u64 + Clone + Send + Sync + 'static {
+    move |outputs: &mut Vec<Output>| {
         let dropped = sender.try_send_all(outputs.iter().filter_map(|output| match output {
             Output::Flow(flow) => Some(&flow.record),
             Output::Counters(_) => None,
         }));
-        for output in &outputs {
+        for output in outputs.iter() {
             if let Output::Counters(counters) = output {
                 metrics.collect.report_interface(counters);
             }
@@ -706,6 +706,7 @@ fn spawn_tcp_listener(
             .report_listener(&read().0, &exporters);
     };
     let sink = record_sink(sender, metrics);
+    let sink = move |mut outputs: Vec<Output>| sink(&mut outputs);
     let job = tokio::spawn(
         async move {
             let run = listener.run(sink, stopped(shutdown));
