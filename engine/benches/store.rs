@@ -60,11 +60,12 @@ fn flow(i: u64) -> FlowRecord {
     }
 }
 
-/// A flow alert with its flow embedded (the common, and biggest, kind of row).
+/// A flow alert with its flow embedded (the common, and biggest, kind of row). Its key is a
+/// 64-bit hash in hex like the engine's, so keys arrive in random order.
 fn alert(i: u64) -> Alert {
     let f = flow(i);
     Alert {
-        key: format!("{i:016x}"),
+        key: format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)),
         alert_type: ["tls_self_signed_certificate", "syn_scan", "numeric_ip_host"]
             [(i % 3) as usize]
             .into(),
@@ -211,6 +212,16 @@ fn main() {
     });
     timed("alerts summary (1 h buckets)", &|c| {
         query::alert_groups(c, &AlertFilter::default(), 3600 * S).map(|g| g.len() as u64)
+    });
+    timed("alerts summary of the newest tenth (1 h buckets)", &|c| {
+        let f = AlertFilter {
+            from: Some(T0 + rows * 9 / 10 * 1_000_000),
+            ..AlertFilter::default()
+        };
+        query::alert_groups(c, &f, 3600 * S).map(|g| g.len() as u64)
+    });
+    timed("alert by key", &|c| {
+        query::alert_by_key(c, &alert(rows / 2).key).map(|r| r.map_or(0, |_| 1))
     });
     timed("history of one host", &|c| {
         let f = HistoryFilter {

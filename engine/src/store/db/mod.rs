@@ -66,6 +66,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database was written by a newer engine.
+    #[error("cannot open the database {path}")]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// Which version it has.
+        #[source]
+        source: schema::SchemaError,
+    },
     /// A query failed.
     #[error("store query failed")]
     Sql(#[from] rusqlite::Error),
@@ -91,9 +100,9 @@ type Reply = oneshot::Sender<Result<u64, String>>;
 /// One unit of work for the writer.
 pub(crate) enum Op {
     /// Insert or update an alert row.
-    Alert(Box<StoredAlert>),
+    Alert(Box<schema::AlertRow>),
     /// Append an ended flow.
-    Flow(Box<FlowRecord>),
+    Flow(Box<schema::FlowRow>),
     /// Acknowledge rows; replies with the number of rows changed.
     Ack(Target, Reply),
     /// Delete rows; replies with the number of rows deleted.
@@ -120,21 +129,19 @@ impl std::fmt::Debug for StoreSink {
 }
 
 impl StoreSink {
-    /// Queues the current state of an alert row.
+    /// Queues the current state of an alert row (encoded for the database here, not cloned).
     pub fn alert(&self, row: &StoredAlert) {
-        if self.tx.try_send(Op::Alert(Box::new(row.clone()))).is_err() {
-            self.metrics.drop_one("alerts");
+        match self.tx.try_reserve() {
+            Ok(permit) => permit.send(Op::Alert(Box::new(schema::AlertRow::new(row)))),
+            Err(_) => self.metrics.drop_one("alerts"),
         }
     }
 
-    /// Queues an ended flow.
+    /// Queues an ended flow (encoded for the database here, not cloned).
     pub fn flow(&self, record: &FlowRecord) {
-        if self
-            .tx
-            .try_send(Op::Flow(Box::new(record.clone())))
-            .is_err()
-        {
-            self.metrics.drop_one("flows");
+        match self.tx.try_reserve() {
+            Ok(permit) => permit.send(Op::Flow(Box::new(schema::FlowRow::new(record)))),
+            Err(_) => self.metrics.drop_one("flows"),
         }
     }
 }
@@ -192,7 +199,13 @@ impl Db {
             source,
         };
         let conn = Connection::open(&path).map_err(open_err)?;
-        schema::create(&conn).map_err(open_err)?;
+        schema::create(&conn).map_err(|e| match e {
+            schema::SchemaError::Sql(source) => open_err(source),
+            newer @ schema::SchemaError::Newer { .. } => StoreError::Schema {
+                path: path.clone(),
+                source: newer,
+            },
+        })?;
         let next_alert_id = query::max_alert_id(&conn).map_err(open_err)? + 1;
         let mut recent_alerts = query::newest_alerts(&conn, recent).map_err(open_err)?;
         recent_alerts.reverse();

@@ -4,7 +4,7 @@ use netwarden_api::alert::{AlertState, Entity, Severity};
 use netwarden_api::flow::FlowRecord;
 use rusqlite::{Connection, OptionalExtension as _, params_from_iter};
 
-use super::schema::{ALERT_COLUMNS, alert_from_row, flow_from_blob, int, uint};
+use super::schema::{ALERT_COLUMNS, alert_from_row, flow_from_blob, int, key_id, uint};
 use super::sql::{self, Where};
 use crate::alerts::StoredAlert;
 use crate::alerts::store::filter::{AlertFilter, AlertSortKey};
@@ -72,11 +72,14 @@ pub fn alert_by_id(conn: &Connection, id: u64) -> rusqlite::Result<Option<Stored
     .optional()
 }
 
-/// The newest row of alert key `key`.
+/// The newest row of alert key `key` (found through the index of the key's hash, `key_id`).
 pub fn alert_by_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<StoredAlert>> {
     conn.query_row(
-        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?1 ORDER BY id DESC LIMIT 1"),
-        [key],
+        &format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE key_id = ?1 AND key = ?2 \
+             ORDER BY id DESC LIMIT 1"
+        ),
+        rusqlite::params![key_id(key), key],
         alert_from_row,
     )
     .optional()

@@ -5,16 +5,22 @@
 //! decodes to exactly the record that was stored. Enums are small integers in their `Ord` order,
 //! so `severity >= ?` is a range.
 
+use std::net::IpAddr;
+
 use netwarden_api::alert::{Alert, AlertState, AnomalyBand, Entity, Roles, Severity};
-use netwarden_api::flow::{FlowRecord, ip_to_bytes};
+use netwarden_api::flow::{FlowRecord, ip_from_bytes};
 use prost::Message as _;
-use rusqlite::{Connection, Row};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, Row, ToSql};
 
 use crate::alerts::StoredAlert;
 use crate::alerts::store::filter::alert_hosts;
 
-/// Schema version written in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version written in `PRAGMA user_version`. 2: alerts are found by key through an
+/// integer hash of the key (`key_id`, indexed) instead of an index on the key text, and IPv4
+/// addresses are stored as integers (IPv6 stays a 16-byte blob). A version-1 file is migrated
+/// when opened; a newer one is refused.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Connection settings of every connection (writer and readers).
 pub const PRAGMAS: &str = "
@@ -50,10 +56,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     client_ip BLOB,
     server_ip BLOB,
     flow BLOB,
-    anomaly TEXT
+    anomaly TEXT,
+    key_id INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_last_seen ON alerts(last_seen);
-CREATE INDEX IF NOT EXISTS alerts_key ON alerts(key);
+CREATE INDEX IF NOT EXISTS alerts_key_id ON alerts(key_id);
 CREATE INDEX IF NOT EXISTS alerts_client_ip ON alerts(client_ip) WHERE client_ip IS NOT NULL;
 CREATE INDEX IF NOT EXISTS alerts_server_ip ON alerts(server_ip) WHERE server_ip IS NOT NULL;
 CREATE TABLE IF NOT EXISTS flows (
@@ -77,18 +84,142 @@ CREATE INDEX IF NOT EXISTS flows_server_ip ON flows(server_ip, last_seen);
 CREATE TABLE IF NOT EXISTS meta_ids (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
+/// Why a database cannot be opened as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// Written by a newer engine: refused rather than misread.
+    #[error(
+        "the database has schema version {found}, newer than this engine's {SCHEMA_VERSION}: \
+         run the newer engine, or move the file away to start an empty store"
+    )]
+    Newer {
+        /// The file's version.
+        found: i64,
+    },
+    /// SQLite failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
 /// Creates the schema (and sets incremental auto-vacuum on a new file, so retention can give
-/// pages back to the file system).
-pub fn create(conn: &Connection) -> rusqlite::Result<()> {
+/// pages back to the file system), migrating a version-1 file; refuses a newer one.
+pub fn create(conn: &Connection) -> Result<(), SchemaError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(SchemaError::Newer { found: version });
+    }
     if version == 0 {
         // Must precede the first table of a new database.
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
     }
     conn.execute_batch(PRAGMAS)?;
+    if version == 1 {
+        migrate_1_to_2(conn)?;
+    }
     conn.execute_batch(DDL)?;
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     Ok(())
+}
+
+/// Version 1 → 2, in one transaction: the `key_id` column and its index replace the index on
+/// the key text, IPv4 addresses become integers.
+fn migrate_1_to_2(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "ALTER TABLE alerts ADD COLUMN key_id INTEGER NOT NULL DEFAULT 0;
+         DROP INDEX IF EXISTS alerts_key;",
+    )?;
+    {
+        let mut read = tx.prepare("SELECT id, key, client_ip, server_ip FROM alerts")?;
+        let mut write = tx.prepare(
+            "UPDATE alerts SET key_id = ?2, client_ip = ?3, server_ip = ?4 WHERE id = ?1",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let key: String = r.get(1)?;
+            let c: Option<Vec<u8>> = r.get(2)?;
+            let s: Option<Vec<u8>> = r.get(3)?;
+            write.execute(rusqlite::params![
+                id,
+                key_id(&key),
+                c.as_deref().map(IpColumn::from_bytes),
+                s.as_deref().map(IpColumn::from_bytes),
+            ])?;
+        }
+        let mut read =
+            tx.prepare("SELECT id, client_ip, server_ip FROM flows WHERE length(client_ip) = 4 OR length(server_ip) = 4")?;
+        let mut write =
+            tx.prepare("UPDATE flows SET client_ip = ?2, server_ip = ?3 WHERE id = ?1")?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let c: Vec<u8> = r.get(1)?;
+            let s: Vec<u8> = r.get(2)?;
+            write.execute(rusqlite::params![
+                id,
+                IpColumn::from_bytes(&c),
+                IpColumn::from_bytes(&s)
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// The integer a key is found by: FNV-1a 64 of its text, as SQLite's `i64` (a look-up also
+/// compares the text, so a collision costs a row read, never a wrong answer).
+pub fn key_id(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// An address as stored: IPv4 as its 32-bit integer (a cheaper index entry and comparison),
+/// IPv6 as its 16 bytes; anything else (a malformed record) as the bytes it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpColumn {
+    /// An IPv4 address.
+    V4(u32),
+    /// Any other bytes.
+    Bytes(Vec<u8>),
+}
+
+impl IpColumn {
+    /// The column of an address.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self::V4(u32::from(v4)),
+            IpAddr::V6(v6) => Self::Bytes(v6.octets().to_vec()),
+        }
+    }
+
+    /// The column of a record's address bytes.
+    pub fn from_bytes(b: &[u8]) -> Self {
+        match ip_from_bytes(b) {
+            Some(ip) => Self::of(ip),
+            None => Self::Bytes(b.to_vec()),
+        }
+    }
+
+    /// As a bound parameter.
+    pub fn value(self) -> Value {
+        match self {
+            Self::V4(v) => Value::Integer(i64::from(v)),
+            Self::Bytes(b) => Value::Blob(b),
+        }
+    }
+}
+
+impl ToSql for IpColumn {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Self::V4(v) => ToSqlOutput::Owned(Value::Integer(i64::from(*v))),
+            Self::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
 }
 
 /// `u64` → SQLite's `i64` (saturating: times are ns until 2262, counters clamp).
@@ -187,9 +318,9 @@ fn roles_of(code: i64) -> Roles {
 pub const UPSERT_ALERT: &str = "
 INSERT INTO alerts (id, key, type, entity, entity_value, severity, score, client_score,
     server_score, roles, point, first_seen, last_seen, count, state, acknowledged, message,
-    client_ip, server_ip, flow, anomaly)
+    client_ip, server_ip, flow, anomaly, key_id)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21)
+    ?20, ?21, ?22)
 ON CONFLICT(id) DO UPDATE SET
     severity = excluded.severity, score = excluded.score, client_score = excluded.client_score,
     server_score = excluded.server_score, roles = excluded.roles,
@@ -197,47 +328,122 @@ ON CONFLICT(id) DO UPDATE SET
     acknowledged = max(acknowledged, excluded.acknowledged), message = excluded.message,
     anomaly = excluded.anomaly";
 
+/// An alert row ready to bind, built on the producer's side: its text fields in one buffer, its
+/// flow already protobuf-encoded, so the queue holds neither a deep clone of the alert nor of
+/// its flow, and the writer thread only binds.
+#[derive(Debug)]
+pub struct AlertRow {
+    /// Row id.
+    pub id: u64,
+    /// Last seen, ns (retention's clock).
+    pub last_seen_ns: u64,
+    ints: [i64; 12],
+    acknowledged: bool,
+    /// key, type, entity value, point, message, one after the other…
+    text: String,
+    /// …ending at these offsets.
+    ends: [usize; 5],
+    client: Option<IpColumn>,
+    server: Option<IpColumn>,
+    flow: Option<Vec<u8>>,
+    anomaly: Option<String>,
+}
+
+impl AlertRow {
+    /// The row of `row`.
+    pub fn new(row: &StoredAlert) -> Self {
+        let a = &row.alert;
+        let (client, server) = alert_hosts(a);
+        let mut text = String::with_capacity(
+            a.key.len()
+                + a.alert_type.len()
+                + a.entity_value.len()
+                + a.observation_point.len()
+                + a.message.len(),
+        );
+        let mut ends = [0; 5];
+        for (i, s) in [
+            &a.key,
+            &a.alert_type,
+            &a.entity_value,
+            &a.observation_point,
+            &a.message,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            text.push_str(s);
+            ends[i] = text.len();
+        }
+        Self {
+            id: row.id,
+            last_seen_ns: a.last_seen_ns,
+            ints: [
+                int(row.id),
+                entity_code(a.entity),
+                severity_code(a.severity),
+                i64::from(a.score),
+                i64::from(a.client_score),
+                i64::from(a.server_score),
+                roles_code(a.roles),
+                int(a.first_seen_ns),
+                int(a.last_seen_ns),
+                int(a.count),
+                state_code(a.state),
+                key_id(&a.key),
+            ],
+            acknowledged: row.acknowledged,
+            text,
+            ends,
+            client: client.map(IpColumn::of),
+            server: server.map(IpColumn::of),
+            flow: a.flow.as_ref().map(|f| f.encode_to_vec()),
+            anomaly: a
+                .anomaly
+                .as_ref()
+                .and_then(|b| serde_json::to_string(b).ok()),
+        }
+    }
+
+    fn text(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..self.ends[i]).unwrap_or_default()
+    }
+
+    /// About how many bytes the row takes in the file.
+    pub fn size(&self) -> u64 {
+        ROW_OVERHEAD + (self.text.len() + self.flow.as_ref().map_or(0, Vec::len)) as u64
+    }
+}
+
 /// Binds and runs [`UPSERT_ALERT`] for `row`; about how many bytes the row takes.
-pub fn upsert_alert(
-    stmt: &mut rusqlite::Statement<'_>,
-    row: &StoredAlert,
-) -> rusqlite::Result<u64> {
-    let a = &row.alert;
-    let (client, server) = alert_hosts(a);
-    let flow = a
-        .flow
-        .as_ref()
-        .map(|f| prost::Message::encode_to_vec(f.as_ref()));
-    let anomaly = a
-        .anomaly
-        .as_ref()
-        .and_then(|b| serde_json::to_string(b).ok());
+pub fn upsert_alert(stmt: &mut rusqlite::Statement<'_>, row: &AlertRow) -> rusqlite::Result<u64> {
+    let n = &row.ints;
     stmt.execute(rusqlite::params![
-        int(row.id),
-        a.key,
-        a.alert_type,
-        entity_code(a.entity),
-        a.entity_value,
-        severity_code(a.severity),
-        a.score,
-        a.client_score,
-        a.server_score,
-        roles_code(a.roles),
-        a.observation_point,
-        int(a.first_seen_ns),
-        int(a.last_seen_ns),
-        int(a.count),
-        state_code(a.state),
+        n[0],
+        row.text(0),
+        row.text(1),
+        n[1],
+        row.text(2),
+        n[2],
+        n[3],
+        n[4],
+        n[5],
+        n[6],
+        row.text(3),
+        n[7],
+        n[8],
+        n[9],
+        n[10],
         row.acknowledged,
-        a.message,
-        client.map(ip_to_bytes),
-        server.map(ip_to_bytes),
-        flow,
-        anomaly,
+        row.text(4),
+        row.client,
+        row.server,
+        row.flow,
+        row.anomaly,
+        n[11],
     ])?;
-    Ok(ROW_OVERHEAD
-        + (a.key.len() + a.alert_type.len() + a.entity_value.len() + a.message.len()) as u64
-        + a.flow.as_ref().map_or(0, |f| f.encoded_len() as u64))
+    Ok(row.size())
 }
 
 /// Bytes a row costs beyond its variable fields (columns, index entries, page slack): an
@@ -287,30 +493,53 @@ INSERT INTO flows (first_seen, last_seen, client_ip, server_ip, client_port, ser
     vlan, point, bytes, packets, record)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
+/// An ended flow ready to bind, built on the producer's side (the record encoded once, no
+/// clone of it queued).
+#[derive(Debug)]
+pub struct FlowRow {
+    /// Last seen, ns (retention's clock).
+    pub last_seen_ns: u64,
+    ints: [i64; 8],
+    client: IpColumn,
+    server: IpColumn,
+    point: String,
+    record: Vec<u8>,
+}
+
+impl FlowRow {
+    /// The row of `r`.
+    pub fn new(r: &FlowRecord) -> Self {
+        Self {
+            last_seen_ns: r.last_seen_ns,
+            ints: [
+                int(r.first_seen_ns),
+                int(r.last_seen_ns),
+                i64::from(r.client_port),
+                i64::from(r.server_port),
+                i64::from(r.l4_proto),
+                i64::from(r.vlan),
+                int(r.total_bytes()),
+                int(r.total_packets()),
+            ],
+            client: IpColumn::from_bytes(&r.client_ip),
+            server: IpColumn::from_bytes(&r.server_ip),
+            point: r
+                .observation_point
+                .as_ref()
+                .map(crate::hosts::point_label)
+                .unwrap_or_default(),
+            record: r.encode_to_vec(),
+        }
+    }
+}
+
 /// Binds and runs [`INSERT_FLOW`] for `r`; about how many bytes the row takes.
-pub fn insert_flow(stmt: &mut rusqlite::Statement<'_>, r: &FlowRecord) -> rusqlite::Result<u64> {
-    let point = r
-        .observation_point
-        .as_ref()
-        .map(crate::hosts::point_label)
-        .unwrap_or_default();
-    let blob = r.encode_to_vec();
-    let size = (blob.len() + point.len() + 2 * r.client_ip.len()) as u64;
+pub fn insert_flow(stmt: &mut rusqlite::Statement<'_>, r: &FlowRow) -> rusqlite::Result<u64> {
+    let n = &r.ints;
     stmt.execute(rusqlite::params![
-        int(r.first_seen_ns),
-        int(r.last_seen_ns),
-        r.client_ip,
-        r.server_ip,
-        r.client_port,
-        r.server_port,
-        r.l4_proto,
-        r.vlan,
-        point,
-        int(r.total_bytes()),
-        int(r.total_packets()),
-        blob,
+        n[0], n[1], r.client, r.server, n[2], n[3], n[4], n[5], r.point, n[6], n[7], r.record,
     ])?;
-    Ok(ROW_OVERHEAD + size)
+    Ok(ROW_OVERHEAD + (r.record.len() + r.point.len() + 16) as u64)
 }
 
 /// A flow from its `record` column (`None` when the blob does not decode).

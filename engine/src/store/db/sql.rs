@@ -1,11 +1,10 @@
 //! Filters as SQL: a `WHERE` clause with `?` placeholders and its values, never text from a
 //! request spliced into SQL. Same meaning as the in-memory `matches` of each filter.
 
-use netwarden_api::flow::ip_to_bytes;
 use rusqlite::types::Value;
 
 use crate::alerts::store::filter::{AlertFilter, AlertSortKey, HostRole};
-use crate::store::db::schema::{entity_code, int, severity_code, state_code};
+use crate::store::db::schema::{IpColumn, entity_code, int, severity_code, state_code};
 use crate::store::history::{HistoryFilter, HistorySortKey};
 
 /// A `WHERE` clause (empty = every row) and its parameters.
@@ -90,7 +89,7 @@ pub fn alert_where(f: &AlertFilter) -> Where {
         b.point(p);
     }
     if let Some(h) = f.host {
-        let ip = || Value::Blob(ip_to_bytes(h));
+        let ip = || IpColumn::of(h).value();
         let sql = match f.role {
             HostRole::Any => "(client_ip = ? OR server_ip = ?)",
             HostRole::Attacker => {
@@ -121,7 +120,7 @@ pub fn alert_order(key: AlertSortKey, descending: bool) -> String {
 pub fn history_where(f: &HistoryFilter) -> Where {
     let mut b = Builder::new();
     if let Some(h) = f.host {
-        let ip = || Value::Blob(ip_to_bytes(h));
+        let ip = || IpColumn::of(h).value();
         b.term("(client_ip = ? OR server_ip = ?)", [ip(), ip()]);
     }
     if let Some(p) = f.port {

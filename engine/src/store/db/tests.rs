@@ -272,6 +272,97 @@ async fn a_reopened_store_has_the_same_rows_and_never_reuses_ids() {
     opened.db.close().await;
 }
 
+/// Turns a current database back into the version-1 layout: the index on the key text, no
+/// `key_id`, every address a blob (`unhex` of the integer's 8 hex digits).
+fn downgrade_to_v1(path: &std::path::Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
+        "DROP INDEX alerts_key_id;
+         ALTER TABLE alerts DROP COLUMN key_id;
+         CREATE INDEX alerts_key ON alerts(key);
+         UPDATE alerts SET client_ip = unhex(printf('%08x', client_ip))
+             WHERE typeof(client_ip) = 'integer';
+         UPDATE alerts SET server_ip = unhex(printf('%08x', server_ip))
+             WHERE typeof(server_ip) = 'integer';
+         UPDATE flows SET client_ip = unhex(printf('%08x', client_ip))
+             WHERE typeof(client_ip) = 'integer';
+         UPDATE flows SET server_ip = unhex(printf('%08x', server_ip))
+             WHERE typeof(server_ip) = 'integer';
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    let blobs: i64 = c
+        .query_row(
+            "SELECT count(*) FROM alerts WHERE typeof(client_ip) = 'blob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(blobs > 0, "the version-1 file has blob addresses");
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_and_answers_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mem, db) = filled(dir.path(), 200).await;
+    for i in 0..20u64 {
+        db.sink().flow(&flow(i, "10.0.0.1", "2001:db8::1", "n1/eth0", T0 + i * S));
+    }
+    db.close().await;
+    drop(db);
+    let path = config(dir.path()).db_path();
+    downgrade_to_v1(&path);
+
+    let opened = Db::open(&config(dir.path()), 1000, Arc::new(StoreMetrics::new())).unwrap();
+    let db = opened.db;
+    let version: i64 = db
+        .read_now(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+    for f in filters() {
+        assert_eq!(sql_ids(&db, &f).1, memory_ids(&mem, &f), "{f:?}");
+    }
+    // Found by key through the new index, the newest row of the key.
+    let row = mem.iter().nth(17).unwrap().clone();
+    let found = db
+        .read_now(move |c| query::alert_by_key(c, &row.alert.key))
+        .unwrap();
+    assert_eq!(found.as_ref(), mem.iter().nth(17));
+    assert!(
+        db.read_now(|c| query::alert_by_key(c, "k-none"))
+            .unwrap()
+            .is_none()
+    );
+    let host = HistoryFilter {
+        host: Some("10.0.0.1".parse().unwrap()),
+        ..HistoryFilter::default()
+    };
+    let (n, _) = db
+        .read_now(move |c| query::history_page(c, &host, HistorySortKey::LastSeen, true, 0, 5))
+        .unwrap();
+    assert_eq!(n, 20);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_engine_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, db) = filled(dir.path(), 3).await;
+    db.close().await;
+    drop(db);
+    let c = rusqlite::Connection::open(config(dir.path()).db_path()).unwrap();
+    c.execute_batch("PRAGMA user_version = 99;").unwrap();
+    drop(c);
+    let Err(err) = Db::open(&config(dir.path()), 10, Arc::new(StoreMetrics::new())) else {
+        panic!("a newer database was opened");
+    };
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(
+        text.contains("schema version 99, newer than this engine's 2"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn retention_bounds_rows_age_and_bytes_under_a_long_run() {
     let dir = tempfile::tempdir().unwrap();

@@ -156,7 +156,7 @@ impl Writer {
                             }
                             alerts += 1;
                             self.b.max_alert_id = self.b.max_alert_id.max(row.id);
-                            let t = row.alert.last_seen_ns;
+                            let t = row.last_seen_ns;
                             if t > self.b.newest_ns {
                                 self.b.see_time(t);
                             }
