@@ -6,6 +6,7 @@
 //! * [`names`]: NATS subjects, streams and key-value buckets, and the shard rule.
 //! * [`crd`]: the CRD kinds (`netwarden.io/v1alpha1`), their validation and the `nw-config`/`nw-status` entry shapes.
 //! * [`directory`]: the `nw-directory` entries (IP → namespace, pod, workload, node, services) and their keys.
+//! * [`stats`]: per-observation-point collection statistics (`nw.stats.<sensor>`, JSON, bounded).
 //! * [`bus`]: publish/subscribe over NATS or in-process — the one place that knows how records travel.
 //!
 //! This crate does no I/O other than the bus.
@@ -19,5 +20,6 @@ pub mod flow;
 pub mod names;
 pub mod risk;
 mod serde_support;
+pub mod stats;
 
 pub use error::{Error, Result};

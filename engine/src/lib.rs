@@ -196,6 +196,9 @@ pub async fn launch_secured(
         source,
     })?;
     let ingest = ingest::start(engine.clone(), Arc::clone(&bus), shutdown.clone()).await;
+    // Sensors' per-observation-point loss and templates (nw.stats.<sensor>).
+    let _point_stats =
+        hosts::follow_point_stats(engine.clone(), Arc::clone(&bus), shutdown.clone()).await;
     let api_state = api::ApiState {
         engine: engine.clone(),
         bus,

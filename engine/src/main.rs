@@ -149,7 +149,7 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface", "netflow", "data"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["pcap", "interface", "netflow", "ipfix_tcp", "data"]))]
 struct StandaloneArgs {
     /// Pcap files to replay, in order.
     #[arg(long, num_args = 1..)]
@@ -160,6 +160,9 @@ struct StandaloneArgs {
     /// UDP addresses to collect NetFlow v5/v9, IPFIX and sFlow v5 on (until Ctrl-C).
     #[arg(long, num_args = 1.., alias = "sflow")]
     netflow: Vec<SocketAddr>,
+    /// TCP addresses to collect IPFIX over TCP on (RFC 7011 section 10.4, until Ctrl-C).
+    #[arg(long, num_args = 1..)]
+    ipfix_tcp: Vec<SocketAddr>,
     /// Directory of YAML configuration: `AlertExclusion` documents (the CRD spec shape) and
     /// one `kind: Analysis` document (checks, local networks, blocklists, DES); see docs/checks.md.
     #[arg(long)]
@@ -336,6 +339,7 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         interfaces: args.interface,
         config: args.config,
         netflow: args.netflow,
+        ipfix_tcp: args.ipfix_tcp,
         listen: args.listen,
         exit: args.exit,
         report: args.report,

@@ -16,6 +16,7 @@ pub mod export;
 pub mod flow;
 pub mod metrics;
 pub mod pipeline;
+pub mod point_stats;
 pub mod policy;
 
 pub use error::{Error, Result};

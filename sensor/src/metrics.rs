@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::collect::{ExporterStats, GlobalCounters, InterfaceCounters, ListenerStats};
+use crate::collect::{ExporterStats, GlobalCounters, InterfaceCounters, ListenerStats, TcpStats};
 
 /// Prefix of every sensor metric name.
 pub const PREFIX: &str = "netwarden_sensor";
@@ -110,7 +110,71 @@ pub struct CollectMetrics {
     pub sflow_if: Vec<Family<SflowIfLabel, Gauge>>,
     /// sFlow counter samples of interfaces beyond [`MAX_SFLOW_INTERFACE_LABELS`].
     pub sflow_if_unlabelled: Counter,
+    /// IPFIX-over-TCP listeners' connection counters.
+    pub tcp: TcpMetrics,
     state: Arc<Mutex<ReportState>>,
+}
+
+/// IPFIX-over-TCP connection counters by listener: `collect_tcp_<counter>_total` for
+/// accepted, refused, closed, bad_frames, partial_at_close, idle_closed, read_errors and
+/// messages, and the gauge `collect_tcp_connections` (open now).
+#[derive(Debug, Clone, Default)]
+pub struct TcpMetrics {
+    /// One family per [`TcpStats`] counter.
+    pub counters: [Family<ListenerLabel, Counter>; 8],
+    /// Connections open now.
+    pub connections: Family<ListenerLabel, Gauge>,
+    last: Arc<Mutex<HashMap<std::net::SocketAddr, TcpStats>>>,
+}
+
+/// Names and help of [`TcpMetrics::counters`].
+const TCP_COUNTERS: [(&str, &str); 8] = [
+    ("accepted", "IPFIX/TCP connections accepted, by listener"),
+    (
+        "refused",
+        "IPFIX/TCP connections closed at once because max_connections were open, by listener",
+    ),
+    ("closed", "IPFIX/TCP connections that ended, by listener"),
+    (
+        "bad_frames",
+        "IPFIX/TCP connections closed on a bad frame (version not 10 or length < 16), by listener",
+    ),
+    (
+        "partial_at_close",
+        "IPFIX/TCP connections that ended in the middle of a message, by listener",
+    ),
+    (
+        "idle_closed",
+        "IPFIX/TCP connections closed by the idle timeout, by listener",
+    ),
+    ("read_errors", "IPFIX/TCP read errors, by listener"),
+    ("messages", "IPFIX/TCP messages framed, by listener"),
+];
+
+const fn tcp_values(t: &TcpStats) -> [u64; 8] {
+    [
+        t.accepted,
+        t.refused,
+        t.closed,
+        t.bad_frames,
+        t.partial_at_close,
+        t.idle_closed,
+        t.read_errors,
+        t.messages,
+    ]
+}
+
+impl TcpMetrics {
+    fn register(&self, r: &mut Registry) {
+        for ((name, help), family) in TCP_COUNTERS.iter().zip(&self.counters) {
+            r.register(format!("collect_tcp_{name}"), *help, family.clone());
+        }
+        r.register(
+            "collect_tcp_connections",
+            "IPFIX/TCP connections open now, by listener",
+            self.connections.clone(),
+        );
+    }
 }
 
 /// What was already added to the metrics.
@@ -153,6 +217,7 @@ impl Default for CollectMetrics {
             templates: Family::default(),
             sflow_if: SFLOW_IF_GAUGES.iter().map(|_| Family::default()).collect(),
             sflow_if_unlabelled: Counter::default(),
+            tcp: TcpMetrics::default(),
             state: Arc::default(),
         }
     }
@@ -216,6 +281,26 @@ impl CollectMetrics {
             "sFlow counter samples of interfaces beyond the label limit (not exposed)",
             self.sflow_if_unlabelled.clone(),
         );
+        self.tcp.register(r);
+    }
+
+    /// Adds what an IPFIX-over-TCP listener at `listener` counted since the last call.
+    pub fn report_tcp(&self, listener: std::net::SocketAddr, now: &TcpStats) {
+        let label = [("listener", listener.to_string())];
+        let mut last = self.tcp.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let was = last.get(&listener).copied().unwrap_or_default();
+        for ((n, before), family) in tcp_values(now)
+            .into_iter()
+            .zip(tcp_values(&was))
+            .zip(&self.tcp.counters)
+        {
+            family.get_or_create(&label).inc_by(delta(n, before));
+        }
+        self.tcp
+            .connections
+            .get_or_create(&label)
+            .set(i64::try_from(now.active).unwrap_or(i64::MAX));
+        last.insert(listener, *now);
     }
 
     /// Adds what one listener counted since the last call: `stats` from

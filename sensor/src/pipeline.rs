@@ -465,6 +465,8 @@ pub async fn run(
         bpf_filter: config.bpf_filter.clone(),
         ..LiveOptions::default()
     };
+    // Per-observation-point loss and templates of every collector, published as nw.stats.<sensor>.
+    let point_board = crate::collect::PointBoard::default();
     for input in &inputs {
         match input {
             Input::Pcap(path) => files.push(CaptureFile::open(path, config.bpf_filter.as_deref())?),
@@ -476,6 +478,7 @@ pub async fn run(
                         sensor: config.sensor_name.clone(),
                         // Disjoint flow ids per listener: one exporter may reach several.
                         flow_id_base: ((listeners.len() + tcp_listeners.len()) as u64) << 48,
+                        points: Some(point_board.clone()),
                         ..config.listener.collector.clone()
                     },
                     ..config.listener.clone()
@@ -495,6 +498,7 @@ pub async fn run(
                 };
                 tcp.collector.sensor.clone_from(&config.sensor_name);
                 tcp.collector.flow_id_base = ((listeners.len() + tcp_listeners.len()) as u64) << 48;
+                tcp.collector.points = Some(point_board.clone());
                 tcp_listeners.push(TcpCollector::bind(tcp).await.map_err(|source| {
                     Error::BindListener {
                         address: *address,
@@ -521,6 +525,12 @@ pub async fn run(
         "sensor pipeline starting"
     );
     let (sender, receiver) = export::queue(&export_config, metrics.clone());
+    let point_stats = crate::point_stats::start(
+        !listeners.is_empty() || !tcp_listeners.is_empty(),
+        &point_board,
+        &config.sensor_name,
+        Arc::clone(&bus),
+    );
     let publisher = tokio::spawn(export::publish(receiver, bus, export_config));
     let config = Arc::new(config);
     let mut jobs = Vec::new();
@@ -602,6 +612,7 @@ pub async fn run(
             }
         }
     }
+    point_stats.finish().await;
     let counters = publisher.await.map_err(|e| Error::CaptureThread {
         input: "publisher".into(),
         reason: e.to_string(),
@@ -701,9 +712,9 @@ fn spawn_tcp_listener(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        report_metrics
-            .collect
-            .report_listener(&read().0, &exporters);
+        let (stats, tcp) = read();
+        report_metrics.collect.report_listener(&stats, &exporters);
+        report_metrics.collect.report_tcp(address, &tcp);
     };
     let sink = record_sink(sender, metrics);
     let sink = move |mut outputs: Vec<Output>| sink(&mut outputs);

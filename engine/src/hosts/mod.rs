@@ -14,7 +14,7 @@ pub use deltas::{Advance, Counters, DeltaTracker, Observation, Snapshot};
 pub use host::{
     Host, HostUpdate, MAX_HOST_PEERS, MAX_HOST_POINTS, MAX_HOST_PROTOCOLS, PeerCount, ProtocolCount,
 };
-pub use points::{PointKey, PointTable, PointTotals, point_label};
+pub use points::{PointKey, PointTable, PointTotals, follow_point_stats, point_label};
 pub use table::{DEFAULT_MAX_HOSTS, HostTable};
 
 use std::net::IpAddr;

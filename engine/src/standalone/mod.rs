@@ -37,6 +37,8 @@ pub struct StandaloneOptions {
     pub config: Option<PathBuf>,
     /// UDP addresses to collect NetFlow v5/v9, IPFIX and sFlow v5 on.
     pub netflow: Vec<SocketAddr>,
+    /// TCP addresses to collect IPFIX over TCP on (RFC 7011 section 10.4).
+    pub ipfix_tcp: Vec<SocketAddr>,
     /// API address.
     pub listen: SocketAddr,
     /// Exit after the report instead of serving until Ctrl-C.
@@ -141,7 +143,9 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         eprintln!("API on http://{}", launched.addr);
     }
 
-    let live = !options.interfaces.is_empty() || !options.netflow.is_empty();
+    let live = !options.interfaces.is_empty()
+        || !options.netflow.is_empty()
+        || !options.ipfix_tcp.is_empty();
     let inputs: Vec<Input> = options
         .pcaps
         .iter()
@@ -149,6 +153,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         .map(Input::Pcap)
         .chain(options.interfaces.iter().cloned().map(Input::Interface))
         .chain(options.netflow.iter().copied().map(Input::Netflow))
+        .chain(options.ipfix_tcp.iter().copied().map(Input::IpfixTcp))
         .collect();
     let config = SensorConfig {
         sensor_name: pipeline::default_sensor_name(),

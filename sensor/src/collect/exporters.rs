@@ -24,6 +24,9 @@ pub struct DomainState {
     pub samplers: HashMap<u64, u32>,
     /// systemInitTimeMilliseconds from options data (IPFIX relative times).
     pub sys_init_ms: Option<u64>,
+    /// The exporter name of this domain's observation point when it is not the UDP source
+    /// (sFlow: the agent address in the datagram).
+    pub point_exporter: Option<Arc<str>>,
 }
 
 /// Most samplers remembered per domain.
@@ -44,6 +47,9 @@ pub struct Exporter {
     pub pending: PendingSets,
     /// Per domain state.
     pub domains: HashMap<u32, DomainState>,
+    /// Templates per domain as last added to the [`super::PointBoard`] (so what this
+    /// collector added can be taken back when the exporter or the collector goes).
+    pub reported_templates: HashMap<u32, u64>,
 }
 
 impl Exporter {
@@ -55,6 +61,31 @@ impl Exporter {
             templates: TemplateCache::default(),
             pending: PendingSets::default(),
             domains: HashMap::new(),
+            reported_templates: HashMap::new(),
+        }
+    }
+
+    /// Brings the board's template gauges of this exporter to its cache's counts.
+    pub(crate) fn sync_templates(&mut self, board: &super::PointBoard) {
+        let now = self.templates.per_domain();
+        for (domain, was) in &mut self.reported_templates {
+            let is = now.get(domain).copied().unwrap_or(0);
+            board.add_templates(&self.text, *domain, is.cast_signed() - was.cast_signed());
+            *was = is;
+        }
+        for (domain, is) in now {
+            self.reported_templates.entry(domain).or_insert_with(|| {
+                board.add_templates(&self.text, domain, is.cast_signed());
+                is
+            });
+        }
+        self.reported_templates.retain(|_, n| *n > 0);
+    }
+
+    /// Takes back from the board every template gauge this exporter added (it is forgotten).
+    pub(crate) fn unreport_templates(&mut self, board: &super::PointBoard) {
+        for (domain, was) in self.reported_templates.drain() {
+            board.add_templates(&self.text, domain, -was.cast_signed());
         }
     }
 
@@ -92,6 +123,11 @@ impl ExporterTable {
     /// Every exporter.
     pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Exporter)> {
         self.map.iter()
+    }
+
+    /// Every exporter, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&IpAddr, &mut Exporter)> {
+        self.map.iter_mut()
     }
 
     /// The exporter at `addr`, created if needed. When the table is full the least recently

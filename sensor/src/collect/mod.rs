@@ -35,7 +35,10 @@ pub use error::{CollectError, ErrorKind};
 pub use exporters::{DomainState, Exporter};
 pub use fields::{is_server_port, source_is_server};
 pub use listener::{Listener, ListenerConfig, ListenerStats};
-pub use stats::{CollectorStats, ExporterStats, GlobalCounters, SeqOutcome, Sequence};
+pub use stats::{
+    CollectorStats, ExporterStats, GlobalCounters, MAX_BOARD_POINTS, PointBoard, SeqOutcome,
+    Sequence,
+};
 pub use tcp::{TcpCollector, TcpListenerConfig, TcpStats};
 
 use error::At;
@@ -202,6 +205,10 @@ pub struct CollectorConfig {
     /// collectors of one sensor that may hear the same exporter (several listeners) need
     /// disjoint id spaces, which the pipeline gives them (listener `i` starts at `i << 48`).
     pub flow_id_base: u64,
+    /// Where per-observation-point sequence and template statistics go (shared by the
+    /// collectors of one sensor, published as `nw.stats.<sensor>`); none: not kept.
+    #[serde(skip)]
+    pub points: Option<PointBoard>,
 }
 
 impl Default for CollectorConfig {
@@ -217,6 +224,7 @@ impl Default for CollectorConfig {
             pending_max_bytes: 256 * 1024,
             pending_max_age_ms: 5_000,
             flow_id_base: 0,
+            points: None,
         }
     }
 }
@@ -288,9 +296,12 @@ impl Collector {
         let (exp, evicted) = self
             .exporters
             .touch(exporter, now_ns, self.config.max_exporters);
-        if let Some(evicted) = evicted {
+        if let Some(mut evicted) = evicted {
             self.global.exporters_evicted += 1;
             self.templates_total = self.templates_total.saturating_sub(evicted.templates.len());
+            if let Some(board) = &self.config.points {
+                evicted.unreport_templates(board);
+            }
         }
         let before = exp.stats;
         exp.stats.datagrams += 1;
@@ -306,6 +317,7 @@ impl Collector {
                 protocol,
                 domain: 0,
             },
+            seen: None,
         };
         cx.expire_pending();
         let result = match protocol {
@@ -320,6 +332,9 @@ impl Collector {
             self.global.count_error(e.kind);
         }
         let after = cx.exp.stats;
+        if let Some(board) = &self.config.points {
+            report_point(board, cx.exp, cx.seen, &before, &after);
+        }
         self.totals.add_delta(&after, &before);
         result.map(|()| protocol)
     }
@@ -350,6 +365,60 @@ impl Collector {
     }
 }
 
+impl Drop for Collector {
+    /// Takes back the template gauges this collector added to its board (a TCP connection's
+    /// collector goes when the connection closes, with its templates).
+    fn drop(&mut self) {
+        if let Some(board) = &self.config.points {
+            for (_, exp) in self.exporters.iter_mut() {
+                exp.unreport_templates(board);
+            }
+        }
+    }
+}
+
+/// Adds one datagram's sequence outcome to its point on `board`, and the exporter's template
+/// counts when they changed.
+fn report_point(
+    board: &PointBoard,
+    exp: &mut Exporter,
+    seen: Option<Seen>,
+    before: &ExporterStats,
+    after: &ExporterStats,
+) {
+    if let Some(seen) = seen {
+        let name = exp
+            .domains
+            .get(&seen.domain)
+            .and_then(|d| d.point_exporter.clone())
+            .unwrap_or_else(|| Arc::clone(&exp.text));
+        board.update(&name, seen.domain, |p| {
+            p.datagrams += 1;
+            match seen.outcome {
+                SeqOutcome::InOrder => {}
+                SeqOutcome::Gap(n) if seen.in_records => p.lost_records += u64::from(n),
+                SeqOutcome::Gap(n) => p.lost_datagrams += u64::from(n),
+                SeqOutcome::Late => p.sequence_late += 1,
+                SeqOutcome::Reset => p.sequence_resets += 1,
+            }
+        });
+    }
+    let changes = |s: &ExporterStats| {
+        s.templates_learned + s.templates_withdrawn + s.templates_expired + s.templates_evicted
+    };
+    if changes(after) != changes(before) {
+        exp.sync_templates(board);
+    }
+}
+
+/// The sequence number a datagram carried, as judged.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen {
+    domain: u32,
+    outcome: SeqOutcome,
+    in_records: bool,
+}
+
 /// What a protocol decoder works with for one datagram.
 pub(crate) struct Cx<'a> {
     exp: &'a mut Exporter,
@@ -358,6 +427,8 @@ pub(crate) struct Cx<'a> {
     next_flow_id: &'a mut u64,
     templates_total: &'a mut usize,
     at: At,
+    /// The datagram's sequence number, once judged.
+    seen: Option<Seen>,
 }
 
 impl Cx<'_> {
@@ -389,6 +460,11 @@ impl Cx<'_> {
     /// Counts what a sequence number says.
     fn sequence(&mut self, domain: u32, seq: u32, advance: u32, in_records: bool) {
         let outcome = self.domain(domain).seq.observe(seq, advance);
+        self.seen = Some(Seen {
+            domain,
+            outcome,
+            in_records,
+        });
         let stats = &mut self.exp.stats;
         match outcome {
             SeqOutcome::InOrder => {}

@@ -3,6 +3,10 @@
 //! Counters only grow. The collector keeps a running total over every exporter it ever saw
 //! (evicted ones included), so a scrape never goes backwards.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hashbrown::HashMap;
+use netwarden_api::stats::PointStats;
 use serde::Serialize;
 
 use super::error::ErrorKind;
@@ -131,6 +135,102 @@ pub struct CollectorStats {
     pub exporters: u64,
     /// Templates currently cached, all exporters together.
     pub templates: u64,
+}
+
+/// Most observation points a [`PointBoard`] tracks; later ones are only counted
+/// ([`PointBoard::untracked`]).
+pub const MAX_BOARD_POINTS: usize = 4096;
+
+/// Per observation point (exporter address as in the flow records, observation domain)
+/// sequence and template statistics, shared by every collector of a sensor (UDP listeners and
+/// TCP connections add to the same entries), read by whoever publishes them
+/// (`nw.stats.<sensor>`). Bounded by [`MAX_BOARD_POINTS`]. Updated at most once per datagram
+/// (one uncontended lock), so a collector without a board pays nothing.
+#[derive(Clone, Default)]
+pub struct PointBoard(Arc<Mutex<BoardInner>>);
+
+#[derive(Default)]
+struct BoardInner {
+    points: HashMap<(Arc<str>, u32), PointStats>,
+    version: u64,
+    untracked: u64,
+}
+
+impl std::fmt::Debug for PointBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PointBoard")
+    }
+}
+
+/// Boards are equal when they are the same board (so configurations holding one compare).
+impl PartialEq for PointBoard {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PointBoard {}
+
+impl PointBoard {
+    fn with(&self, f: impl FnOnce(&mut BoardInner)) {
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut inner);
+        inner.version = inner.version.wrapping_add(1);
+    }
+
+    /// Applies `f` to the point `(exporter, domain)`, created if there is room.
+    pub(crate) fn update(&self, exporter: &Arc<str>, domain: u32, f: impl FnOnce(&mut PointStats)) {
+        self.with(|b| {
+            let key = (Arc::clone(exporter), domain);
+            if let Some(p) = b.points.get_mut(&key) {
+                f(p);
+            } else if b.points.len() < MAX_BOARD_POINTS {
+                let mut p = PointStats {
+                    exporter: exporter.to_string(),
+                    domain_id: domain,
+                    ..PointStats::default()
+                };
+                f(&mut p);
+                b.points.insert(key, p);
+            } else {
+                b.untracked += 1;
+            }
+        });
+    }
+
+    /// Adds `delta` to the template gauge of `(exporter, domain)`.
+    pub(crate) fn add_templates(&self, exporter: &Arc<str>, domain: u32, delta: i64) {
+        if delta != 0 {
+            self.update(exporter, domain, |p| {
+                p.templates = p.templates.saturating_add_signed(delta);
+            });
+        }
+    }
+
+    /// Every point, sorted by (exporter, domain).
+    pub fn snapshot(&self) -> Vec<PointStats> {
+        let inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<PointStats> = inner.points.values().cloned().collect();
+        drop(inner);
+        all.sort_by(|a, b| (&a.exporter, a.domain_id).cmp(&(&b.exporter, b.domain_id)));
+        all
+    }
+
+    /// A number that changes whenever the board does.
+    pub fn version(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .version
+    }
+
+    /// Datagrams of points beyond [`MAX_BOARD_POINTS`].
+    pub fn untracked(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .untracked
+    }
 }
 
 /// What one sequence number said.

@@ -142,6 +142,15 @@ impl TemplateCache {
         self.map.is_empty()
     }
 
+    /// How many templates each domain has cached.
+    pub fn per_domain(&self) -> HashMap<u32, u64> {
+        let mut counts = HashMap::new();
+        for (domain, _) in self.map.keys() {
+            *counts.entry(*domain).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Whether `(domain, id)` is cached (expired or not).
     pub fn contains(&self, domain: u32, id: u16) -> bool {
         self.map.contains_key(&(domain, id))

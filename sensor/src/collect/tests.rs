@@ -504,3 +504,86 @@ proptest! {
         let _ = run(&mut c, &d, 1);
     }
 }
+
+#[test]
+fn point_board_collects_loss_and_templates_per_point_across_collectors() {
+    let board = PointBoard::default();
+    let cfg = CollectorConfig {
+        points: Some(board.clone()),
+        ..CollectorConfig::default()
+    };
+    let mut a = Collector::new(cfg.clone());
+    let mut b = Collector::new(cfg);
+    let t = (0, v9_template(256, V4_FIELDS));
+    let t2 = (0, v9_template(257, V4_FIELDS));
+    let rec = v4_record([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 1, 1);
+    // v9 counts datagrams: 1, 2, 5 on source id 7 = 2 lost; then 4 is late.
+    let _ = run(&mut a, &v9(1, 7, &[t.clone(), (256, rec.clone())]), SEC);
+    let _ = run(&mut a, &v9(2, 7, &[t2]), SEC);
+    let _ = run(&mut a, &v9(5, 7, &[(256, rec.clone())]), SEC);
+    let _ = run(&mut a, &v9(4, 7, &[(256, rec.clone())]), SEC);
+    // A second collector (another listener) hears the same exporter and domain.
+    let _ = run(&mut b, &v9(10, 7, &[t]), SEC);
+    let _ = run(&mut b, &v9(12, 7, &[(256, rec.clone())]), SEC);
+    // IPFIX domain 3 counts records: 2 records then sequence 5 = 3 lost.
+    let it = (2, v9_template(256, V4_FIELDS));
+    let _ = run(
+        &mut a,
+        &ipfix(0, 3, &[it, (256, [rec.clone(), rec.clone()].concat())]),
+        SEC,
+    );
+    let _ = run(&mut a, &ipfix(5, 3, &[(256, rec)]), SEC);
+    // sFlow: the point is the agent address, not the UDP source.
+    let sflow = |seq: u32| {
+        let mut d = Vec::new();
+        for w in [5u32, 1, u32::from_be_bytes([192, 0, 2, 7]), 2, seq, 0, 0] {
+            be32(&mut d, w);
+        }
+        d
+    };
+    for seq in [1, 2, 3, 7] {
+        let _ = run(&mut a, &sflow(seq), SEC);
+    }
+    let points = board.snapshot();
+    let find = |exp: &str, domain: u32| {
+        points
+            .iter()
+            .find(|p| p.exporter == exp && p.domain_id == domain)
+            .cloned()
+            .unwrap_or_else(|| panic!("no point {exp}/{domain} in {points:?}"))
+    };
+    let v9p = find(&EXP.to_string(), 7);
+    assert_eq!(
+        (
+            v9p.datagrams,
+            v9p.lost_datagrams,
+            v9p.lost_records,
+            v9p.sequence_late
+        ),
+        (6, 3, 0, 1),
+        "{v9p:?}"
+    );
+    // Collector a holds templates 256 and 257, b holds 256: a gauge over both.
+    assert_eq!(v9p.templates, 3);
+    let ip = find(&EXP.to_string(), 3);
+    assert_eq!((ip.datagrams, ip.lost_records, ip.templates), (2, 3, 1));
+    let sf = find("192.0.2.7", 2);
+    assert_eq!((sf.datagrams, sf.lost_datagrams), (4, 3));
+    assert_eq!(points.len(), 3, "{points:?}");
+    let v = board.version();
+    // A collector that goes (a closed TCP connection) takes its templates back.
+    drop(b);
+    assert_ne!(board.version(), v);
+    assert_eq!(find_templates(&board, 7), 2);
+    drop(a);
+    assert_eq!(find_templates(&board, 7), 0);
+    assert_eq!(board.untracked(), 0);
+}
+
+fn find_templates(board: &PointBoard, domain: u32) -> u64 {
+    board
+        .snapshot()
+        .iter()
+        .find(|p| p.domain_id == domain)
+        .map_or(u64::MAX, |p| p.templates)
+}

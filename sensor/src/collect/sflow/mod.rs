@@ -62,6 +62,13 @@ pub(crate) fn decode(cx: &mut Cx<'_>, d: &[u8], sink: &mut dyn FnMut(Output)) ->
         Some(a) => a.to_string().into(),
         None => std::sync::Arc::clone(&cx.exp.text),
     };
+    if cx.config.points.is_some() {
+        // The point is named by the agent address: loss is reported under that name.
+        let state = cx.domain(sub_agent);
+        if state.point_exporter.as_deref() != Some(&*exporter) {
+            state.point_exporter = Some(std::sync::Arc::clone(&exporter));
+        }
+    }
     let config = cx.config;
     let origin = Origin {
         source: FlowSource::Sflow,
