@@ -69,6 +69,8 @@ pub struct Engine {
     pub directory: directory::SharedDirectory,
     /// The notifier, once the mode started one (`GET /api/v2/config/endpoints`).
     pub notifier: Arc<std::sync::OnceLock<notify::Notifier>>,
+    /// The cluster view, once the shard runtime started (the API forwards and gathers with it).
+    pub cluster: Arc<std::sync::OnceLock<Arc<api::cluster::Cluster>>>,
 }
 
 impl Engine {
@@ -92,6 +94,7 @@ impl Engine {
             status: Arc::new(IngestStatus::default()),
             directory,
             notifier: Arc::default(),
+            cluster: Arc::default(),
         }
     }
 

@@ -177,8 +177,15 @@ fn truth(records: &[FlowRecord]) -> Rows {
         .collect()
 }
 
+/// GET `url` from that replica alone: with the hop header, a replica answers from its own
+/// shards (no forwarding, no gathering; tests/shard_api.rs covers the cluster-wide API).
 async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let resp = http.get(url).send().await.ok()?;
+    let resp = http
+        .get(url)
+        .header(netwarden_engine::api::cluster::HOP_HEADER, "shard-test")
+        .send()
+        .await
+        .ok()?;
     if !resp.status().is_success() {
         return None;
     }

@@ -183,7 +183,7 @@ fn sort_value(key: HostSort, h: &Host) -> u64 {
 }
 
 /// `GET /api/v2/hosts`.
-#[utoipa::path(get, path = "/api/v2/hosts", tag = "hosts", params(HostQuery), responses((status = 200, description = "A page of hosts", body = Page<HostView>)))]
+#[utoipa::path(get, path = "/api/v2/hosts", tag = "hosts", params(HostQuery), responses((status = 200, description = "A page of hosts (in the sharded mode gathered from every replica, see docs/deploy.md)", body = crate::api::cluster::HostPage)))]
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<HostQuery>,

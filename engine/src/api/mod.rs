@@ -7,6 +7,7 @@
 //! `store`.
 
 pub mod alerts;
+pub mod cluster;
 pub mod flows;
 pub mod groups;
 pub mod health;
@@ -101,6 +102,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(crate::periodicity::api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), cluster::route))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

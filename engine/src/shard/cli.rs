@@ -45,6 +45,12 @@ pub struct ShardArgs {
     /// Largest value written to `nw-state`; bigger snapshots are cut into chunks.
     #[arg(long, default_value = "512K", value_parser = parse_bytes)]
     pub snapshot_chunk: u64,
+    /// Oldest alert kept in `NW_ALERTS` (`7d`), which every replica indexes.
+    #[arg(long, default_value = "7d", value_parser = parse_duration_secs)]
+    pub alerts_max_age: u64,
+    /// Bytes kept in `NW_ALERTS` (`256M`).
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+    pub alerts_max_bytes: u64,
     /// The API address other replicas forward to (`http://10.1.2.3:8080`; default: from
     /// `--listen`, with `$POD_IP` for an unspecified address).
     #[arg(long, env = "NETWARDEN_ADVERTISE")]
@@ -76,6 +82,11 @@ impl ShardArgs {
             limits: FlowStreamLimits {
                 max_age: Duration::from_secs(self.flows_max_age.max(1)),
                 max_bytes: i64::try_from(self.flows_max_bytes).unwrap_or(i64::MAX),
+                replicas: self.flows_replicas.max(1),
+            },
+            alerts: super::alerts::AlertStreamLimits {
+                max_age: Duration::from_secs(self.alerts_max_age.max(1)),
+                max_bytes: i64::try_from(self.alerts_max_bytes).unwrap_or(i64::MAX),
                 replicas: self.flows_replicas.max(1),
             },
         }

@@ -29,6 +29,20 @@ pub struct ShardMetrics {
     pub consumer_restarts: Counter,
     /// Membership heartbeats that could not be written.
     pub heartbeat_errors: Counter,
+    /// Alerts from `NW_ALERTS` stored in this replica's alert store.
+    pub alerts_indexed: Counter,
+    /// Alerts from `NW_ALERTS` already known (raised here, or replayed): skipped.
+    pub alerts_known: Counter,
+    /// Messages on `NW_ALERTS` that are not alerts (too big, not JSON, bad key): skipped.
+    pub alerts_refused: Counter,
+    /// API requests forwarded to the replica that owns the host.
+    pub forwarded: Counter,
+    /// Forwarded requests or list gathers that a replica did not answer.
+    pub forward_errors: Counter,
+    /// Requests answered 503 because the host's shard had no reachable owner.
+    pub no_owner: Counter,
+    /// Lists gathered from every live replica.
+    pub gathered: Counter,
 }
 
 impl ShardMetrics {
@@ -73,6 +87,41 @@ impl ShardMetrics {
             "heartbeat_errors",
             "Membership heartbeats that could not be written",
             self.heartbeat_errors.clone(),
+        );
+        r.register(
+            "alerts_indexed",
+            "Alerts from NW_ALERTS stored in this replica's alert store",
+            self.alerts_indexed.clone(),
+        );
+        r.register(
+            "alerts_known",
+            "Alerts from NW_ALERTS already known here, skipped",
+            self.alerts_known.clone(),
+        );
+        r.register(
+            "alerts_refused",
+            "Messages on NW_ALERTS that are not alerts, skipped",
+            self.alerts_refused.clone(),
+        );
+        r.register(
+            "forwarded",
+            "API requests forwarded to the replica owning the host",
+            self.forwarded.clone(),
+        );
+        r.register(
+            "forward_errors",
+            "Forwarded requests or gathers a replica did not answer",
+            self.forward_errors.clone(),
+        );
+        r.register(
+            "no_owner",
+            "Requests answered 503: the host's shard had no reachable owner",
+            self.no_owner.clone(),
+        );
+        r.register(
+            "gathered",
+            "Lists gathered from every live replica",
+            self.gathered.clone(),
         );
     }
 }

@@ -14,6 +14,7 @@
 //! snapshotted together by the task that applies its messages: restoring the snapshot and
 //! applying from `seq + 1` is the state of a replica that applied each message once.
 
+pub mod alerts;
 pub mod bus;
 pub mod cli;
 pub mod members;

@@ -23,6 +23,7 @@ use super::metrics::ShardMetrics;
 use super::snapshot::{self, Head};
 use super::{DLQ_SUBJECT, ring};
 use crate::Engine;
+use crate::api::cluster::Cluster;
 use crate::ingest;
 
 /// Settings of the runtime.
@@ -42,6 +43,8 @@ pub struct ShardOptions {
     pub max_chunk: usize,
     /// Bounds of `NW_FLOWS`.
     pub limits: FlowStreamLimits,
+    /// Bounds of `NW_ALERTS`.
+    pub alerts: super::alerts::AlertStreamLimits,
 }
 
 type Delivery = (u32, Result<jetstream::Message, String>);
@@ -67,6 +70,7 @@ struct Runtime {
     owned: BTreeMap<u32, Owned>,
     rebuild: bool,
     live: usize,
+    cluster: Arc<Cluster>,
 }
 
 /// Starts the runtime. `ready` turns true once the first shards are consumed (the default
@@ -97,6 +101,21 @@ async fn run(
         warn!(replica = %options.replica, "the replica name is not a valid KV key: the shard runtime does not start");
         return;
     }
+    // The API forwards and gathers with this view of the cluster; alerts of every replica are
+    // indexed from NW_ALERTS (created before any flow is applied, so none is missed).
+    let cluster = Arc::new(Cluster::new(
+        &options.replica,
+        options.shards,
+        Arc::clone(&metrics),
+    ));
+    let _ = engine.cluster.set(Arc::clone(&cluster));
+    let indexer = super::alerts::spawn(
+        engine.clone(),
+        client.clone(),
+        options.alerts,
+        Arc::clone(&metrics),
+        shutdown.clone(),
+    );
     // The stream and buckets, retried until NATS answers.
     let (stream, members, state) = loop {
         match open(&client, &options).await {
@@ -121,6 +140,7 @@ async fn run(
         owned: BTreeMap::new(),
         rebuild: false,
         live: 0,
+        cluster,
     };
     let mut heartbeat = tokio::time::interval(rt.options.lease_ttl / 3);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -178,6 +198,7 @@ async fn run(
     if let Err(e) = rt.members.leave(&rt.options.replica).await {
         warn!(error = %e, "cannot remove the membership lease; it expires by itself");
     }
+    let _ = indexer.await;
     info!("shard runtime stopped");
 }
 
@@ -188,6 +209,7 @@ async fn open(
     let stream = ensure_flows_stream(client, options.limits)
         .await
         .map_err(|e| e.to_string())?;
+    super::alerts::ensure_stream(client, options.alerts).await?;
     let members = Members::open(client.clone(), options.lease_ttl).await?;
     let js = jetstream::new(client.clone());
     let state = js
@@ -205,7 +227,7 @@ async fn open(
 }
 
 /// Waits `delay`; true when shutdown was asked meanwhile.
-async fn wait(shutdown: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+pub(crate) async fn wait(shutdown: &mut watch::Receiver<bool>, delay: Duration) -> bool {
     tokio::select! {
         changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
         () = tokio::time::sleep(delay) => false,
@@ -236,7 +258,8 @@ impl Runtime {
                 return;
             }
         };
-        let mut names: Vec<String> = live.into_iter().map(|l| l.replica).collect();
+        let mut names: Vec<String> = live.iter().map(|l| l.replica.clone()).collect();
+        self.cluster.set_leases(live);
         if !names.contains(&self.options.replica) {
             names.push(self.options.replica.clone());
         }
@@ -258,6 +281,7 @@ impl Runtime {
         for shard in &gained {
             self.take_over(*shard).await;
         }
+        self.cluster.set_owned(self.owned.keys().copied().collect());
         self.metrics
             .owned
             .set(i64::try_from(self.owned.len()).unwrap_or(i64::MAX));
@@ -280,6 +304,7 @@ impl Runtime {
             }
         }
         self.owned.remove(&shard);
+        self.cluster.set_owned(self.owned.keys().copied().collect());
         let removed = {
             let mut state = self
                 .engine

@@ -1,0 +1,638 @@
+//! The REST API across replicas (docs/deploy.md "API across replicas"), over a real
+//! nats-server 2.15 with real `netwarden-engine run` replicas as processes:
+//! * R = 3: every replica gives the same host list (gathered), the same host details
+//!   (forwarded to the owner), the same alerts and alert summary (indexed from `NW_ALERTS`),
+//!   and these equal what one replica alone gives;
+//! * `kill -9` of a host's owner: until a survivor owns the shard the host answers 503 with
+//!   `Retry-After`, then it answers from the new owner with the same totals;
+//! * a forwarded request carries the caller's token and the owner checks it again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use netwarden_api::bus::jetstream::{
+    FlowStreamLimits, JetStreamBus, JetStreamCounters, JetStreamOptions, ensure_flows_stream,
+};
+use netwarden_api::bus::nats::NatsOptions;
+use netwarden_api::bus::{NatsBus, Publisher};
+use netwarden_api::flow::{DirectionStats, FlowRecord, FlowUpdate, ObservationPoint, ip_to_bytes};
+use netwarden_api::names::{flows_subject, shard_of};
+use netwarden_engine::api::cluster::{HOP_HEADER, SERVED_BY_HEADER};
+use netwarden_engine::shard::members::Lease;
+use netwarden_engine::state::{State, StateConfig};
+use netwarden_sensor::export::Batcher;
+use netwarden_testkit::{NatsServer, free_port};
+use serde_json::Value;
+
+const SHARDS: u32 = 16;
+/// Lease TTL given to the replicas, seconds.
+const TTL: u64 = 2;
+
+/// A `netwarden-engine run` replica.
+struct Replica {
+    name: String,
+    base: String,
+    child: Option<Child>,
+}
+
+impl Replica {
+    /// Starts replica `name`; `tokens`: its token file (else the API is open).
+    fn start(nats: &str, name: &str, tokens: Option<&Path>) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netwarden-engine"));
+        cmd.args(["run", "--log-level", "warn"])
+            .args(["--nats", nats, "--replica", name])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--shards", &SHARDS.to_string()])
+            .args(["--lease-ttl", &TTL.to_string(), "--snapshot-interval", "1"])
+            .stdout(Stdio::null());
+        match tokens {
+            Some(file) => cmd.arg("--tokens").arg(file),
+            None => cmd.arg("--insecure-no-auth"),
+        };
+        let child = cmd.spawn().expect("start netwarden-engine run");
+        Self {
+            name: name.to_owned(),
+            base: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A deterministic flow corpus among ~150 hosts (as tests/shard.rs): a periodic and a final
+/// record per flow; every 7th flow carries a self-signed-certificate risk (an alert).
+fn corpus(flows: u64) -> Vec<FlowRecord> {
+    let point = ObservationPoint {
+        sensor: "s1".into(),
+        interface: "eth0".into(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for i in 0..flows {
+        let client: IpAddr = format!("10.1.{}.{}", i % 4, i % 29 + 1).parse().unwrap();
+        let server: IpAddr = format!("172.16.{}.{}", i % 3, i % 41 + 1).parse().unwrap();
+        for (step, fin) in [(1u64, false), (3, true)] {
+            let mut r = FlowRecord {
+                flow_id: i + 1,
+                observation_point: Some(point.clone()),
+                ip_version: 4,
+                client_ip: ip_to_bytes(client),
+                server_ip: ip_to_bytes(server),
+                client_port: 30_000 + (i % 20_000) as u32,
+                server_port: 443,
+                l4_proto: 6,
+                first_seen_ns: 1_700_000_000_000_000_000 + i * 1_000_000,
+                last_seen_ns: 1_700_000_000_000_000_000 + i * 1_000_000 + step * 1000,
+                update: if fin {
+                    FlowUpdate::Final
+                } else {
+                    FlowUpdate::Periodic
+                } as i32,
+                c2s: Some(DirectionStats {
+                    packets: step * (i % 5 + 1),
+                    bytes: step * (100 + i),
+                    ..Default::default()
+                }),
+                s2c: Some(DirectionStats {
+                    packets: step * (i % 3 + 1),
+                    bytes: step * (1000 + 2 * i),
+                    ..Default::default()
+                }),
+                update_seq: step as u32,
+                ..Default::default()
+            };
+            if i % 7 == 0 {
+                r.set_risk(6, Some(format!("CN=host{i}")));
+            }
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn batches(records: &[FlowRecord]) -> Vec<(String, Bytes)> {
+    let mut b = Batcher::new("s1", SHARDS, 8 * 1024, Duration::from_secs(3600));
+    let mut ready = Vec::new();
+    let now = Instant::now();
+    for r in records {
+        b.add(r.clone(), now, &mut ready);
+    }
+    b.flush_all(&mut ready);
+    ready
+        .into_iter()
+        .map(|r| (flows_subject(r.shard), r.batch.to_bytes()))
+        .collect()
+}
+
+/// ip → (bytes sent, rcvd, packets sent, rcvd, flows as client, as server).
+type Rows = BTreeMap<String, [u64; 6]>;
+
+fn row_of(h: &Value) -> [u64; 6] {
+    let n = |k: &str| h[k].as_u64().unwrap_or(u64::MAX);
+    [
+        n("bytes_sent"),
+        n("bytes_rcvd"),
+        n("packets_sent"),
+        n("packets_rcvd"),
+        n("flows_as_client"),
+        n("flows_as_server"),
+    ]
+}
+
+/// What one engine that applied every record once shows.
+fn truth(records: &[FlowRecord]) -> Rows {
+    let mut s = State::new(&StateConfig {
+        shards: SHARDS,
+        ..StateConfig::default()
+    });
+    s.apply_batch(records.to_vec());
+    s.hosts
+        .iter()
+        .map(|h| {
+            (
+                h.key.ip.to_string(),
+                [
+                    h.bytes_sent,
+                    h.bytes_rcvd,
+                    h.packets_sent,
+                    h.packets_rcvd,
+                    h.flows_as_client,
+                    h.flows_as_server,
+                ],
+            )
+        })
+        .collect()
+}
+
+/// (status, served-by header, retry-after header, content type, body).
+type Answer = (u16, Option<String>, Option<String>, String, Value);
+
+async fn call(http: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Answer> {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.ok()?;
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let served = h(SERVED_BY_HEADER);
+    let retry = h("retry-after");
+    let ct = h("content-type").unwrap_or_default();
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    Some((status, served, retry, ct, body))
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
+    match call(http, url, None).await? {
+        (200, _, _, _, body) => Some(body),
+        _ => None,
+    }
+}
+
+/// Every item of a paged list asked of one replica (gathered across the cluster by it).
+async fn all_items(http: &reqwest::Client, base: &str, path: &str) -> Option<Vec<Value>> {
+    let mut out = Vec::new();
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let page = get(
+            http,
+            &format!("{base}{path}{sep}limit=1000&offset={}", out.len()),
+        )
+        .await?;
+        if page.get("unreachable").is_some() {
+            return None;
+        }
+        let items = page["items"].as_array()?.clone();
+        let total = page["total"].as_u64()? as usize;
+        let n = items.len();
+        out.extend(items);
+        if out.len() >= total || n == 0 {
+            return Some(out);
+        }
+    }
+}
+
+/// The host list of one replica as rows (None if a host is listed twice or a part is missing).
+async fn rows(http: &reqwest::Client, base: &str) -> Option<Rows> {
+    let items = all_items(http, base, "/api/v2/hosts").await?;
+    let mut out = Rows::new();
+    for h in &items {
+        if out
+            .insert(h["ip"].as_str()?.to_owned(), row_of(h))
+            .is_some()
+        {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// The alerts of one replica, without the replica-local row ids, by key.
+async fn alerts(http: &reqwest::Client, base: &str) -> Option<Vec<Value>> {
+    let mut items = all_items(http, base, "/api/v2/alerts").await?;
+    for a in &mut items {
+        let o = a.as_object_mut()?;
+        for local in ["id", "acknowledged", "count"] {
+            o.remove(local);
+        }
+    }
+    items.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+    Some(items)
+}
+
+async fn leases(kv: &jetstream::kv::Store) -> Vec<Lease> {
+    let Ok(keys) = kv.keys().await else {
+        return Vec::new();
+    };
+    let keys: Vec<String> = keys.try_collect().await.unwrap_or_default();
+    let mut out = Vec::new();
+    for k in keys {
+        if let Ok(Some(v)) = kv.get(&k).await
+            && let Ok(l) = serde_json::from_slice::<Lease>(&v)
+        {
+            out.push(l);
+        }
+    }
+    out.sort_by(|a, b| a.replica.cmp(&b.replica));
+    out
+}
+
+async fn settled(kv: &jetstream::kv::Store, names: &[&str]) -> bool {
+    let live = leases(kv).await;
+    let seen: Vec<&str> = live.iter().map(|l| l.replica.as_str()).collect();
+    let mut want = names.to_vec();
+    want.sort_unstable();
+    if seen != want || live.iter().any(|l| l.members != names.len()) {
+        return false;
+    }
+    let mut owned: Vec<u32> = live.iter().flat_map(|l| l.owned.iter().copied()).collect();
+    owned.sort_unstable();
+    owned == (0..SHARDS).collect::<Vec<_>>()
+}
+
+async fn members_kv(url: &str) -> jetstream::kv::Store {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(kv) = js.get_key_value("nw-members").await {
+            return kv;
+        }
+        assert!(Instant::now() < deadline, "nw-members never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Publishes `records` into `NW_FLOWS` as a sensor would.
+async fn publish(url: &str, records: &[FlowRecord]) {
+    let nats = NatsBus::connect(NatsOptions {
+        wait_for_connection: true,
+        ..NatsOptions::new(url, "shard-api-test")
+    })
+    .await
+    .unwrap();
+    ensure_flows_stream(nats.client(), FlowStreamLimits::default())
+        .await
+        .unwrap();
+    let js = JetStreamBus::new(nats.clone(), JetStreamOptions::default());
+    for (subject, payload) in batches(records) {
+        js.publish(subject, payload).await.unwrap();
+    }
+    js.flush().await.unwrap();
+    assert_eq!(JetStreamCounters::get(&js.counters().failed), 0);
+}
+
+/// Starts `names` on a fresh nats-server and waits until they share the shards.
+async fn cluster(
+    nats: &NatsServer,
+    names: &[&str],
+    tokens: &[Option<&Path>],
+) -> (Vec<Replica>, jetstream::kv::Store) {
+    let replicas: Vec<Replica> = names
+        .iter()
+        .zip(tokens)
+        .map(|(n, t)| Replica::start(&nats.url(), n, *t))
+        .collect();
+    let kv = members_kv(&nats.url()).await;
+    wait_until(
+        "the shard table to settle",
+        Duration::from_secs(60),
+        async || settled(&kv, names).await,
+    )
+    .await;
+    (replicas, kv)
+}
+
+/// What a client sees of the cluster through one replica.
+#[derive(Debug, PartialEq)]
+struct View {
+    hosts: Rows,
+    details: Vec<Value>,
+    alerts: Vec<Value>,
+    summary: Value,
+}
+
+/// Hosts whose detail is compared (spread over the shards).
+const DETAIL_IPS: [&str; 6] = [
+    "10.1.0.1",
+    "10.1.1.2",
+    "10.1.3.28",
+    "172.16.0.1",
+    "172.16.1.2",
+    "172.16.2.41",
+];
+
+async fn view(http: &reqwest::Client, base: &str) -> (View, usize) {
+    let mut details = Vec::new();
+    let mut forwarded = 0;
+    for ip in DETAIL_IPS {
+        let (status, served, _, _, body) = call(http, &format!("{base}/api/v2/hosts/{ip}"), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{base} host {ip}: {body}");
+        forwarded += usize::from(served.is_some());
+        let score = get(http, &format!("{base}/api/v2/hosts/{ip}/score"))
+            .await
+            .expect("score");
+        details.push(
+            serde_json::json!({"detail": body, "score_types": score["contributions"]
+            .as_array().map(|c| c.iter().map(|x| x["alert_type"].clone()).collect::<Vec<_>>())}),
+        );
+    }
+    let v = View {
+        hosts: rows(http, base).await.expect("host list"),
+        details,
+        alerts: alerts(http, base).await.expect("alerts"),
+        summary: get(http, &format!("{base}/api/v2/alerts/summary"))
+            .await
+            .expect("summary"),
+    };
+    (v, forwarded)
+}
+
+/// Runs the corpus through `names`; the view every replica gives (asserted identical).
+async fn run(names: &[&str]) -> View {
+    let nats = NatsServer::start();
+    let (mut replicas, _kv) = cluster(&nats, names, &vec![None; names.len()]).await;
+    let records = corpus(1500);
+    let expected = truth(&records);
+    publish(&nats.url(), &records).await;
+    let http = reqwest::Client::new();
+    for r in &replicas {
+        wait_until(
+            &format!("every flow in {}'s host list", r.name),
+            Duration::from_secs(90),
+            async || rows(&http, &r.base).await.as_ref() == Some(&expected),
+        )
+        .await;
+    }
+    // Alerts follow the flows: wait until every replica shows the same ones, twice in a row.
+    let mut last: Option<Vec<Vec<Value>>> = None;
+    wait_until(
+        "the alerts to settle on every replica",
+        Duration::from_secs(60),
+        async || {
+            let mut now = Vec::new();
+            for r in &replicas {
+                now.push(alerts(&http, &r.base).await.unwrap_or_default());
+            }
+            let same = now.windows(2).all(|w| w[0] == w[1]) && !now[0].is_empty();
+            let stable = last.as_ref() == Some(&now);
+            last = Some(now);
+            same && stable
+        },
+    )
+    .await;
+    let mut views = Vec::new();
+    let mut forwarded = 0;
+    for r in &replicas {
+        let (v, f) = view(&http, &r.base).await;
+        forwarded += f;
+        views.push(v);
+    }
+    for (r, v) in replicas.iter().zip(&views).skip(1) {
+        assert_eq!(v, &views[0], "{} and {} disagree", r.name, replicas[0].name);
+    }
+    if names.len() > 1 {
+        // Each replica owns about a third of the hosts: most details came from another one.
+        assert!(forwarded > 0, "no detail was forwarded");
+    }
+    for r in &mut replicas {
+        assert!(r.alive(), "{} died", r.name);
+    }
+    views.swap_remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_answers_for_the_cluster() {
+    let one = run(&["solo"]).await;
+    let three = run(&["engine-0", "engine-1", "engine-2"]).await;
+    assert!(one.hosts.len() > 100, "{} hosts", one.hosts.len());
+    assert!(!one.alerts.is_empty(), "the corpus raises alerts");
+    assert_eq!(one.hosts, three.hosts);
+    assert_eq!(one.alerts, three.alerts);
+    assert_eq!(one.summary, three.summary);
+    assert_eq!(one.details, three.details);
+    println!(
+        "R=1 and R=3: {} hosts, {} alerts, {} details identical on every replica",
+        one.hosts.len(),
+        one.alerts.len(),
+        one.details.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_answers_from_its_new_owner_after_kill9() {
+    let nats = NatsServer::start();
+    let names = ["engine-a", "engine-b", "engine-c"];
+    let (mut replicas, kv) = cluster(&nats, &names, &[None, None, None]).await;
+    let records = corpus(600);
+    let expected = truth(&records);
+    publish(&nats.url(), &records).await;
+    let http = reqwest::Client::new();
+    let asker = replicas[0].base.clone();
+    wait_until(
+        "every flow in the list",
+        Duration::from_secs(90),
+        async || rows(&http, &asker).await.as_ref() == Some(&expected),
+    )
+    .await;
+    // A host owned by engine-b, asked of engine-a.
+    let table = leases(&kv).await;
+    let b = table.iter().find(|l| l.replica == "engine-b").unwrap();
+    let ip = expected
+        .keys()
+        .find(|ip| b.owned.contains(&shard_of(ip.parse().unwrap(), SHARDS)))
+        .expect("engine-b owns some host")
+        .clone();
+    let url = format!("{asker}/api/v2/hosts/{ip}");
+    let (status, served, _, _, before) = call(&http, &url, None).await.unwrap();
+    assert_eq!((status, served.as_deref()), (200, Some("engine-b")));
+    assert_eq!(row_of(&before), expected[&ip]);
+
+    replicas[1].kill9();
+    let killed = Instant::now();
+    let mut unavailable = 0;
+    let after = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "the host never answered again"
+        );
+        let (status, served, retry, ct, body) = call(&http, &url, None).await.unwrap();
+        match status {
+            200 if served.as_deref() != Some("engine-b") => break (served, body),
+            503 => {
+                unavailable += 1;
+                assert!(retry.is_some(), "503 without Retry-After");
+                assert_eq!(ct, "application/problem+json");
+                assert_eq!(body["status"], 503);
+            }
+            other => panic!("unexpected answer {other}: {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (served, body) = after;
+    assert_eq!(row_of(&body), expected[&ip], "same totals on the new owner");
+    assert_eq!(body["ip"], before["ip"]);
+    println!(
+        "{ip}: answered by {} {:.1} s after kill -9 of its owner ({unavailable} answers 503 meanwhile)",
+        served.as_deref().unwrap_or("engine-a itself"),
+        killed.elapsed().as_secs_f64()
+    );
+    // The whole list again, from the survivors only.
+    wait_until(
+        "the list without engine-b",
+        Duration::from_secs(60),
+        async || rows(&http, &asker).await.as_ref() == Some(&expected),
+    )
+    .await;
+    assert!(replicas[0].alive() && replicas[2].alive());
+}
+
+/// `netwarden-engine token create` into `file`; the token.
+fn make_token(file: &Path, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_netwarden-engine"))
+        .args(["token", "--tokens"])
+        .arg(file)
+        .args(["create", "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_checks_the_token_of_a_forwarded_request() {
+    // engine-a knows token A; engine-b knows tokens A and B.
+    let dir = tempfile::tempdir().unwrap();
+    let file_a = dir.path().join("a.json");
+    let file_b = dir.path().join("b.json");
+    let token_a = make_token(&file_a, "a");
+    std::fs::copy(&file_a, &file_b).unwrap();
+    let token_b = make_token(&file_b, "b");
+    let nats = NatsServer::start();
+    let names = ["engine-a", "engine-b"];
+    let (replicas, kv) = cluster(&nats, &names, &[Some(&file_a), Some(&file_b)]).await;
+    let records = corpus(200);
+    let expected = truth(&records);
+    publish(&nats.url(), &records).await;
+    let table = leases(&kv).await;
+    let owned_by = |who: &str| {
+        let l = table.iter().find(|l| l.replica == who).unwrap();
+        expected
+            .keys()
+            .find(|ip| l.owned.contains(&shard_of(ip.parse().unwrap(), SHARDS)))
+            .unwrap()
+            .clone()
+    };
+    let (on_a, on_b) = (owned_by("engine-a"), owned_by("engine-b"));
+    let base_a = replicas[0].base.clone();
+    let base_b = replicas[1].base.clone();
+    let http = reqwest::Client::new();
+    // Token A, asked of engine-a, host of engine-b: forwarded with the token, accepted there.
+    let url = format!("{base_a}/api/v2/hosts/{on_b}");
+    wait_until(
+        "the host on engine-b",
+        Duration::from_secs(60),
+        async || {
+            call(&http, &url, Some(&token_a))
+                .await
+                .is_some_and(|a| a.0 == 200 && a.1.as_deref() == Some("engine-b"))
+        },
+    )
+    .await;
+    // Token B, asked of engine-b (which accepts it), host of engine-a: engine-a refuses it.
+    let url = format!("{base_b}/api/v2/hosts/{on_a}");
+    let (status, served, _, ct, body) = call(&http, &url, Some(&token_b)).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(served.as_deref(), Some("engine-a"), "refused by the owner");
+    assert_eq!(ct, "application/problem+json");
+    // A bad token never leaves the first replica; none at all neither.
+    let (status, served, ..) = call(&http, &url, Some("nw_bogus")).await.unwrap();
+    assert_eq!((status, served), (401, None));
+    let (status, served, ..) = call(&http, &url, None).await.unwrap();
+    assert_eq!((status, served), (401, None));
+    // The hop header does not get around the token check.
+    let resp = http
+        .get(format!("{base_a}/api/v2/hosts/{on_a}"))
+        .header(HOP_HEADER, "engine-b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // With a token both know, the gathered list holds every host.
+    let url = format!("{base_b}/api/v2/hosts?limit=1000");
+    wait_until(
+        "every host in the list",
+        Duration::from_secs(60),
+        async || {
+            call(&http, &url, Some(&token_a))
+                .await
+                .is_some_and(|p| p.0 == 200 && p.4["total"].as_u64() == Some(expected.len() as u64))
+        },
+    )
+    .await;
+}
