@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use netwarden_api::flow::{DirectionStats, FlowRecord, FlowUpdate, L7Info, ip_to_bytes};
-use netwarden_engine::periodicity::{Change, PeriodKey, PeriodStatus};
+use netwarden_engine::periodicity::{Change, Detector, PeriodKey, PeriodStatus};
 use netwarden_engine::state::{State, StateConfig};
 
 const SEC: u64 = 1_000_000_000;
@@ -65,6 +65,14 @@ fn key() -> PeriodKey {
     }
 }
 
+/// The detector of the test's pair (it lives in the edge's slot).
+fn pair(s: &State) -> Option<Detector> {
+    s.servicemap
+        .periodic_pairs()
+        .find(|(k, _)| *k == key())
+        .map(|(_, d)| *d)
+}
+
 fn messages(s: &State, alert_type: &str) -> Vec<(u64, String)> {
     s.analysis
         .store
@@ -92,7 +100,7 @@ fn beacons_are_found_with_their_period_and_a_period_change_is_flagged() {
         s.apply_batch(vec![beacon(id, "10.0.0.5", "203.0.113.9", start)]);
         t += 60 * SEC;
     }
-    let d = *s.servicemap.periodicity.get(&key()).unwrap();
+    let d = pair(&s).unwrap();
     assert_eq!(d.status, PeriodStatus::Periodic);
     let period = d.period() as f64 / SEC as f64;
     assert!((57.0..=63.0).contains(&period), "period {period}");
@@ -131,7 +139,7 @@ fn beacons_are_found_with_their_period_and_a_period_change_is_flagged() {
             .any(|c| c.1.contains("changed: period changed from")),
         "{changes:?}"
     );
-    let d = *s.servicemap.periodicity.get(&key()).unwrap();
+    let d = pair(&s).unwrap();
     let period = d.period() as f64 / SEC as f64;
     assert!((115.0..=125.0).contains(&period), "period {period}");
     assert!(d.is_periodic());
@@ -162,7 +170,7 @@ fn beacons_are_found_with_their_period_and_a_period_change_is_flagged() {
         .map(|c| c.change.words())
         .collect();
     assert_eq!(kinds, ["periodic", "changed", "no longer periodic"]);
-    assert!(s.servicemap.periodicity.get(&key()).is_none());
+    assert!(pair(&s).is_none());
     assert_eq!(s.servicemap.periodicity.counters.expired, 1);
 }
 
@@ -175,6 +183,6 @@ fn irregular_flows_are_not_periodic() {
         t += g * SEC;
         s.apply_batch(vec![beacon(i as u64 + 1, "10.0.0.5", "203.0.113.9", t)]);
     }
-    assert!(!s.servicemap.periodicity.get(&key()).unwrap().is_periodic());
+    assert!(!pair(&s).unwrap().is_periodic());
     assert!(messages(&s, "periodic_flow").is_empty());
 }

@@ -105,7 +105,10 @@ fn secs(ns: u64) -> f64 {
 }
 
 /// The view of `map`, filtered.
-pub fn view(map: &super::PeriodicityMap, q: &PeriodicityQuery) -> Result<PeriodicityView, Problem> {
+pub fn view(
+    sm: &crate::servicemap::ServiceMap,
+    q: &PeriodicityQuery,
+) -> Result<PeriodicityView, Problem> {
     let host = bounded("host", q.host.as_deref())?;
     let only_periodic =
         parse::<bool>("periodic", q.periodic.as_deref(), "true or false")?.unwrap_or(false);
@@ -118,22 +121,23 @@ pub fn view(map: &super::PeriodicityMap, q: &PeriodicityQuery) -> Result<Periodi
     let host_ok = |c: &std::net::IpAddr, s: &std::net::IpAddr| {
         host.is_none_or(|h| c.to_string() == h || s.to_string() == h)
     };
-    let mut rows: Vec<_> = map
-        .iter()
+    let map = &sm.periodicity;
+    let mut rows: Vec<_> = sm
+        .periodic_pairs()
         .filter(|(k, d)| host_ok(&k.client, &k.server) && (!only_periodic || d.is_periodic()))
         .collect();
     rows.sort_by(|a, b| {
         b.1.is_periodic()
             .cmp(&a.1.is_periodic())
             .then_with(|| b.1.flows.cmp(&a.1.flows))
-            .then_with(|| a.0.cmp(b.0))
+            .then_with(|| a.0.cmp(&b.0))
     });
     rows.truncate(limit);
     let l4 = |p: u8| netwarden_api::flow::proto::name(p).into_owned();
     Ok(PeriodicityView {
         capacity: map.capacity(),
-        total: map.len(),
-        periodic: map.iter().filter(|(_, d)| d.is_periodic()).count(),
+        total: sm.periodic_pairs().count(),
+        periodic: sm.periodic_pairs().filter(|(_, d)| d.is_periodic()).count(),
         counters: map.counters,
         entries: rows
             .into_iter()
@@ -177,5 +181,5 @@ pub async fn list(
     ApiQuery(q): ApiQuery<PeriodicityQuery>,
 ) -> Result<Json<PeriodicityView>, Problem> {
     let state = api.engine.read();
-    view(&state.servicemap.periodicity, &q).map(Json)
+    view(&state.servicemap, &q).map(Json)
 }

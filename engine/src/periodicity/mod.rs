@@ -27,8 +27,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bounded::BoundedMap;
-
 const SEC: u64 = 1_000_000_000;
 
 /// Periodicity map settings.
@@ -312,34 +310,27 @@ pub struct PeriodicityCounters {
 /// Changes kept for the API.
 pub const RECENT_CHANGES: usize = 256;
 
-/// The bounded periodicity map.
+/// The periodicity map's state: its settings, counters and latest changes. The detectors
+/// themselves live in the service map's edge slots (one lookup per record for both, no second
+/// table): a pair here is an edge, keyed for people by its last client and server addresses.
 pub struct PeriodicityMap {
     config: PeriodicityConfig,
-    entries: BoundedMap<PeriodKey, Detector>,
     /// Counters.
     pub counters: PeriodicityCounters,
     /// The latest changes, oldest first (at most [`RECENT_CHANGES`]).
     pub recent: VecDeque<ChangeEvent>,
-    next_sweep_ns: u64,
     capacity: usize,
 }
 
 impl PeriodicityMap {
-    /// A map holding at most `capacity` pairs (`config.max_entries` when set).
+    /// The state of a map of at most `capacity` pairs (the edge table's size;
+    /// `config.max_entries` is not used any more: a pair lives in its edge's slot).
     pub fn new(config: PeriodicityConfig, capacity: usize) -> Self {
-        let capacity = if config.max_entries > 0 {
-            config.max_entries
-        } else {
-            capacity
-        }
-        .max(1);
         Self {
             config,
-            entries: BoundedMap::new(capacity),
             counters: PeriodicityCounters::default(),
             recent: VecDeque::new(),
-            next_sweep_ns: 0,
-            capacity,
+            capacity: capacity.max(1),
         }
     }
 
@@ -353,45 +344,20 @@ impl PeriodicityMap {
         self.capacity
     }
 
-    /// Pairs tracked.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no pair is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Every pair and its detector, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&PeriodKey, &Detector)> {
-        self.entries.iter()
-    }
-
-    /// The detector of `key`.
-    pub fn get(&self, key: &PeriodKey) -> Option<&Detector> {
-        self.entries.peek(key)
-    }
-
-    /// Feeds a flow start of `key` at `start_ns`; returns whether the pair is periodic now and
-    /// the change, if any. `now_ns` (flow time) drives the idle sweep.
+    /// Feeds a flow start at `start_ns` to the detector `d` of pair `key`; returns whether
+    /// the pair is periodic now and the change, if any (noted in [`Self::recent`]).
     pub fn observe(
         &mut self,
-        key: PeriodKey,
+        d: &mut Detector,
+        key: impl FnOnce() -> PeriodKey,
         start_ns: u64,
-        now_ns: u64,
     ) -> (bool, Option<Change>) {
         self.counters.observed += 1;
-        self.sweep(now_ns);
-        let cfg = self.config;
-        let (d, evicted) = self.entries.get_or_insert_with(key, Detector::default);
-        let change = d.observe(start_ns, &cfg);
-        let periodic = d.is_periodic();
-        self.counters.evicted += u64::from(evicted.is_some());
+        let change = d.observe(start_ns, &self.config);
         if let Some(change) = change {
-            self.note(key, start_ns, change);
+            self.note(key(), start_ns, change);
         }
-        (periodic, change)
+        (d.is_periodic(), change)
     }
 
     fn note(&mut self, key: PeriodKey, t_ns: u64, change: Change) {
@@ -402,44 +368,25 @@ impl PeriodicityMap {
         self.recent.push_back(ChangeEvent { key, t_ns, change });
     }
 
-    /// Forgets pairs idle for `idle_secs`, and marks periodic pairs silent for 3 periods as no
-    /// longer periodic (noted in [`Self::recent`]). Runs at most once a minute of flow time.
-    pub fn sweep(&mut self, now_ns: u64) {
-        if now_ns < self.next_sweep_ns {
+    /// The sweep of one detector at flow time `now_ns` (the service map runs it over every
+    /// edge at most once a minute): a pair idle for `idle_secs` is forgotten (its detector
+    /// starts over), a periodic pair silent for 3 periods is no longer periodic (noted).
+    pub fn sweep_one(&mut self, d: &mut Detector, key: impl FnOnce() -> PeriodKey, now_ns: u64) {
+        if d.flows == 0 {
             return;
         }
-        self.next_sweep_ns = now_ns.saturating_add(60 * SEC);
         let idle = self.config.idle_secs.saturating_mul(SEC);
-        let mut gone = Vec::new();
-        let mut silent = Vec::new();
-        for (k, d) in self.entries.iter() {
-            if now_ns.saturating_sub(d.last_any_ns) > idle {
-                gone.push(*k);
-            } else if d.is_periodic()
-                && now_ns.saturating_sub(d.last_any_ns) > d.period().saturating_mul(3)
-            {
-                silent.push(*k);
+        let quiet = now_ns.saturating_sub(d.last_any_ns);
+        if quiet > idle {
+            self.counters.expired += 1;
+            if d.is_periodic() {
+                let period_ns = d.period();
+                self.note(key(), now_ns, Change::NoLongerPeriodic { period_ns });
             }
-        }
-        for k in gone {
-            if let Some(d) = self.entries.remove(&k) {
-                self.counters.expired += 1;
-                if d.is_periodic() {
-                    self.note(
-                        k,
-                        now_ns,
-                        Change::NoLongerPeriodic {
-                            period_ns: d.period(),
-                        },
-                    );
-                }
-            }
-        }
-        for k in silent {
-            let change = self.entries.get_mut(&k).map(Detector::lose);
-            if let Some(c) = change {
-                self.note(k, now_ns, c);
-            }
+            *d = Detector::default();
+        } else if d.is_periodic() && quiet > d.period().saturating_mul(3) {
+            let c = d.lose();
+            self.note(key(), now_ns, c);
         }
     }
 }
@@ -501,27 +448,28 @@ mod tests {
     #[test]
     fn silent_pairs_are_no_longer_periodic_and_idle_ones_expire() {
         let mut m = PeriodicityMap::new(PeriodicityConfig::default(), 16);
-        let key = PeriodKey {
+        let key = || PeriodKey {
             client: "10.0.0.1".parse().unwrap(),
             server: "10.0.0.2".parse().unwrap(),
             port: 443,
             l4: 6,
             vlan: 0,
         };
+        let mut d = Detector::default();
         for i in 0..6 {
-            m.observe(key, i * 60 * SEC, i * 60 * SEC);
+            m.observe(&mut d, key, i * 60 * SEC);
         }
-        assert!(m.get(&key).unwrap().is_periodic());
-        m.sweep(600 * SEC);
-        assert_eq!(m.get(&key).unwrap().status, PeriodStatus::NoLongerPeriodic);
+        assert!(d.is_periodic());
+        m.sweep_one(&mut d, key, 600 * SEC);
+        assert_eq!(d.status, PeriodStatus::NoLongerPeriodic);
         assert_eq!(
             m.recent.back().unwrap().change,
             Change::NoLongerPeriodic {
                 period_ns: 60 * SEC
             }
         );
-        m.sweep(2 * 3600 * SEC);
-        assert!(m.is_empty());
+        m.sweep_one(&mut d, key, 2 * 3600 * SEC);
+        assert_eq!(d.flows, 0);
         assert_eq!(m.counters.expired, 1);
     }
 }

@@ -555,8 +555,9 @@ pub async fn detail(
         client: NodeView::of(&e.client),
         server: NodeView::of(&e.server),
         periodicity: sm
-            .periodicity
-            .get(&key)
+            .edges
+            .detector(id)
+            .filter(|d| d.flows > 0)
             .map(|d| PairPeriodicity { key, detector: *d }),
         flows,
     }))

@@ -34,7 +34,7 @@ use crate::checks::{CheckDef, FlowAlert, ScoreKind};
 use crate::directory::SharedDirectory;
 use crate::exclusions::FlowSubject;
 use crate::hosts::Counters;
-use crate::periodicity::{Change, PeriodKey, PeriodicityConfig, PeriodicityMap};
+use crate::periodicity::{Detector, PeriodKey, PeriodicityConfig, PeriodicityMap};
 pub use edge::{Edge, Learned, Node, NodeRef, Status, edge_id, id_text, parse_id};
 pub use policy::CompiledPolicy;
 pub use table::{EdgeEvictions, EdgeTable};
@@ -207,15 +207,27 @@ impl ServiceMap {
         let se = dir.as_ref().and_then(|d| d.get(s));
         let (cn, sn) = (NodeRef::of(c, ce), NodeRef::of(s, se));
         let id = edge_id(&cn, &sn, port, l4, l7, vlan);
-        let status = if let Some(e) = self.edges.get_mut(id) {
+        let pkey = || PeriodKey {
+            client: c,
+            server: s,
+            port,
+            l4,
+            vlan,
+        };
+        // One lookup for the edge and its periodicity detector.
+        let (status, period) = if let Some((e, det)) = self.edges.get_both_mut(id) {
             e.last_seen_ns = e.last_seen_ns.max(r.last_seen_ns);
             e.client_ip = c;
             e.server_ip = s;
-            if first {
+            let period = if first {
                 e.flows += 1;
                 e.first_seen_ns = e.first_seen_ns.min(r.first_seen_ns);
-            }
-            e.status
+                let (periodic, change) = self.periodicity.observe(det, pkey, r.first_seen_ns);
+                Some((periodic, change, *det))
+            } else {
+                None
+            };
+            (e.status, period)
         } else {
             if !first {
                 // The L7 name changed after the flow was counted: it stays on its first edge.
@@ -230,12 +242,12 @@ impl ServiceMap {
             let learning = r.first_seen_ns < start.saturating_add(learning_ns);
             let (mut status, mut learned, mut policy) = decide(verdict.as_ref(), learning);
             // Another replica's operator already decided this edge.
-            if let Some(st) = self.sharing.as_mut().and_then(|sh| sh.pending_decision(id)) {
+            if let Some(st) = self.sharing.as_ref().and_then(|sh| sh.pending_decision(id)) {
                 (status, learned, policy) = (st, Learned::Manual, None);
             }
             let point = self.names.point(r.observation_point.as_ref());
             let l7_name = self.names.l7(l7);
-            self.edges.insert(Edge {
+            let (_, det) = self.edges.insert_new(Edge {
                 id,
                 client: cn.to_node(),
                 server: sn.to_node(),
@@ -256,6 +268,9 @@ impl ServiceMap {
                 client_ip: c,
                 server_ip: s,
             });
+            let (periodic, change) = self.periodicity.observe(det, pkey, r.first_seen_ns);
+            let period = Some((periodic, change, *det));
+            self.periodicity.counters.evicted = self.edges.detectors_evicted;
             self.counters.edges_created += 1;
             if status == Status::Undecided {
                 self.counters.new_service += 1;
@@ -275,7 +290,7 @@ impl ServiceMap {
                     ),
                 ));
             }
-            status
+            (status, period)
         };
         drop(dir);
         out.edge = Some(id);
@@ -308,15 +323,7 @@ impl ServiceMap {
             out.alerts
                 .push(FlowAlert::new(&d, d.score, d.client_pct, roles, text));
         }
-        if first {
-            let key = PeriodKey {
-                client: c,
-                server: s,
-                port,
-                l4,
-                vlan,
-            };
-            let (periodic, change) = self.periodicity.observe(key, r.first_seen_ns, now);
+        if let Some((periodic, change, det)) = period {
             if periodic && let Some(info) = netwarden_api::risk::by_key("periodic_flow") {
                 // nDPI gives the server 90 %; here the client copy alone raises it, so the
                 // client gets it all (docs/servicemap.md).
@@ -329,7 +336,6 @@ impl ServiceMap {
                     default_enabled: true,
                     host: false,
                 };
-                let det = self.periodicity.get(&key).copied().unwrap_or_default();
                 out.alerts.push(FlowAlert::new(
                     &d,
                     d.score,
@@ -358,9 +364,6 @@ impl ServiceMap {
                         id_text(id)
                     ),
                 ));
-                if let Change::NoLongerPeriodic { .. } = change {
-                    // Reported; the pair starts learning a period again.
-                }
             }
         }
         if !out.alerts.is_empty() {
@@ -381,17 +384,28 @@ impl ServiceMap {
         }
     }
 
-    /// Forgets edges idle for `idle_secs` (at most once a minute of flow time).
+    /// Forgets edges idle for `idle_secs`, and sweeps their periodicity detectors (idle 1 h:
+    /// forgotten; periodic and silent for 3 periods: no longer periodic); at most once a
+    /// minute of flow time, one pass over the table.
     pub fn sweep(&mut self, now_ns: u64) {
         if now_ns < self.next_sweep_ns {
             return;
         }
         self.next_sweep_ns = now_ns.saturating_add(60 * SEC);
         let idle = self.config.idle_secs.saturating_mul(SEC);
-        if now_ns > idle {
-            self.edges.expire(now_ns - idle);
-        }
-        self.periodicity.sweep(now_ns);
+        let periodicity = &mut self.periodicity;
+        self.edges.sweep(now_ns.saturating_sub(idle), |e, det| {
+            periodicity.sweep_one(det, || pair_key(e), now_ns);
+        });
+    }
+
+    /// Every edge whose flows the periodicity map follows, keyed by its last addresses, with
+    /// its detector (`GET /api/v2/periodicity`, the report).
+    pub fn periodic_pairs(&self) -> impl Iterator<Item = (PeriodKey, &Detector)> {
+        self.edges
+            .iter_with_detectors()
+            .filter(|(_, d)| d.flows > 0)
+            .map(|(e, d)| (pair_key(e), d))
     }
 
     /// Replaces the policies in force and re-decides every edge not set through the API.
@@ -432,8 +446,18 @@ impl ServiceMap {
         }
     }
 
-    /// Sets the status of edge `id` through the API; `None` when there is no such edge.
+    /// Sets the status of edge `id` through the API, now (wall clock); `None` when there is no
+    /// such edge.
     pub fn set_status(&mut self, id: u64, status: Status) -> Option<&Edge> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.set_status_at(id, status, now)
+    }
+
+    /// [`Self::set_status`] decided at wall-clock `decided_ns` (with sharing on, the newest
+    /// decision wins on every replica).
+    pub fn set_status_at(&mut self, id: u64, status: Status, decided_ns: u64) -> Option<&Edge> {
         let e = self.edges.get_mut(id)?;
         e.status = status;
         e.learned = Learned::Manual;
@@ -441,7 +465,7 @@ impl ServiceMap {
         self.counters.status_changes += 1;
         self.edges.requeue(id);
         if let Some(sh) = self.sharing.as_mut() {
-            sh.decided(id, status);
+            sh.decided(id, status, decided_ns);
         }
         self.edges.get(id)
     }
@@ -500,6 +524,17 @@ impl Names {
         let a: Arc<str> = crate::hosts::point_label(p).into();
         self.point = Some((p.clone(), Arc::clone(&a)));
         a
+    }
+}
+
+/// The periodicity key of edge `e`: its last addresses, port, L4 and VLAN.
+pub fn pair_key(e: &Edge) -> PeriodKey {
+    PeriodKey {
+        client: e.client_ip,
+        server: e.server_ip,
+        port: e.port,
+        l4: e.l4,
+        vlan: e.vlan,
     }
 }
 

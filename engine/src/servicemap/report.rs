@@ -51,11 +51,10 @@ impl ServiceMapSection {
         let mut edges: Vec<_> = sm.edges.iter().collect();
         edges.sort_by(|a, b| b.flows.cmp(&a.flows).then_with(|| a.id.cmp(&b.id)));
         let mut periodic: Vec<_> = sm
-            .periodicity
-            .iter()
+            .periodic_pairs()
             .filter(|(_, d)| d.is_periodic())
             .collect();
-        periodic.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then_with(|| a.0.cmp(b.0)));
+        periodic.sort_by(|a, b| b.1.flows.cmp(&a.1.flows).then_with(|| a.0.cmp(&b.0)));
         Self {
             edges: sm.edges.len(),
             flows: sm.edges.iter().map(|e| e.flows + e.remote[0]).sum(),

@@ -130,12 +130,38 @@ pub struct WireEdge {
     pub server_ip: IpAddr,
 }
 
-/// A decision made through the API (`decision.<id>`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A decision made through the API (`decision.<id>.<replica>`; `decision.<id>` from older
+/// engines). The newest wins on every replica, whatever the order it arrives in: later
+/// `decided_ns`, then the greater replica name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireDecision {
     /// The status set.
     pub status: Status,
+    /// When it was made (wall clock, ns since the epoch; 0 from older engines).
+    #[serde(default)]
+    pub decided_ns: u64,
+    /// The replica whose API took it (the key's replica token).
+    #[serde(default)]
+    pub replica: String,
+}
+
+/// The newest decision known for an edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The status.
+    pub status: Status,
+    /// When it was made (wall clock, ns).
+    pub decided_ns: u64,
+    /// Which replica's API took it.
+    pub replica: String,
+}
+
+impl Decision {
+    /// Whether `self` wins over `other` (later, then the greater replica name).
+    pub fn beats(&self, other: &Self) -> bool {
+        (self.decided_ns, &self.replica) > (other.decided_ns, &other.replica)
+    }
 }
 
 /// Counters of sharing.
@@ -147,7 +173,9 @@ pub struct ShareCounters {
     pub applied: u64,
     /// Keys or values rejected (malformed, oversized, id mismatch).
     pub rejected: u64,
-    /// Put failures.
+    /// Keys of edges that left this replica's map, deleted from the bucket.
+    pub deleted: u64,
+    /// Put or delete failures.
     pub errors: u64,
 }
 
@@ -156,11 +184,15 @@ pub struct ShareCounters {
 pub struct Sharing {
     replica: String,
     dirty: hashbrown::HashSet<u64>,
-    decisions: Vec<(u64, Status)>,
+    /// Decisions taken here, to publish.
+    decisions: Vec<(u64, Decision)>,
+    /// Edges that left the map, to delete from the bucket.
+    gone: std::collections::VecDeque<u64>,
     /// (edge, replica) → (flows, c2s, s2c) last published by that replica.
     remote: HashMap<(u64, String), [u64; 3]>,
-    /// Decisions for edges not (yet) in the map.
-    pending: HashMap<u64, Status>,
+    /// The newest decision known per edge (in the map or not: it applies when the edge is
+    /// created again).
+    known: HashMap<u64, Decision>,
     /// Counters.
     pub counters: ShareCounters,
 }
@@ -180,18 +212,44 @@ impl Sharing {
         self.dirty.insert(id);
     }
 
-    pub(super) fn decided(&mut self, id: u64, status: Status) {
-        self.decisions.push((id, status));
+    /// A decision taken through this replica's API at wall-clock `decided_ns`.
+    pub(super) fn decided(&mut self, id: u64, status: Status, decided_ns: u64) {
+        let d = Decision {
+            status,
+            decided_ns,
+            replica: self.replica.clone(),
+        };
+        self.known.insert(id, d.clone());
+        self.decisions.push((id, d));
     }
 
-    pub(super) fn pending_decision(&mut self, id: u64) -> Option<Status> {
-        self.pending.remove(&id)
+    /// The newest decision known for a new edge `id`.
+    pub(super) fn pending_decision(&self, id: u64) -> Option<Status> {
+        self.known.get(&id).map(|d| d.status)
+    }
+
+    /// Keeps `d` if it is the newest known for `id`; returns whether it is.
+    fn learn(&mut self, id: u64, d: Decision, capacity: usize) -> bool {
+        match self.known.get(&id) {
+            Some(k) if !d.beats(k) => false,
+            Some(_) => {
+                self.known.insert(id, d);
+                true
+            }
+            None if self.known.len() < capacity => {
+                self.known.insert(id, d);
+                true
+            }
+            // Bounded: a decision beyond that many edges still applies to a present edge.
+            None => true,
+        }
     }
 }
 
 impl ServiceMap {
     /// Starts tracking what to publish as `replica` (see the module documentation).
     pub fn enable_sharing(&mut self, replica: &str) {
+        self.edges.track_removed(true);
         self.sharing = Some(Sharing {
             replica: key_token(replica),
             ..Sharing::default()
@@ -203,15 +261,42 @@ impl ServiceMap {
         self.sharing.as_ref().map(|s| s.counters)
     }
 
-    /// The key/value pairs to publish now: decisions, then at most `max` changed edges.
-    pub fn take_updates(&mut self, max: usize) -> Vec<(String, Bytes)> {
+    /// What to write to the bucket now: decisions, deletions of the keys of edges that left
+    /// the map (evicted or expired; at most `max`), then at most `max` changed edges. `None`
+    /// deletes the key.
+    pub fn take_updates(&mut self, max: usize) -> Vec<(String, Option<Bytes>)> {
+        let removed = self.edges.take_removed();
         let Some(sh) = self.sharing.as_mut() else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (id, status) in sh.decisions.drain(..) {
-            if let Ok(v) = serde_json::to_vec(&WireDecision { status }) {
-                out.push((format!("decision.{}", id_text(id)), Bytes::from(v)));
+        for (id, d) in sh.decisions.drain(..) {
+            let w = WireDecision {
+                status: d.status,
+                decided_ns: d.decided_ns,
+                replica: d.replica,
+            };
+            if let Ok(v) = serde_json::to_vec(&w) {
+                out.push((
+                    format!("decision.{}.{}", id_text(id), sh.replica),
+                    Some(Bytes::from(v)),
+                ));
+            }
+        }
+        for id in removed {
+            sh.dirty.remove(&id);
+            if sh.gone.len() < self.edges.capacity() {
+                sh.gone.push_back(id);
+            }
+        }
+        let mut deleted = 0;
+        while deleted < max
+            && let Some(id) = sh.gone.pop_front()
+        {
+            if self.edges.get(id).is_none() {
+                out.push((format!("edge.{}.{}", id_text(id), sh.replica), None));
+                sh.counters.deleted += 1;
+                deleted += 1;
             }
         }
         let ids: Vec<u64> = sh.dirty.iter().copied().take(max).collect();
@@ -240,7 +325,7 @@ impl ServiceMap {
             if let Ok(v) = serde_json::to_vec(&w) {
                 out.push((
                     format!("edge.{}.{}", id_text(id), sh.replica),
-                    Bytes::from(v),
+                    Some(Bytes::from(v)),
                 ));
                 sh.counters.published += 1;
             }
@@ -248,34 +333,44 @@ impl ServiceMap {
         out
     }
 
-    /// Folds one change of the bucket into the map (our own records are skipped).
+    /// Folds one change of the bucket into the map (our own edge records are skipped).
     pub fn apply_shared(&mut self, change: &KvChange) -> Result<(), String> {
         let Some(sh) = self.sharing.as_ref() else {
             return Ok(());
         };
-        let KvChange::Put { key, value } = change else {
-            return Ok(());
+        let (key, value) = match change {
+            KvChange::Put { key, value } => (key, Some(value)),
+            KvChange::Delete { key } => (key, None),
         };
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(format!("value of {} bytes", value.len()));
+        if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+            return Err(format!("value of {} bytes", value.map_or(0, Bytes::len)));
         }
         let mut parts = key.splitn(3, '.');
         let (kind, id, replica) = (parts.next(), parts.next(), parts.next());
         let id = id.and_then(parse_id).ok_or_else(|| "bad key".to_owned())?;
-        match (kind, replica) {
-            (Some("decision"), None) => {
-                let d: WireDecision = serde_json::from_slice(value).map_err(|e| e.to_string())?;
-                if self.edges.get(id).is_some() {
-                    self.apply_decision(id, d.status);
-                } else if let Some(sh) = self.sharing.as_mut()
-                    && sh.pending.len() < self.edges.capacity()
-                {
-                    sh.pending.insert(id, d.status);
+        match (kind, replica, value) {
+            (Some("decision"), _, None) => Ok(()),
+            (Some("decision"), replica, Some(value)) => {
+                let w: WireDecision = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+                let from = replica.unwrap_or("");
+                if key_token(from) != from && !from.is_empty() {
+                    return Err("bad key".into());
                 }
+                let d = Decision {
+                    status: w.status,
+                    decided_ns: w.decided_ns,
+                    // The key names the replica (the value's claim is not trusted).
+                    replica: from.to_owned(),
+                };
+                self.apply_decision(id, d);
                 Ok(())
             }
-            (Some("edge"), Some(replica)) if replica == sh.replica => Ok(()),
-            (Some("edge"), Some(replica)) => {
+            (Some("edge"), Some(replica), _) if replica == sh.replica => Ok(()),
+            (Some("edge"), Some(replica), None) => {
+                self.forget_remote(id, replica);
+                Ok(())
+            }
+            (Some("edge"), Some(replica), Some(value)) => {
                 let w: WireEdge = serde_json::from_slice(value).map_err(|e| e.to_string())?;
                 self.apply_edge(id, replica, &w)
             }
@@ -283,7 +378,32 @@ impl ServiceMap {
         }
     }
 
-    fn apply_decision(&mut self, id: u64, status: Status) {
+    /// Another replica forgot edge `id`: its counts leave the cluster totals here.
+    fn forget_remote(&mut self, id: u64, replica: &str) {
+        let Some(sh) = self.sharing.as_mut() else {
+            return;
+        };
+        let Some(old) = sh.remote.remove(&(id, replica.to_owned())) else {
+            return;
+        };
+        if let Some(e) = self.edges.get_mut(id) {
+            for i in 0..3 {
+                e.remote[i] = e.remote[i].saturating_sub(old[i]);
+            }
+        }
+    }
+
+    fn apply_decision(&mut self, id: u64, d: Decision) {
+        let capacity = self.edges.capacity();
+        let Some(sh) = self.sharing.as_mut() else {
+            return;
+        };
+        let status = d.status;
+        if !sh.learn(id, d, capacity) {
+            // An older decision than one already applied: the newest wins everywhere.
+            return;
+        }
+        sh.counters.applied += 1;
         if let Some(e) = self.edges.get_mut(id) {
             e.status = status;
             e.learned = Learned::Manual;
@@ -291,9 +411,6 @@ impl ServiceMap {
             self.counters.status_changes += 1;
         }
         self.edges.requeue(id);
-        if let Some(sh) = self.sharing.as_mut() {
-            sh.counters.applied += 1;
-        }
     }
 
     fn apply_edge(&mut self, id: u64, replica: &str, w: &WireEdge) -> Result<(), String> {
@@ -308,7 +425,7 @@ impl ServiceMap {
         }
         let counts = [w.flows, w.bytes_c2s, w.bytes_s2c];
         if self.edges.get(id).is_none() {
-            let decided = self.sharing.as_mut().and_then(|sh| sh.pending_decision(id));
+            let decided = self.sharing.as_ref().and_then(|sh| sh.pending_decision(id));
             let (status, learned) =
                 decided.map_or((w.status, Learned::Replica), |st| (st, Learned::Manual));
             self.edges.insert(Edge {
@@ -411,7 +528,11 @@ pub async fn publish(state: &SharedState, kv: &dyn Kv) {
         .take_updates(MAX_PER_BATCH);
     let mut errors = 0;
     for (k, v) in updates {
-        if kv.put(&k, v).await.is_err() {
+        let done = match v {
+            Some(v) => kv.put(&k, v).await,
+            None => kv.delete(&k).await,
+        };
+        if done.is_err() {
             errors += 1;
         }
     }
