@@ -163,6 +163,10 @@ struct StandaloneArgs {
     /// TCP addresses to collect IPFIX over TCP on (RFC 7011 section 10.4, until Ctrl-C).
     #[arg(long, num_args = 1..)]
     ipfix_tcp: Vec<SocketAddr>,
+    /// Merge the two one-way NetFlow/IPFIX records of a conversation arriving within this many
+    /// milliseconds into one bidirectional flow (UDP listeners; 0: off).
+    #[arg(long, default_value_t = 0)]
+    merge_window_ms: u64,
     /// Directory of YAML configuration: `AlertExclusion` documents (the CRD spec shape) and
     /// one `kind: Analysis` document (checks, local networks, blocklists, DES); see docs/checks.md.
     #[arg(long)]
@@ -340,6 +344,7 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         config: args.config,
         netflow: args.netflow,
         ipfix_tcp: args.ipfix_tcp,
+        merge_window_ms: args.merge_window_ms,
         listen: args.listen,
         exit: args.exit,
         report: args.report,

@@ -85,6 +85,10 @@ struct RunArgs {
     /// `SO_RCVBUF` requested for flow listeners (the kernel caps it at `net.core.rmem_max`).
     #[arg(long, default_value_t = ListenerConfig::default().recv_buffer_bytes)]
     recv_buffer: usize,
+    /// Merge the two one-way NetFlow/IPFIX records of a conversation arriving within this many
+    /// milliseconds into one bidirectional flow (UDP listeners; 0: off). See docs/collect.md.
+    #[arg(long, default_value_t = 0)]
+    merge_window_ms: u64,
     /// NATS server URL(s).
     #[arg(long, env = "NATS_URL")]
     nats: String,
@@ -188,6 +192,10 @@ struct CollectArgs {
     /// `SO_RCVBUF` requested (the kernel caps it at `net.core.rmem_max`).
     #[arg(long, default_value_t = ListenerConfig::default().recv_buffer_bytes)]
     recv_buffer: usize,
+    /// Merge the two one-way NetFlow/IPFIX records of a conversation arriving within this many
+    /// milliseconds into one bidirectional flow (UDP listeners; 0: off). See docs/collect.md.
+    #[arg(long, default_value_t = 0)]
+    merge_window_ms: u64,
     /// Sensor name written in the observation points.
     #[arg(long)]
     sensor_name: Option<String>,
@@ -280,9 +288,13 @@ async fn run(args: RunArgs) -> Result<()> {
             Progress::Lines => ProgressMode::Lines,
             Progress::Quiet => ProgressMode::Quiet,
         },
-        listener: ListenerConfig {
-            recv_buffer_bytes: args.recv_buffer,
-            ..ListenerConfig::default()
+        listener: {
+            let mut l = ListenerConfig {
+                recv_buffer_bytes: args.recv_buffer,
+                ..ListenerConfig::default()
+            };
+            l.collector.merge_window_ms = args.merge_window_ms;
+            l
         },
     };
     let inputs: Vec<Input> = args
@@ -569,6 +581,7 @@ async fn collect(args: CollectArgs) -> Result<()> {
             ..ListenerConfig::default()
         };
         config.collector.sensor.clone_from(&sensor);
+        config.collector.merge_window_ms = args.merge_window_ms;
         let listener =
             Listener::bind(config).with_context(|| format!("cannot listen on {address}"))?;
         eprintln!(

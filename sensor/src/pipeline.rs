@@ -499,6 +499,8 @@ pub async fn run(
                 tcp.collector.sensor.clone_from(&config.sensor_name);
                 tcp.collector.flow_id_base = ((listeners.len() + tcp_listeners.len()) as u64) << 48;
                 tcp.collector.points = Some(point_board.clone());
+                // A connection's collector goes at close: nothing may wait in its merge table.
+                tcp.collector.merge_window_ms = 0;
                 tcp_listeners.push(TcpCollector::bind(tcp).await.map_err(|source| {
                     Error::BindListener {
                         address: *address,

@@ -39,6 +39,8 @@ pub struct StandaloneOptions {
     pub netflow: Vec<SocketAddr>,
     /// TCP addresses to collect IPFIX over TCP on (RFC 7011 section 10.4).
     pub ipfix_tcp: Vec<SocketAddr>,
+    /// Merge window of one-way exported records, ms (0: off; see docs/collect.md).
+    pub merge_window_ms: u64,
     /// API address.
     pub listen: SocketAddr,
     /// Exit after the report instead of serving until Ctrl-C.
@@ -155,7 +157,10 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         .chain(options.netflow.iter().copied().map(Input::Netflow))
         .chain(options.ipfix_tcp.iter().copied().map(Input::IpfixTcp))
         .collect();
+    let mut listener = netwarden_sensor::collect::ListenerConfig::default();
+    listener.collector.merge_window_ms = options.merge_window_ms;
     let config = SensorConfig {
+        listener,
         sensor_name: pipeline::default_sensor_name(),
         shards: options.shards,
         // A file can wait for the engine; a live interface must not stall the capture.

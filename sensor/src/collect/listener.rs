@@ -194,6 +194,13 @@ impl Listener {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = tick.tick() => {
+                    // One-way records whose merge window passed leave alone (merging on).
+                    self.collector.expire_merge(now_ns(), &mut |o| outputs.push(o));
+                    if !outputs.is_empty() {
+                        let dropped = sink(&mut outputs);
+                        outputs.clear();
+                        self.collector.count_sink_drop(dropped);
+                    }
                     if dirty {
                         dirty = false;
                         snapshot_at = Instant::now();
@@ -255,6 +262,11 @@ impl Listener {
                 snapshot_at = Instant::now();
                 self.snapshot_exporters();
             }
+        }
+        self.collector.flush_merge(&mut |o| outputs.push(o));
+        if !outputs.is_empty() {
+            let dropped = sink(&mut outputs);
+            self.collector.count_sink_drop(dropped);
         }
         self.snapshot_exporters();
         self.stats()

@@ -23,6 +23,7 @@ mod exporters;
 mod fields;
 pub mod ipfix;
 pub mod listener;
+pub mod merge;
 pub mod netflow5;
 pub mod netflow9;
 pub mod sflow;
@@ -209,6 +210,12 @@ pub struct CollectorConfig {
     /// collectors of one sensor, published as `nw.stats.<sensor>`); none: not kept.
     #[serde(skip)]
     pub points: Option<PointBoard>,
+    /// Merge the two one-way records of a conversation that arrive within this many
+    /// milliseconds into one bidirectional flow (0: off, every record leaves at once). A
+    /// one-way record waits up to this long; see [`merge`].
+    pub merge_window_ms: u64,
+    /// Most one-way records waiting for their other direction; beyond, the oldest leaves alone.
+    pub merge_max_held: usize,
 }
 
 impl Default for CollectorConfig {
@@ -225,6 +232,8 @@ impl Default for CollectorConfig {
             pending_max_age_ms: 5_000,
             flow_id_base: 0,
             points: None,
+            merge_window_ms: 0,
+            merge_max_held: 65_536,
         }
     }
 }
@@ -239,6 +248,7 @@ pub struct Collector {
     global: GlobalCounters,
     templates_total: usize,
     next_flow_id: u64,
+    merge: merge::MergeTable,
 }
 
 impl Collector {
@@ -252,6 +262,7 @@ impl Collector {
             global: GlobalCounters::default(),
             templates_total: 0,
             next_flow_id,
+            merge: merge::MergeTable::default(),
         }
     }
 
@@ -320,6 +331,12 @@ impl Collector {
             seen: None,
         };
         cx.expire_pending();
+        let merging = self.config.merge_window_ms > 0;
+        let window_ns = self.config.merge_window_ms.saturating_mul(1_000_000);
+        let max_held = self.config.merge_max_held;
+        let merge = &mut self.merge;
+        let mut merged_sink = |o: Output| merge.offer(o, now_ns, window_ns, max_held, sink);
+        let sink: &mut dyn FnMut(Output) = if merging { &mut merged_sink } else { sink };
         let result = match protocol {
             Protocol::Netflow5 => netflow5::decode(&mut cx, datagram, sink),
             Protocol::Netflow9 => netflow9::decode(&mut cx, datagram, sink),
@@ -337,6 +354,25 @@ impl Collector {
         }
         self.totals.add_delta(&after, &before);
         result.map(|()| protocol)
+    }
+
+    /// Sends the one-way records whose merge window passed by `now_ns` (alone); call it now
+    /// and then (the listener does every second) so a record whose other direction never
+    /// comes does not wait for the next datagram. Nothing when merging is off.
+    pub fn expire_merge(&mut self, now_ns: u64, sink: &mut dyn FnMut(Output)) {
+        if !self.merge.is_empty() {
+            self.merge.expire(now_ns, sink);
+        }
+    }
+
+    /// Sends every one-way record still waiting for its other direction (at stop).
+    pub fn flush_merge(&mut self, sink: &mut dyn FnMut(Output)) {
+        self.merge.flush(sink);
+    }
+
+    /// The merge stage's counters.
+    pub fn merge_stats(&self) -> merge::MergeStats {
+        self.merge.stats()
     }
 
     /// Counts a record the caller's sink could not take (a full channel).
