@@ -496,18 +496,27 @@ async fn a_host_answers_from_its_new_owner_after_kill9() {
         async || rows(&http, &asker).await.as_ref() == Some(&expected),
     )
     .await;
-    // A host owned by engine-b, asked of engine-a.
+    // A host with a score owned by engine-b, asked of engine-a.
     let table = leases(&kv).await;
     let b = table.iter().find(|l| l.replica == "engine-b").unwrap();
-    let ip = expected
+    let mut pick = None;
+    for ip in expected
         .keys()
-        .find(|ip| b.owned.contains(&shard_of(ip.parse().unwrap(), SHARDS)))
-        .expect("engine-b owns some host")
-        .clone();
+        .filter(|ip| b.owned.contains(&shard_of(ip.parse().unwrap(), SHARDS)))
+    {
+        let score = get(&http, &format!("{asker}/api/v2/hosts/{ip}/score")).await;
+        if let Some(score) = score.filter(|s| s["accumulated"].as_u64() > Some(0)) {
+            pick = Some((ip.clone(), score));
+            break;
+        }
+    }
+    let (ip, score_before) = pick.expect("engine-b owns a host with a score");
     let url = format!("{asker}/api/v2/hosts/{ip}");
     let (status, served, _, _, before) = call(&http, &url, None).await.unwrap();
     assert_eq!((status, served.as_deref()), (200, Some("engine-b")));
     assert_eq!(row_of(&before), expected[&ip]);
+    // Every flow is applied; the next snapshot (every 1 s) covers them and the score.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
 
     replicas[1].kill9();
     let killed = Instant::now();
@@ -533,6 +542,23 @@ async fn a_host_answers_from_its_new_owner_after_kill9() {
     let (served, body) = after;
     assert_eq!(row_of(&body), expected[&ip], "same totals on the new owner");
     assert_eq!(body["ip"], before["ip"]);
+    // The score moved with the shard (it does not restart at 0 on the new owner).
+    let score_after = get(&http, &format!("{asker}/api/v2/hosts/{ip}/score"))
+        .await
+        .expect("score on the new owner");
+    let keys = |s: &Value| {
+        let mut k: Vec<String> = s["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}/{}", c["alert_key"], c["as_client"]))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(score_after["accumulated"], score_before["accumulated"]);
+    assert_eq!(score_after["settled"], score_before["settled"]);
+    assert_eq!(keys(&score_after), keys(&score_before));
     println!(
         "{ip}: answered by {} {:.1} s after kill -9 of its owner ({unavailable} answers 503 meanwhile)",
         served.as_deref().unwrap_or("engine-a itself"),

@@ -632,6 +632,52 @@ impl Analysis {
         }
     }
 
+    /// The DES state of `host`'s series (one per [`HOST_METRICS`]) and the bytes at its last
+    /// sample, for shard snapshots (crate::shard).
+    #[allow(clippy::type_complexity)]
+    pub fn host_series_state(
+        &self,
+        host: &HostKey,
+    ) -> Option<(
+        [crate::anomaly::DesState; 7],
+        &[VecDeque<SeriesSample>; 7],
+        (u64, u64),
+    )> {
+        self.series.peek(host).map(|s| {
+            (
+                std::array::from_fn(|i| s.des[i].state()),
+                &s.samples,
+                s.last_bytes,
+            )
+        })
+    }
+
+    /// Puts the series of `host` from [`Analysis::host_series_state`] (a shard taken over).
+    pub fn restore_host_series(
+        &mut self,
+        host: HostKey,
+        des: [crate::anomaly::DesState; 7],
+        samples: [VecDeque<SeriesSample>; 7],
+        last_bytes: (u64, u64),
+    ) {
+        let cfg = self.config.des;
+        let mut s = HostSeries {
+            des: std::array::from_fn(|_| Des::new(cfg)),
+            samples,
+            last_bytes,
+        };
+        for (d, state) in s.des.iter_mut().zip(des) {
+            d.set_state(state);
+        }
+        let _ = self.series.insert(host, s);
+    }
+
+    /// Forgets the score and the series of `host` (a shard handed over, crate::shard).
+    pub fn forget_host(&mut self, host: &HostKey) {
+        self.series.remove(host);
+        self.scores.remove_host(host);
+    }
+
     /// The series of `host` for `metric` (one of [`HOST_METRICS`]).
     pub fn series(&self, host: &HostKey, metric: &str) -> Option<Vec<SeriesSample>> {
         let i = HOST_METRICS.iter().position(|m| *m == metric)?;

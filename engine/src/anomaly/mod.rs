@@ -50,6 +50,10 @@ pub struct DesOutcome {
     pub anomaly: bool,
 }
 
+/// A DES series' state without its configuration: (samples seen, [forecast, trend, sse,
+/// sse_next], roll-up), for shard snapshots (crate::shard).
+pub type DesState = (u32, [f64; 4], u32);
+
 /// One DES series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Des {
@@ -69,6 +73,26 @@ impl Des {
             cfg,
             ..Self::default()
         }
+    }
+
+    /// `(samples, [forecast, trend, sse, sse_next], roll-up)`: the series without its
+    /// configuration, for shard snapshots (crate::shard).
+    pub fn state(&self) -> DesState {
+        (
+            self.n,
+            [self.last_forecast, self.last_trend, self.sse, self.sse_next],
+            self.rollup,
+        )
+    }
+
+    /// Sets the state of [`Des::state`], keeping the configuration.
+    pub fn set_state(&mut self, (n, [f, t, sse, next], rollup): DesState) {
+        self.n = n;
+        self.last_forecast = f;
+        self.last_trend = t;
+        self.sse = sse;
+        self.sse_next = next;
+        self.rollup = rollup;
     }
 
     /// Adds `value` (`ndpi_des_add_value`).

@@ -55,6 +55,20 @@ impl Gauge {
         self.from = self.target;
     }
 
+    /// `[target, from, start_ns]`: the whole gauge, for shard snapshots (crate::shard).
+    pub fn parts(&self) -> [u64; 3] {
+        [self.target, self.from, self.start_ns]
+    }
+
+    /// The gauge of [`Gauge::parts`].
+    pub fn from_parts([target, from, start_ns]: [u64; 3]) -> Self {
+        Self {
+            target,
+            from,
+            start_ns,
+        }
+    }
+
     /// Removes `points`, spread over the next [`DECAY_NS`] from `now_ns`.
     pub fn sub(&mut self, points: u64, now_ns: u64) {
         self.from = self.value(now_ns);
@@ -395,6 +409,16 @@ impl ScoreBook {
     /// The score of `host`.
     pub fn host(&self, host: &HostKey) -> Option<&HostScore> {
         self.hosts.peek(host)
+    }
+
+    /// Puts `score` as the score of `host` (a shard taken over, crate::shard).
+    pub fn restore_host(&mut self, host: HostKey, score: HostScore) {
+        self.evicted += u64::from(self.hosts.insert(host, score).is_some());
+    }
+
+    /// Forgets the score of `host` (a shard handed over, crate::shard).
+    pub fn remove_host(&mut self, host: &HostKey) -> Option<HostScore> {
+        self.hosts.remove(host)
     }
 
     /// Every host with a score.

@@ -15,11 +15,15 @@ use bytes::Bytes;
 use netwarden_api::names::shard_of;
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::SeriesSample;
+use crate::checks::ScoreKind;
 use crate::hosts::{
     Counters, Host, HostKey, PeerCount, PointKey, ProtocolCount, Side, Snapshot as DeltaSnapshot,
 };
+use crate::score::{Accumulated, Contribution, Gauge, HostScore, MAX_CONTRIBUTIONS};
 use crate::state::State;
 use crate::store::FlowKey;
+use netwarden_api::alert::Entity;
 
 /// Format version written in every snapshot (a reader refuses other versions).
 pub const VERSION: u32 = 1;
@@ -125,7 +129,7 @@ pub struct SideSnap {
 }
 
 /// The state of one shard and the last stream sequence it includes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShardSnapshot {
     /// [`VERSION`].
     pub version: u32,
@@ -137,6 +141,170 @@ pub struct ShardSnapshot {
     pub hosts: Vec<HostSnap>,
     /// Running flows' applied counters of those hosts.
     pub sides: Vec<SideSnap>,
+    /// Scores of the shard's hosts (absent in snapshots of older replicas).
+    #[serde(default)]
+    pub scores: Vec<ScoreSnap>,
+    /// DES series of the shard's hosts (absent in snapshots of older replicas).
+    #[serde(default)]
+    pub series: Vec<SeriesSnap>,
+}
+
+/// One contribution to a host's score ([`crate::score::Contribution`] without its roll-up:
+/// observation-point and network scores are per replica).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContributionSnap {
+    /// Alert key.
+    pub key: String,
+    /// Alert type.
+    pub alert_type: String,
+    /// Flow or host alert.
+    pub entity: Entity,
+    /// Earned as client.
+    pub as_client: bool,
+    /// Network or security.
+    pub kind: ScoreKind,
+    /// Points.
+    pub points: u16,
+    /// The other end.
+    pub peer: Option<IpAddr>,
+    /// Added at, ns.
+    pub since_ns: u64,
+    /// Leaving since, ns.
+    pub leaving_since_ns: Option<u64>,
+}
+
+impl ContributionSnap {
+    fn of(c: &Contribution) -> Self {
+        Self {
+            key: c.alert_key.clone(),
+            alert_type: c.alert_type.clone(),
+            entity: c.entity,
+            as_client: c.as_client,
+            kind: c.kind,
+            points: c.points,
+            peer: c.peer,
+            since_ns: c.since_ns,
+            leaving_since_ns: c.leaving_since_ns,
+        }
+    }
+
+    fn to_contribution(&self) -> Contribution {
+        Contribution {
+            alert_key: self.key.clone(),
+            alert_type: self.alert_type.clone(),
+            entity: self.entity,
+            as_client: self.as_client,
+            kind: self.kind,
+            points: self.points,
+            peer: self.peer,
+            since_ns: self.since_ns,
+            leaving_since_ns: self.leaving_since_ns,
+            roll: None,
+        }
+    }
+}
+
+/// One host's score ([`crate::score::HostScore`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreSnap {
+    /// Address.
+    pub ip: IpAddr,
+    /// VLAN.
+    pub vlan: u32,
+    /// Gauges, client then server, network then security: `[target, from, start_ns]`.
+    pub gauges: [[u64; 3]; 4],
+    /// Live contributions.
+    pub contributions: Vec<ContributionSnap>,
+    /// Contributions whose points are leaving.
+    pub leaving: Vec<ContributionSnap>,
+    /// Live points not listed.
+    pub omitted_points: u64,
+    /// Points ever added.
+    pub accumulated: u64,
+    /// (alert type, as client, kind, points, alerts).
+    pub accumulated_by: Vec<(String, bool, ScoreKind, u64, u64)>,
+}
+
+impl ScoreSnap {
+    fn of(key: HostKey, s: &HostScore) -> Self {
+        let g = &s.gauges;
+        Self {
+            ip: key.ip,
+            vlan: key.vlan,
+            gauges: [
+                g.client[0].parts(),
+                g.client[1].parts(),
+                g.server[0].parts(),
+                g.server[1].parts(),
+            ],
+            contributions: s.contributions.iter().map(ContributionSnap::of).collect(),
+            leaving: s.leaving.iter().map(ContributionSnap::of).collect(),
+            omitted_points: s.omitted_points,
+            accumulated: s.accumulated,
+            accumulated_by: s
+                .accumulated_by
+                .iter()
+                .map(|a| {
+                    (
+                        a.alert_type.clone(),
+                        a.as_client,
+                        a.kind,
+                        a.points,
+                        a.alerts,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn to_score(&self) -> HostScore {
+        let mut s = HostScore::default();
+        let [c0, c1, s0, s1] = self.gauges;
+        s.gauges.client = [Gauge::from_parts(c0), Gauge::from_parts(c1)];
+        s.gauges.server = [Gauge::from_parts(s0), Gauge::from_parts(s1)];
+        s.contributions = self
+            .contributions
+            .iter()
+            .take(MAX_CONTRIBUTIONS)
+            .map(ContributionSnap::to_contribution)
+            .collect();
+        s.leaving = self
+            .leaving
+            .iter()
+            .take(MAX_CONTRIBUTIONS)
+            .map(ContributionSnap::to_contribution)
+            .collect();
+        s.omitted_points = self.omitted_points;
+        s.accumulated = self.accumulated;
+        s.accumulated_by = self
+            .accumulated_by
+            .iter()
+            .take(MAX_CONTRIBUTIONS)
+            .map(|(t, c, k, p, a)| Accumulated {
+                alert_type: t.clone(),
+                as_client: *c,
+                kind: *k,
+                points: *p,
+                alerts: *a,
+            })
+            .collect();
+        s
+    }
+}
+
+/// One host's DES series (one per metric of [`crate::alerts::HOST_METRICS`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSnap {
+    /// Address.
+    pub ip: IpAddr,
+    /// VLAN.
+    pub vlan: u32,
+    /// Per metric: (samples seen, [forecast, trend, sse, sse_next], roll-up).
+    pub des: [crate::anomaly::DesState; 7],
+    /// Per metric: the kept samples as (t, value, forecast, lower, upper, anomaly).
+    pub samples: [Vec<(u64, f64, f64, f64, f64, bool)>; 7],
+    /// Bytes sent and received at the last sample.
+    pub last_bytes: (u64, u64),
 }
 
 /// Takes the snapshot of `shard` (of `shards`) from `state`, covering stream sequence `seq`.
@@ -168,12 +336,44 @@ pub fn capture(state: &State, shard: u32, shards: u32, seq: u64) -> ShardSnapsho
         })
         .collect();
     sides.sort_by_key(|s| (s.flow, s.server));
+    let mut scores: Vec<ScoreSnap> = state
+        .analysis
+        .scores
+        .hosts()
+        .filter(|(k, _)| shard_of(k.ip, shards) == shard)
+        .map(|(k, s)| ScoreSnap::of(*k, s))
+        .collect();
+    scores.sort_by_key(|s| (s.ip, s.vlan));
+    let series = hosts
+        .iter()
+        .filter_map(|h| {
+            let key = HostKey {
+                ip: h.ip,
+                vlan: h.vlan,
+            };
+            let (des, samples, last_bytes) = state.analysis.host_series_state(&key)?;
+            Some(SeriesSnap {
+                ip: h.ip,
+                vlan: h.vlan,
+                des,
+                samples: std::array::from_fn(|i| {
+                    samples[i]
+                        .iter()
+                        .map(|x| (x.t_ns, x.value, x.forecast, x.lower, x.upper, x.anomaly))
+                        .collect()
+                }),
+                last_bytes,
+            })
+        })
+        .collect();
     ShardSnapshot {
         version: VERSION,
         shard,
         seq,
         hosts,
         sides,
+        scores,
+        series,
     }
 }
 
@@ -186,6 +386,16 @@ pub fn release(state: &mut State, shard: u32, shards: u32) -> usize {
         .filter(|h| shard_of(h.key.ip, shards) == shard)
         .map(|h| h.key)
         .collect();
+    let scored: Vec<HostKey> = state
+        .analysis
+        .scores
+        .hosts()
+        .map(|(k, _)| *k)
+        .filter(|k| shard_of(k.ip, shards) == shard)
+        .collect();
+    for k in keys.iter().chain(&scored) {
+        state.analysis.forget_host(k);
+    }
     for k in &keys {
         if let Some(h) = state.hosts.remove(k) {
             for p in &h.points {
@@ -207,6 +417,40 @@ pub fn release(state: &mut State, shard: u32, shards: u32) -> usize {
 
 /// Puts `snap` into `state` (after [`release`] of the same shard).
 pub fn restore(state: &mut State, snap: &ShardSnapshot) {
+    for s in &snap.scores {
+        let key = HostKey {
+            ip: s.ip,
+            vlan: s.vlan,
+        };
+        state.analysis.scores.restore_host(key, s.to_score());
+    }
+    for s in &snap.series {
+        let key = HostKey {
+            ip: s.ip,
+            vlan: s.vlan,
+        };
+        let samples = std::array::from_fn(|i| {
+            s.samples[i]
+                .iter()
+                .rev()
+                .take(crate::alerts::SERIES_LEN)
+                .rev()
+                .map(
+                    |&(t_ns, value, forecast, lower, upper, anomaly)| SeriesSample {
+                        t_ns,
+                        value,
+                        forecast,
+                        lower,
+                        upper,
+                        anomaly,
+                    },
+                )
+                .collect()
+        });
+        state
+            .analysis
+            .restore_host_series(key, s.des, samples, s.last_bytes);
+    }
     for h in &snap.hosts {
         let host = h.to_host();
         for p in &host.points {
@@ -430,6 +674,66 @@ mod tests {
     }
 
     #[test]
+    fn scores_and_series_move_with_the_shard() {
+        let mut all = corpus();
+        for (i, r) in all.iter_mut().enumerate() {
+            r.server_port = 443;
+            if i % 3 == 0 {
+                r.set_risk(6, Some(format!("CN=x{i}")));
+            }
+        }
+        let mut s = State::new(&config());
+        s.apply_batch(all);
+        let shard = (0..SHARDS)
+            .find(|sh| !capture(&s, *sh, SHARDS, 0).scores.is_empty())
+            .expect("the corpus scores some host");
+        let first = &capture(&s, shard, SHARDS, 0).scores[0];
+        let key = HostKey {
+            ip: first.ip,
+            vlan: first.vlan,
+        };
+        let mut des = [(0, [0.0; 4], 0); 7];
+        des[0] = (5, [1.5, -0.25, 3.0, 4.0], 1);
+        let samples = std::array::from_fn(|i| {
+            std::iter::repeat_n(
+                SeriesSample {
+                    t_ns: 7,
+                    value: i as f64,
+                    forecast: 1.0,
+                    lower: 0.5,
+                    upper: 2.0,
+                    anomaly: i == 3,
+                },
+                i,
+            )
+            .collect()
+        });
+        s.analysis.restore_host_series(key, des, samples, (10, 20));
+        let snap = capture(&s, shard, SHARDS, 7);
+        assert_eq!(snap.series.len(), 1);
+        assert!(snap.scores.iter().any(|x| !x.contributions.is_empty()));
+        let back = decode(&chunks(&serde_json::to_vec(&snap).unwrap(), 101), shard).unwrap();
+        assert_eq!(back, snap);
+        let mut other = State::new(&config());
+        restore(&mut other, &back);
+        let again = capture(&other, shard, SHARDS, 7);
+        assert_eq!((&again.scores, &again.series), (&snap.scores, &snap.series));
+        let now = s.analysis.now_ns;
+        assert_eq!(
+            other.analysis.scores.values(&key, now),
+            s.analysis.scores.values(&key, now)
+        );
+        assert_eq!(
+            other.analysis.series(&key, crate::alerts::HOST_METRICS[3]),
+            s.analysis.series(&key, crate::alerts::HOST_METRICS[3])
+        );
+        release(&mut other, shard, SHARDS);
+        let gone = capture(&other, shard, SHARDS, 7);
+        assert!(gone.scores.is_empty() && gone.series.is_empty());
+        assert!(other.analysis.scores.host(&key).is_none());
+    }
+
+    #[test]
     fn bad_snapshots_are_refused() {
         assert!(decode(&[Bytes::from_static(b"{nope")], 1).is_err());
         let snap = ShardSnapshot {
@@ -438,6 +742,8 @@ mod tests {
             seq: 9,
             hosts: vec![],
             sides: vec![],
+            scores: vec![],
+            series: vec![],
         };
         let enc = Bytes::from(serde_json::to_vec(&snap).unwrap());
         assert!(decode(std::slice::from_ref(&enc), 3).is_err());
