@@ -342,8 +342,7 @@ impl Topology {
         }
         for link in ["lan0", "lan1"] {
             ip(&[
-                "link", "add", link, "netns", &a, "type", "veth", "peer", "name", link, "netns",
-                &b,
+                "link", "add", link, "netns", &a, "type", "veth", "peer", "name", link, "netns", &b,
             ])
             .expect("veth between the namespaces");
         }
@@ -629,18 +628,54 @@ pub fn diff(want: &Totals, got: &Totals) -> String {
     out
 }
 
-/// GET `url` as JSON (`None` on any error or non-2xx).
+/// The hop header replicas use among themselves: a request carrying it is answered by the
+/// replica it reaches from its own shards, never forwarded or gathered (docs/api.md).
+pub const LOCAL_ONLY: (&str, &str) = ("x-netwarden-forwarded-by", "e2e-test");
+
+/// GET `url` as JSON, answered by that replica alone ([`LOCAL_ONLY`]); `None` on any error or
+/// non-2xx.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let resp = http
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
+    get_json_as(http, url, true).await
+}
+
+/// GET `url` as JSON, local to the replica (`local`) or as any client asks (forwarded or
+/// gathered for the whole cluster where the engine does so).
+pub async fn get_json_as(http: &reqwest::Client, url: &str, local: bool) -> Option<Value> {
+    let mut req = http.get(url).timeout(Duration::from_secs(10));
+    if local {
+        req = req.header(LOCAL_ONLY.0, LOCAL_ONLY.1);
+    }
+    let resp = req.send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
     resp.json().await.ok()
+}
+
+/// The host totals one replica gives a client that does not say it is a replica (the whole
+/// cluster's when the replica gathers `/api/v2/hosts`, its own otherwise).
+pub async fn totals_as_client(http: &reqwest::Client, base: &str) -> Result<Totals, String> {
+    let page = get_json_as(http, &format!("{base}/api/v2/hosts?limit=1000"), false)
+        .await
+        .ok_or_else(|| format!("{base}/api/v2/hosts did not answer"))?;
+    if page.get("unreachable").is_some() {
+        return Err(format!("partial page: {}", page["unreachable"]));
+    }
+    let mut totals = Totals::new();
+    for h in page["items"].as_array().cloned().unwrap_or_default() {
+        let n = |k: &str| h[k].as_u64().unwrap_or(0);
+        let key = (h["ip"].as_str().unwrap_or_default().to_owned(), n("vlan"));
+        totals.insert(
+            key,
+            [
+                n("bytes_sent"),
+                n("bytes_rcvd"),
+                n("packets_sent"),
+                n("packets_rcvd"),
+            ],
+        );
+    }
+    Ok(totals)
 }
 
 /// Every item of a paged `/api/v2` list of one replica.
@@ -663,9 +698,10 @@ pub async fn all_items(http: &reqwest::Client, base: &str, path: &str) -> Option
     }
 }
 
-/// The items of `path` on every replica, concatenated (`None` when one does not answer).
-/// Until every replica answers for the whole cluster this is the cluster-wide view; hosts are
-/// on one replica each once the shard table is settled.
+/// The items of `path` on every replica, each answering alone ([`LOCAL_ONLY`]),
+/// concatenated (`None` when one does not answer): the cluster's view built by the test itself,
+/// whatever the replicas forward or gather. Hosts are on one replica each once the shard table
+/// is settled; alerts indexed from `NW_ALERTS` show once per replica.
 pub async fn gather(http: &reqwest::Client, bases: &[String], path: &str) -> Option<Vec<Value>> {
     let mut out = Vec::new();
     for base in bases {
@@ -674,23 +710,30 @@ pub async fn gather(http: &reqwest::Client, bases: &[String], path: &str) -> Opt
     Some(out)
 }
 
-/// The hosts' totals over `bases`; `None` when a replica does not answer or a host shows on two.
-pub async fn cluster_totals(http: &reqwest::Client, bases: &[String]) -> Option<Totals> {
+/// The hosts' totals over `bases`; `Err` when a replica does not answer or a host shows on two.
+pub async fn cluster_totals(http: &reqwest::Client, bases: &[String]) -> Result<Totals, String> {
     let mut totals = Totals::new();
-    for h in gather(http, bases, "/api/v2/hosts").await? {
-        let n = |k: &str| h[k].as_u64().unwrap_or(0);
-        let key = (h["ip"].as_str()?.to_owned(), n("vlan"));
-        let row = [
-            n("bytes_sent"),
-            n("bytes_rcvd"),
-            n("packets_sent"),
-            n("packets_rcvd"),
-        ];
-        if totals.insert(key, row).is_some() {
-            return None;
+    for base in bases {
+        let hosts = all_items(http, base, "/api/v2/hosts")
+            .await
+            .ok_or_else(|| format!("{base}/api/v2/hosts did not answer"))?;
+        for h in hosts {
+            let n = |k: &str| h[k].as_u64().unwrap_or(0);
+            let key = (h["ip"].as_str().unwrap_or_default().to_owned(), n("vlan"));
+            let row = [
+                n("bytes_sent"),
+                n("bytes_rcvd"),
+                n("packets_sent"),
+                n("packets_rcvd"),
+            ];
+            if let Some(other) = totals.insert(key.clone(), row) {
+                return Err(format!(
+                    "{key:?} on two replicas: {other:?} and {row:?} ({base})"
+                ));
+            }
         }
     }
-    Some(totals)
+    Ok(totals)
 }
 
 /// Polls `check` every 250 ms until it gives `Some`, for at most `timeout`.

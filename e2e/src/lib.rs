@@ -1,9 +1,11 @@
 //! Helpers of the end-to-end tests: where the repository and its tools are, and running the
 //! deployment tools (helm, kubectl, kubernetes-validate) that `scripts/bootstrap --test`
 //! installs under `.tools/`; [`cluster`]: the harness of the cluster test (network namespaces,
-//! the real binaries as processes, cleanup guards).
+//! the real binaries as processes, cleanup guards); [`kube`]: a fake Kubernetes API server for
+//! the real operator.
 
 pub mod cluster;
+pub mod kube;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
