@@ -302,27 +302,27 @@ impl Topology {
     /// When a step fails (after what was made is removed by the guard).
     pub fn create() -> Self {
         let pid = std::process::id();
-        let n = 100 + (pid % 100) as u8;
-        let m = ((pid / 100) % 50 * 5) as u8;
-        let mut t = Self {
+        let second = 100 + (pid % 100) as u8;
+        let third = ((pid / 100) % 50 * 5) as u8;
+        let mut topo = Self {
             ns_a: format!("{PREFIX}{pid}-a"),
             ns_b: format!("{PREFIX}{pid}-b"),
-            lan_a: Ipv4Addr::new(10, n, m, 1),
-            lan_b: Ipv4Addr::new(10, n, m, 2),
-            flow_a: Ipv4Addr::new(10, n, m + 1, 1),
-            flow_b: Ipv4Addr::new(10, n, m + 1, 2),
-            nats_ip: Ipv4Addr::new(10, n, m + 2, 1),
-            replay_net: [10, n, m + 3],
+            lan_a: Ipv4Addr::new(10, second, third, 1),
+            lan_b: Ipv4Addr::new(10, second, third, 2),
+            flow_a: Ipv4Addr::new(10, second, third + 1, 1),
+            flow_b: Ipv4Addr::new(10, second, third + 1, 2),
+            nats_ip: Ipv4Addr::new(10, second, third + 2, 1),
+            replay_net: [10, second, third + 3],
             root_links: Vec::new(),
             namespaces: Vec::new(),
         };
-        let (a, b) = (t.ns_a.clone(), t.ns_b.clone());
+        let (ns_a, ns_b) = (topo.ns_a.clone(), topo.ns_b.clone());
         let root_a = format!("nwe{pid}a");
         let root_b = format!("nwe{pid}b");
-        let mgmt = |last: u8| format!("10.{n}.{}.{last}", m + 2);
-        for ns in [&a, &b] {
+        let mgmt = |last: u8| format!("10.{second}.{}.{last}", third + 2);
+        for ns in [&ns_a, &ns_b] {
             ip(&["netns", "add", ns]).expect("ip netns add");
-            t.namespaces.push(ns.clone());
+            topo.namespaces.push(ns.clone());
             // No IPv6 (router solicitations, MLD): only the generated traffic is on the links.
             for key in ["all", "default"] {
                 run(
@@ -342,28 +342,29 @@ impl Topology {
         }
         for link in ["lan0", "lan1"] {
             ip(&[
-                "link", "add", link, "netns", &a, "type", "veth", "peer", "name", link, "netns", &b,
+                "link", "add", link, "netns", &ns_a, "type", "veth", "peer", "name", link, "netns",
+                &ns_b,
             ])
             .expect("veth between the namespaces");
         }
-        for (root, ns) in [(&root_a, &a), (&root_b, &b)] {
+        for (root, ns) in [(&root_a, &ns_a), (&root_b, &ns_b)] {
             ip(&[
                 "link", "add", root, "type", "veth", "peer", "name", "mgmt", "netns", ns,
             ])
             .expect("management veth");
-            t.root_links.push(root.clone());
+            topo.root_links.push(root.clone());
             let _ = run(
                 "sysctl",
                 &["-qw", &format!("net.ipv6.conf.{root}.disable_ipv6=1")],
             );
         }
         let addrs = [
-            (&a, "lan0", t.lan_a.to_string() + "/24"),
-            (&b, "lan0", t.lan_b.to_string() + "/24"),
-            (&a, "lan1", t.flow_a.to_string() + "/24"),
-            (&b, "lan1", t.flow_b.to_string() + "/24"),
-            (&a, "mgmt", mgmt(2) + "/30"),
-            (&b, "mgmt", mgmt(6) + "/30"),
+            (&ns_a, "lan0", topo.lan_a.to_string() + "/24"),
+            (&ns_b, "lan0", topo.lan_b.to_string() + "/24"),
+            (&ns_a, "lan1", topo.flow_a.to_string() + "/24"),
+            (&ns_b, "lan1", topo.flow_b.to_string() + "/24"),
+            (&ns_a, "mgmt", mgmt(2) + "/30"),
+            (&ns_b, "mgmt", mgmt(6) + "/30"),
         ];
         for (ns, dev, addr) in &addrs {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev]).expect("address");
@@ -376,7 +377,7 @@ impl Topology {
         // b reaches the NATS address (local to the root namespace) through its own link.
         ip(&[
             "-n",
-            &b,
+            &ns_b,
             "route",
             "add",
             &(mgmt(1) + "/32"),
@@ -384,7 +385,7 @@ impl Topology {
             &mgmt(5),
         ])
         .expect("route to NATS");
-        t
+        topo
     }
 
     /// `ip netns exec NS program args…`.

@@ -227,7 +227,10 @@ impl Cluster {
             assert!(Instant::now() < deadline, "softflowd stuck: {stats}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(p.wait_exit(Duration::from_secs(10)).is_some(), "softflowd did not exit");
+        assert!(
+            p.wait_exit(Duration::from_secs(10)).is_some(),
+            "softflowd did not exit"
+        );
         self.procs.push(p);
     }
 
@@ -321,8 +324,14 @@ fn flows_between<'a>(flows: &'a [Value], a: &str, b: &str, point: &str) -> Vec<&
 }
 
 /// `flows_as_server` of `ip` over the replicas (each answering for itself).
-async fn flows_as_server(http: &reqwest::Client, bases: &[String], ip: &str) -> Result<u64, String> {
-    let hosts = gather(http, bases, "/api/v2/hosts").await.ok_or("no answer")?;
+async fn flows_as_server(
+    http: &reqwest::Client,
+    bases: &[String],
+    ip: &str,
+) -> Result<u64, String> {
+    let hosts = gather(http, bases, "/api/v2/hosts")
+        .await
+        .ok_or("no answer")?;
     Ok(hosts
         .iter()
         .filter(|h| h["ip"] == ip)
@@ -542,9 +551,19 @@ async fn real_binaries_in_network_namespaces() {
     for ns in [&ns_a, &ns_b] {
         let file = logs.join(format!("{ns}.pcap"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "tcpdump", "-n", "-U", "--immediate-mode", "-s", "0"])
-            .args(["-i", "lan0", "-w"])
-            .arg(&file);
+        cmd.args([
+            "netns",
+            "exec",
+            ns,
+            "tcpdump",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-s",
+            "0",
+        ])
+        .args(["-i", "lan0", "-w"])
+        .arg(&file);
         let mut p = Proc::spawn(&format!("tcpdump-{ns}"), &mut cmd, &logs);
         p.wait_output("listening on lan0", Duration::from_secs(20));
         c.procs.push(p);
@@ -555,9 +574,19 @@ async fn real_binaries_in_network_namespaces() {
     // veth left the packets in libpcap's buffer) and exports IPFIX to sensor a's listener.
     let lan1_pcap = logs.join("lan1.pcap");
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns_a, "tcpdump", "-n", "-U", "--immediate-mode", "-s", "0"])
-        .args(["-i", "lan1", "-w"])
-        .arg(&lan1_pcap);
+    cmd.args([
+        "netns",
+        "exec",
+        &ns_a,
+        "tcpdump",
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "0",
+    ])
+    .args(["-i", "lan1", "-w"])
+    .arg(&lan1_pcap);
     let mut lan1_dump = Proc::spawn("tcpdump-lan1", &mut cmd, &logs);
     lan1_dump.wait_output("listening on lan1", Duration::from_secs(20));
 
@@ -756,7 +785,9 @@ async fn real_binaries_in_network_namespaces() {
     let sb2 = c.sensor(&ns_b, "sensor-b2", None);
     let mut pinger = Command::new("ip");
     pinger
-        .args(["netns", "exec", &ns_a, "ping", "-n", "-q", "-c", "250", "-i", "0.2"])
+        .args([
+            "netns", "exec", &ns_a, "ping", "-n", "-q", "-c", "250", "-i", "0.2",
+        ])
         .arg(&lan_b);
     c.procs.push(Proc::spawn("ping-phase2", &mut pinger, &logs));
     let pinger = c.procs.len() - 1;
@@ -777,7 +808,10 @@ async fn real_binaries_in_network_namespaces() {
     // them (sensor/src/export/publisher.rs), so NATS restarts once every closed HTTP flow is
     // in: while the capture runs, the engines consume and the ping goes on.
     let lan_b_key = (lan_b.clone(), 0);
-    let bases2: Vec<String> = [&c.engines[0], &c.engines[2]].iter().map(|e| e.base.clone()).collect();
+    let bases2: Vec<String> = [&c.engines[0], &c.engines[2]]
+        .iter()
+        .map(|e| e.base.clone())
+        .collect();
     // Phase 1: ping, 3 HTTP and 2 DNS flows to b at each of the two points.
     let want_flows = 2 * (1 + 3 + 2) + 2 * rounds;
     eventually(
@@ -785,7 +819,11 @@ async fn real_binaries_in_network_namespaces() {
         Duration::from_secs(90),
         async || {
             let n = flows_as_server(&client, &bases2, &lan_b_key.0).await?;
-            if n == want_flows { Ok(()) } else { Err(format!("{n} flows to b, want {want_flows}")) }
+            if n == want_flows {
+                Ok(())
+            } else {
+                Err(format!("{n} flows to b, want {want_flows}"))
+            }
         },
     )
     .await;
@@ -837,7 +875,8 @@ async fn real_binaries_in_network_namespaces() {
         p.stop(Duration::from_secs(10));
         let out = p.output();
         assert!(
-            out.lines().any(|l| l.trim() == "0 packets dropped by kernel"),
+            out.lines()
+                .any(|l| l.trim() == "0 packets dropped by kernel"),
             "{}: {out}",
             p.name
         );
