@@ -167,6 +167,9 @@ struct StandaloneArgs {
     /// milliseconds into one bidirectional flow (UDP listeners; 0: off).
     #[arg(long, default_value_t = 0)]
     merge_window_ms: u64,
+    /// sFlow sampled packet headers through a flow table and DPI per observation point.
+    #[arg(long)]
+    sflow_flows: bool,
     /// Directory of YAML configuration: `AlertExclusion` documents (the CRD spec shape) and
     /// one `kind: Analysis` document (checks, local networks, blocklists, DES); see docs/checks.md.
     #[arg(long)]
@@ -345,6 +348,7 @@ async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         netflow: args.netflow,
         ipfix_tcp: args.ipfix_tcp,
         merge_window_ms: args.merge_window_ms,
+        sflow_flows: args.sflow_flows,
         listen: args.listen,
         exit: args.exit,
         report: args.report,

@@ -89,6 +89,10 @@ struct RunArgs {
     /// milliseconds into one bidirectional flow (UDP listeners; 0: off). See docs/collect.md.
     #[arg(long, default_value_t = 0)]
     merge_window_ms: u64,
+    /// sFlow sampled packet headers through a flow table and DPI per observation point
+    /// (counters scaled by the sampling rate) instead of one record per sample.
+    #[arg(long)]
+    sflow_flows: bool,
     /// NATS server URL(s).
     #[arg(long, env = "NATS_URL")]
     nats: String,
@@ -196,6 +200,10 @@ struct CollectArgs {
     /// milliseconds into one bidirectional flow (UDP listeners; 0: off). See docs/collect.md.
     #[arg(long, default_value_t = 0)]
     merge_window_ms: u64,
+    /// sFlow sampled packet headers through a flow table and DPI per observation point
+    /// (counters scaled by the sampling rate) instead of one record per sample.
+    #[arg(long)]
+    sflow_flows: bool,
     /// Sensor name written in the observation points.
     #[arg(long)]
     sensor_name: Option<String>,
@@ -294,6 +302,7 @@ async fn run(args: RunArgs) -> Result<()> {
                 ..ListenerConfig::default()
             };
             l.collector.merge_window_ms = args.merge_window_ms;
+            l.collector.sflow_flow_table = args.sflow_flows;
             l
         },
     };
@@ -582,6 +591,7 @@ async fn collect(args: CollectArgs) -> Result<()> {
         };
         config.collector.sensor.clone_from(&sensor);
         config.collector.merge_window_ms = args.merge_window_ms;
+        config.collector.sflow_flow_table = args.sflow_flows;
         let listener =
             Listener::bind(config).with_context(|| format!("cannot listen on {address}"))?;
         eprintln!(

@@ -41,6 +41,8 @@ pub struct StandaloneOptions {
     pub ipfix_tcp: Vec<SocketAddr>,
     /// Merge window of one-way exported records, ms (0: off; see docs/collect.md).
     pub merge_window_ms: u64,
+    /// sFlow sampled headers through flow tables and DPI (see docs/collect.md).
+    pub sflow_flows: bool,
     /// API address.
     pub listen: SocketAddr,
     /// Exit after the report instead of serving until Ctrl-C.
@@ -159,6 +161,7 @@ pub async fn run(options: StandaloneOptions, shutdown: watch::Receiver<bool>) ->
         .collect();
     let mut listener = netwarden_sensor::collect::ListenerConfig::default();
     listener.collector.merge_window_ms = options.merge_window_ms;
+    listener.collector.sflow_flow_table = options.sflow_flows;
     let config = SensorConfig {
         listener,
         sensor_name: pipeline::default_sensor_name(),

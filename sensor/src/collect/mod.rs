@@ -216,6 +216,11 @@ pub struct CollectorConfig {
     pub merge_window_ms: u64,
     /// Most one-way records waiting for their other direction; beyond, the oldest leaves alone.
     pub merge_max_held: usize,
+    /// sFlow sampled packet headers go through a flow table (with DPI) per observation point,
+    /// counters scaled by the sampling rate, instead of one record per sample. Records then
+    /// leave as flows end (idle/active timeouts; [`Collector::expire_merge`] moves the clock,
+    /// [`Collector::flush_merge`] ends them).
+    pub sflow_flow_table: bool,
 }
 
 impl Default for CollectorConfig {
@@ -234,6 +239,7 @@ impl Default for CollectorConfig {
             points: None,
             merge_window_ms: 0,
             merge_max_held: 65_536,
+            sflow_flow_table: false,
         }
     }
 }
@@ -249,6 +255,7 @@ pub struct Collector {
     templates_total: usize,
     next_flow_id: u64,
     merge: merge::MergeTable,
+    sflow: sflow::FlowTables,
 }
 
 impl Collector {
@@ -263,6 +270,7 @@ impl Collector {
             templates_total: 0,
             next_flow_id,
             merge: merge::MergeTable::default(),
+            sflow: sflow::FlowTables::default(),
         }
     }
 
@@ -329,6 +337,7 @@ impl Collector {
                 domain: 0,
             },
             seen: None,
+            sflow: &mut self.sflow,
         };
         cx.expire_pending();
         let merging = self.config.merge_window_ms > 0;
@@ -359,15 +368,26 @@ impl Collector {
     /// Sends the one-way records whose merge window passed by `now_ns` (alone); call it now
     /// and then (the listener does every second) so a record whose other direction never
     /// comes does not wait for the next datagram. Nothing when merging is off.
+    /// The sFlow flow tables' clocks move to `now_ns` too (idle flows end).
     pub fn expire_merge(&mut self, now_ns: u64, sink: &mut dyn FnMut(Output)) {
         if !self.merge.is_empty() {
             self.merge.expire(now_ns, sink);
         }
+        if !self.sflow.is_empty() {
+            self.sflow.advance(now_ns, self.config.flow_id_base, sink);
+        }
     }
 
-    /// Sends every one-way record still waiting for its other direction (at stop).
+    /// Sends every one-way record still waiting for its other direction, and ends every flow
+    /// of the sFlow flow tables (at stop).
     pub fn flush_merge(&mut self, sink: &mut dyn FnMut(Output)) {
         self.merge.flush(sink);
+        self.sflow.finish(self.config.flow_id_base, sink);
+    }
+
+    /// Sampled sFlow headers given to flow tables, and those beyond the table bound.
+    pub fn sflow_table_counts(&self) -> (u64, u64) {
+        (self.sflow.packets, self.sflow.overflow)
     }
 
     /// The merge stage's counters.
@@ -465,6 +485,8 @@ pub(crate) struct Cx<'a> {
     at: At,
     /// The datagram's sequence number, once judged.
     seen: Option<Seen>,
+    /// sFlow flow tables per observation point.
+    sflow: &'a mut sflow::FlowTables,
 }
 
 impl Cx<'_> {

@@ -13,14 +13,100 @@
 //! datagram sequence number is tracked per (UDP source, sub-agent).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-use netwarden_api::flow::FlowSource;
+use hashbrown::HashMap;
+use netwarden_api::flow::{FlowRecord, FlowSource, ObservationPoint};
 
 use super::error::At;
 use super::fields::{FlowFields, Origin, TimeBase, clamp_rate};
 use super::wire::{pad4, u32_at, u64_at};
 use super::{Cx, InterfaceCounters, Output, Result};
 use crate::decode::{LinkType, decode as decode_packet};
+use crate::flow::{FlowConfig, FlowTable};
+
+/// Most observation points (agent, sub-agent) with their own flow table; samples of later
+/// points become one record each, as without tables (`FlowTables::overflow`).
+pub const MAX_FLOW_TABLES: usize = 256;
+
+/// Flow tables per sFlow observation point (agent address, sub-agent) for sampled packet
+/// headers (`CollectorConfig::sflow_flow_table`): each decoded header goes through the same
+/// flow table and DPI as captured packets; the table's records leave with the point's
+/// observation point, source `sflow`, and packets/bytes scaled by the sampling rate.
+#[derive(Default)]
+pub struct FlowTables {
+    tables: HashMap<(Arc<str>, u32), PointFlows>,
+    /// Sampled headers of points beyond [`MAX_FLOW_TABLES`] (emitted one record each).
+    pub overflow: u64,
+    /// Sampled headers given to a table.
+    pub packets: u64,
+}
+
+struct PointFlows {
+    table: FlowTable,
+    point: ObservationPoint,
+    rate: u32,
+}
+
+impl std::fmt::Debug for FlowTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTables")
+            .field("points", &self.tables.len())
+            .field("packets", &self.packets)
+            .field("overflow", &self.overflow)
+            .finish()
+    }
+}
+
+/// Flow ids of table records: above the collector's own counter's range.
+const TABLE_FLOW_IDS: u64 = 1 << 47;
+
+/// A table's record as an exported flow of its point.
+fn adopt(mut r: FlowRecord, point: &ObservationPoint, rate: u32, base: u64) -> Output {
+    let scale = u64::from(rate.max(1));
+    r.flow_id = base.wrapping_add(TABLE_FLOW_IDS).wrapping_add(r.flow_id);
+    r.observation_point = Some(point.clone());
+    r.source = FlowSource::Sflow as i32;
+    r.sampling_rate = rate.max(1);
+    for d in [r.c2s.as_mut(), r.s2c.as_mut()].into_iter().flatten() {
+        d.packets = d.packets.saturating_mul(scale);
+        d.bytes = d.bytes.saturating_mul(scale);
+        d.goodput_bytes = d.goodput_bytes.saturating_mul(scale);
+    }
+    Output::Flow(super::ExportedFlow {
+        record: r,
+        extras: super::FlowExtras::default(),
+    })
+}
+
+impl FlowTables {
+    /// Points with a table.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether no point has a table.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// Moves every table's clock to `now_ns` (ending idle flows, periodic records).
+    pub fn advance(&mut self, now_ns: u64, base: u64, sink: &mut dyn FnMut(Output)) {
+        for t in self.tables.values_mut() {
+            let (point, rate) = (&t.point, t.rate);
+            t.table
+                .advance(now_ns, &mut |r| sink(adopt(r, point, rate, base)));
+        }
+    }
+
+    /// Ends every flow of every table (at stop).
+    pub fn finish(&mut self, base: u64, sink: &mut dyn FnMut(Output)) {
+        for t in self.tables.values_mut() {
+            let (point, rate) = (&t.point, t.rate);
+            t.table.finish(&mut |r| sink(adopt(r, point, rate, base)));
+        }
+    }
+}
 
 /// Reads the 32-bit word at `o` or fails with a truncation naming `what`.
 fn word(d: &[u8], o: usize, at: At, what: &'static str) -> Result<u32> {
@@ -149,6 +235,9 @@ fn flow_sample(
             .get(p + 8..(p + 8).saturating_add(len))
             .ok_or_else(|| at.truncated(0, base + p, "flow record"))?;
         match format {
+            1 if !have_header && cx.config.sflow_flow_table && to_table(cx, r, origin, rate, sink) => {
+                return Ok(());
+            }
             1 if !have_header => have_header = raw_header(r, &mut fields),
             3 if !have_header && r.len() >= 32 => {
                 have_header = true;
@@ -189,6 +278,68 @@ fn flow_sample(
     }
     cx.emit(&fields, origin, time, rate, sink);
     Ok(())
+}
+
+/// Gives a sampled packet header (record format 1) to its point's flow table; false when it
+/// does not decode or the point has no table (too many points): the caller then makes a
+/// record of it alone.
+fn to_table(
+    cx: &mut Cx<'_>,
+    r: &[u8],
+    origin: &Origin<'_>,
+    rate: u32,
+    sink: &mut dyn FnMut(Output),
+) -> bool {
+    let (Some(proto), Some(frame_len), Some(hlen)) = (u32_at(r, 0), u32_at(r, 4), u32_at(r, 12))
+    else {
+        return false;
+    };
+    let link = match proto {
+        1 => LinkType::Ethernet,
+        11 => LinkType::Ipv4,
+        12 => LinkType::Ipv6,
+        _ => return false,
+    };
+    let Some(header) = r.get(16..16usize.saturating_add(hlen as usize)) else {
+        return false;
+    };
+    let Ok(pkt) = decode_packet(link, header, frame_len, cx.now_ns) else {
+        return false;
+    };
+    let base = cx.config.flow_id_base;
+    let tables = &mut *cx.sflow;
+    let key = (Arc::<str>::from(origin.exporter), origin.domain);
+    if !tables.tables.contains_key(&key) {
+        if tables.tables.len() >= MAX_FLOW_TABLES {
+            tables.overflow += 1;
+            return false;
+        }
+        let point = ObservationPoint {
+            sensor: origin.sensor.to_owned(),
+            interface: String::new(),
+            exporter: origin.exporter.to_owned(),
+            domain_id: origin.domain,
+        };
+        let table = FlowTable::new(FlowConfig::default(), origin.sensor);
+        tables.tables.insert(
+            key.clone(),
+            PointFlows {
+                table,
+                point,
+                rate,
+            },
+        );
+    }
+    let Some(t) = tables.tables.get_mut(&key) else {
+        return false;
+    };
+    tables.packets += 1;
+    t.rate = rate;
+    let (point, rate) = (&t.point, t.rate);
+    t.table
+        .process(&pkt, &mut |rec| sink(adopt(rec, point, rate, base)));
+    cx.exp.stats.records += 1;
+    true
 }
 
 /// Sampled packet header record (format 1): decodes the header to the flow's 5-tuple.
