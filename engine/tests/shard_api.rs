@@ -773,3 +773,63 @@ async fn alert_indexing_resumes_after_a_restart_with_data() {
     .await;
     assert_eq!((indexed, known), (Some(0), Some(0)), "nothing replayed");
 }
+
+/// What forwarding and gathering cost (printed, not asserted): `cargo test --release -p
+/// netwarden-engine --test shard_api -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn forwarding_and_gathering_cost() {
+    let nats = NatsServer::start();
+    let names = ["engine-0", "engine-1", "engine-2"];
+    let (replicas, kv) = cluster(&nats, &names, &[None, None, None]).await;
+    let records = corpus(1500);
+    let expected = truth(&records);
+    publish(&nats.url(), &records).await;
+    let http = reqwest::Client::new();
+    let base = replicas[0].base.clone();
+    wait_until("every flow", Duration::from_secs(90), async || {
+        rows(&http, &base).await.as_ref() == Some(&expected)
+    })
+    .await;
+    let table = leases(&kv).await;
+    let mine = &table
+        .iter()
+        .find(|l| l.replica == "engine-0")
+        .unwrap()
+        .owned;
+    let (local, remote): (Vec<&String>, Vec<&String>) = expected
+        .keys()
+        .partition(|ip| mine.contains(&shard_of(ip.parse().unwrap(), SHARDS)));
+    let n = 300;
+    for (what, ips) in [("local", &local), ("forwarded", &remote)] {
+        let started = Instant::now();
+        for i in 0..n {
+            let ip = ips[i % ips.len()];
+            get(&http, &format!("{base}/api/v2/hosts/{ip}"))
+                .await
+                .unwrap();
+        }
+        println!(
+            "GET /api/v2/hosts/{{ip}} {what}: {:.2} ms each ({n} requests)",
+            started.elapsed().as_secs_f64() * 1000.0 / n as f64
+        );
+    }
+    for (what, header) in [
+        ("one replica (hop header)", true),
+        ("gathered from 3", false),
+    ] {
+        let started = Instant::now();
+        for _ in 0..50 {
+            let mut req = http.get(format!("{base}/api/v2/hosts?limit=100"));
+            if header {
+                req = req.header(HOP_HEADER, "bench");
+            }
+            assert!(req.send().await.unwrap().status().is_success());
+        }
+        println!(
+            "GET /api/v2/hosts?limit=100 {what}: {:.2} ms each ({} hosts in all)",
+            started.elapsed().as_secs_f64() * 1000.0 / 50.0,
+            expected.len()
+        );
+    }
+}
