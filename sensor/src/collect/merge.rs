@@ -72,8 +72,11 @@ pub struct MergeTable {
     stats: MergeStats,
 }
 
+/// An endpoint: address bytes and port.
+type Endpoint = (Vec<u8>, u32);
+
 /// The one direction a one-way record carries, as `(src, dst, stats)`; `None` for two-way.
-fn one_way(r: &FlowRecord) -> Option<((Vec<u8>, u32), (Vec<u8>, u32), DirectionStats)> {
+fn one_way(r: &FlowRecord) -> Option<(Endpoint, Endpoint, DirectionStats)> {
     let c2s = r.c2s.unwrap_or_default();
     let s2c = r.s2c.unwrap_or_default();
     let client = (r.client_ip.clone(), r.client_port);
