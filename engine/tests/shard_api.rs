@@ -388,6 +388,7 @@ async fn cluster(
 #[derive(Debug, PartialEq)]
 struct View {
     hosts: Rows,
+    points: Vec<Value>,
     details: Vec<Value>,
     alerts: Vec<Value>,
     summary: Value,
@@ -422,6 +423,9 @@ async fn view(http: &reqwest::Client, base: &str) -> (View, usize) {
     }
     let v = View {
         hosts: rows(http, base).await.expect("host list"),
+        points: all_items(http, base, "/api/v2/observation-points")
+            .await
+            .expect("observation points"),
         details,
         alerts: alerts(http, base).await.expect("alerts"),
         summary: get(http, &format!("{base}/api/v2/alerts/summary"))
@@ -491,6 +495,12 @@ async fn every_replica_answers_for_the_cluster() {
     assert!(one.hosts.len() > 100, "{} hosts", one.hosts.len());
     assert!(!one.alerts.is_empty(), "the corpus raises alerts");
     assert_eq!(one.hosts, three.hosts);
+    assert_eq!(one.points, three.points);
+    assert_eq!(one.points.len(), 1, "{:?}", one.points);
+    assert_eq!(
+        one.points[0]["hosts"].as_u64(),
+        Some(one.hosts.len() as u64)
+    );
     assert_eq!(one.alerts, three.alerts);
     assert_eq!(one.summary, three.summary);
     assert_eq!(one.details, three.details);

@@ -226,6 +226,7 @@ pub async fn route(State(api): State<ApiState>, req: Request, next: Next) -> Res
             }
         }
         "/api/v2/hosts" if !hop => gather_hosts(&api, &cluster, req, next).await,
+        "/api/v2/observation-points" if !hop => gather_points(&api, &cluster, req, next).await,
         _ => next.run(req).await,
     }
 }
@@ -461,13 +462,20 @@ fn filters(uri: &Uri) -> Vec<(String, String)> {
 }
 
 fn with_page(filters: &[(String, String)], offset: usize, limit: usize) -> String {
+    page_of(HOSTS_PATH, filters, offset, limit)
+}
+
+const HOSTS_PATH: &str = "/api/v2/hosts";
+const POINTS_PATH: &str = "/api/v2/observation-points";
+
+fn page_of(path: &str, filters: &[(String, String)], offset: usize, limit: usize) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in filters {
         s.append_pair(k, v);
     }
     s.append_pair("offset", &offset.to_string());
     s.append_pair("limit", &limit.to_string());
-    format!("/api/v2/hosts?{}", s.finish())
+    format!("{path}?{}", s.finish())
 }
 
 /// One replica's part: its first `need` hosts in the list's order, and its total.
@@ -501,9 +509,26 @@ async fn remote_part(
     filters: &[(String, String)],
     need: usize,
 ) -> Part {
+    remote_list(base, HOSTS_PATH, headers, me, filters, need).await
+}
+
+/// The first `need` items of list `list` of the replica at `base`, and its total.
+async fn remote_list(
+    base: &str,
+    list: &str,
+    headers: &axum::http::HeaderMap,
+    me: &str,
+    filters: &[(String, String)],
+    need: usize,
+) -> Part {
     let mut items: Vec<Value> = Vec::new();
     loop {
-        let path = with_page(filters, items.len(), (need - items.len()).min(MAX_LIMIT));
+        let path = page_of(
+            list,
+            filters,
+            items.len(),
+            (need - items.len()).min(MAX_LIMIT),
+        );
         let (status, _, _, body) =
             tokio::time::timeout(FORWARD_TIMEOUT, exchange(base, &path, headers, me))
                 .await
@@ -658,6 +683,20 @@ mod tests {
     }
 
     #[test]
+    fn points_of_several_replicas_add_up() {
+        let mut a = serde_json::json!({"name": "s1/eth0", "bytes": 10, "hosts": 2,
+            "first_seen_ns": 0, "last_seen_ns": 50, "datagrams": 7});
+        let b = serde_json::json!({"name": "s1/eth0", "bytes": 5, "hosts": 3,
+            "first_seen_ns": 20, "last_seen_ns": 40, "datagrams": 7, "templates": 2});
+        merge_point(&mut a, &b);
+        assert_eq!(
+            a,
+            serde_json::json!({"name": "s1/eth0", "bytes": 15, "hosts": 5,
+                "first_seen_ns": 20, "last_seen_ns": 50, "datagrams": 7, "templates": 2})
+        );
+    }
+
+    #[test]
     fn paging_is_rewritten_and_filters_kept() {
         let uri: Uri = "/api/v2/hosts?q=10.1.&offset=5&limit=7&sort=-flows"
             .parse()
@@ -668,4 +707,137 @@ mod tests {
             "/api/v2/hosts?q=10.1.&sort=-flows&offset=0&limit=12"
         );
     }
+}
+
+/// A page of observation points gathered from every replica.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PointPage {
+    /// Points, over all pages (and all replicas).
+    pub total: usize,
+    /// Items skipped.
+    pub offset: usize,
+    /// Most items in this page.
+    pub limit: usize,
+    /// This page.
+    #[schema(value_type = Vec<crate::hosts::PointTotals>)]
+    pub items: Vec<Value>,
+    /// Replicas that did not answer (sharded mode): their part is missing from the totals.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub unreachable: Vec<String>,
+}
+
+/// Folds `b` (the same point on another replica) into `a`: traffic and hosts add up (each
+/// flow is counted by its client's shard owner, each host by its owner), `first_seen_ns` is
+/// the earliest, every other number the largest (exporter statistics are the same wherever
+/// they are read), text stays.
+fn merge_point(a: &mut Value, b: &Value) {
+    let (Some(a), Some(b)) = (a.as_object_mut(), b.as_object()) else {
+        return;
+    };
+    for (k, vb) in b {
+        let Some(nb) = vb.as_u64() else {
+            continue;
+        };
+        let na = a.get(k).and_then(Value::as_u64);
+        let merged = match (k.as_str(), na) {
+            (_, None) => nb,
+            ("bytes" | "packets" | "flows" | "hosts", Some(na)) => na.saturating_add(nb),
+            ("first_seen_ns", Some(na)) => match (na, nb) {
+                (0, x) | (x, 0) => x,
+                (x, y) => x.min(y),
+            },
+            (_, Some(na)) => na.max(nb),
+        };
+        a.insert(k.clone(), Value::from(merged));
+    }
+}
+
+async fn gather_points(api: &ApiState, cluster: &Cluster, req: Request, next: Next) -> Response {
+    let Ok(Query(q)) = Query::<crate::api::points::PointQuery>::try_from_uri(req.uri()) else {
+        return next.run(req).await;
+    };
+    let Ok(paging) = Paging::parse(q.offset.as_deref(), q.limit.as_deref()) else {
+        return next.run(req).await;
+    };
+    let headers = req.headers().clone();
+    let me = cluster.replica.clone();
+    cluster.metrics.gathered.inc();
+    let futs: Vec<_> = cluster
+        .others()
+        .into_iter()
+        .map(|(name, base)| {
+            let (headers, me) = (headers.clone(), me.clone());
+            async move {
+                let part = remote_list(&base, POINTS_PATH, &headers, &me, &[], MAX_GATHER).await;
+                (name, part)
+            }
+        })
+        .collect();
+    let remote = futures::stream::iter(futs)
+        .buffer_unordered(GATHER_FAN_OUT)
+        .collect::<Vec<_>>();
+    let local = async {
+        let page = crate::api::points::list(
+            State(api.clone()),
+            ApiQuery(crate::api::points::PointQuery {
+                offset: None,
+                limit: Some(MAX_LIMIT.to_string()),
+            }),
+        )
+        .await
+        .map_err(|p| p.detail)?
+        .0;
+        let total = page.total;
+        let items = page
+            .items
+            .into_iter()
+            .map(|p| serde_json::to_value(p).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, String>((items, total))
+    };
+    let (mine, remote) = tokio::join!(local, remote);
+    let mut parts = vec![(me, mine)];
+    parts.extend(remote);
+    let mut by_name: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    let mut unreachable = Vec::new();
+    for (name, part) in parts {
+        match part {
+            Ok((items, _)) => {
+                for p in items {
+                    let key = p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    match by_name.get_mut(&key) {
+                        Some(a) => merge_point(a, &p),
+                        None => {
+                            by_name.insert(key, p);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                cluster.metrics.forward_errors.inc();
+                debug!(replica = %name, error = %e, "a replica did not answer a point list");
+                unreachable.push(name);
+            }
+        }
+    }
+    unreachable.sort();
+    let total = by_name.len();
+    let items = by_name
+        .into_values()
+        .skip(paging.offset)
+        .take(paging.limit)
+        .collect();
+    axum::Json(PointPage {
+        total,
+        offset: paging.offset,
+        limit: paging.limit,
+        items,
+        unreachable,
+    })
+    .into_response()
 }

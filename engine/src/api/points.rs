@@ -28,7 +28,7 @@ pub struct PointQuery {
 }
 
 /// The handler: every observation point by name, with its totals.
-#[utoipa::path(get, path = "/api/v2/observation-points", tag = "observation points", params(PointQuery), responses((status = 200, description = "A page of observation points with their totals", body = Page<PointTotals>)))]
+#[utoipa::path(get, path = "/api/v2/observation-points", tag = "observation points", params(PointQuery), responses((status = 200, description = "A page of observation points with their totals (in the sharded mode gathered from every replica, see docs/deploy.md)", body = crate::api::cluster::PointPage)))]
 pub async fn list(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<PointQuery>,
