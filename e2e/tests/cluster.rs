@@ -793,10 +793,20 @@ async fn real_binaries_in_network_namespaces() {
     let pinger = c.procs.len() - 1;
     let phase2 = Instant::now();
     let mut rounds = 0u64;
+    let mut takeover = None;
     for i in 0..16 {
         if i == 6 {
             c.engines[1].proc.kill9();
             println!("kill -9 engine-1 after {rounds} rounds of phase 2");
+            // How long the survivors take to own every shard (printed, not asserted).
+            let (kv, killed_at) = (kv.clone(), Instant::now());
+            let survivors = vec!["engine-0".to_owned(), "engine-2".to_owned()];
+            takeover = Some(tokio::spawn(async move {
+                while settled(&kv, &survivors).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                killed_at.elapsed()
+            }));
         }
         c.curl();
         c.dns();
@@ -828,6 +838,14 @@ async fn real_binaries_in_network_namespaces() {
     )
     .await;
     let killed_engine = c.engines.remove(1);
+    let takeover = tokio::time::timeout(Duration::from_secs(60), takeover.expect("killed"))
+        .await
+        .expect("the survivors never owned every shard")
+        .unwrap();
+    println!(
+        "the survivors owned every shard {:.1} s after kill -9 (lease TTL {TTL} s)",
+        takeover.as_secs_f64()
+    );
     assert!(
         c.procs[pinger].alive(),
         "the phase 2 ping ended before the NATS restart; make it longer"
