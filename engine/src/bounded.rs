@@ -112,7 +112,8 @@ impl<K: Copy + Eq + Hash, V> BoundedMap<K, V> {
     ) -> (&mut V, Option<(K, V)>) {
         self.tick += 1;
         let tick = self.tick;
-        let evicted = if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
+        // The length test first: only a full map pays a second probe for the key.
+        let evicted = if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
             self.evict_one()
         } else {
             None

@@ -201,13 +201,13 @@ impl State {
             flow_id: record.flow_id,
         };
         let counters = Counters::of(&record);
-        let l7 = l7_name(&record);
+        let l7 = l7_str(&record);
         let vlan = record.vlan;
         // Flow checks are pure: every copy computes the same alerts (DESIGN.md §5).
         let mut alerts = self.analysis.check_flow(&record);
         // The service map sees the client copy (docs/servicemap.md: replicas and copies).
         let on_edge = if client_side {
-            self.observe_servicemap(&record, flow, &l7, &mut alerts)
+            self.observe_servicemap(&record, flow, l7, &mut alerts)
         } else {
             None
         };
@@ -224,7 +224,7 @@ impl State {
                 host,
                 client,
                 counters,
-                &l7,
+                l7,
                 &mut ev,
             );
             self.analysis.apply_flow_side(
@@ -246,7 +246,7 @@ impl State {
                 host,
                 server,
                 counters,
-                &l7,
+                l7,
                 &mut ev,
             );
             self.analysis.apply_flow_side(
@@ -275,7 +275,7 @@ impl State {
             );
             self.protocols
                 .add_l4(record.l4_proto as u8, adv.delta, new_flow);
-            self.protocols.add_l7(&l7, adv.delta, count_l7);
+            self.protocols.add_l7(l7, adv.delta, count_l7);
             // The stored record is the flow's, not a bus copy's.
             record.role = Role::Unspecified as i32;
             let out = self.flows.apply(flow, record);
@@ -471,6 +471,11 @@ pub const UNKNOWN_L7: &str = "Unknown";
 /// The L7 name a record counts under: the application protocol, else the master, else
 /// [`UNKNOWN_L7`].
 pub fn l7_name(record: &FlowRecord) -> String {
+    l7_str(record).to_owned()
+}
+
+/// [`l7_name`] borrowed from the record (no allocation on the hot path).
+pub fn l7_str(record: &FlowRecord) -> &str {
     let l7 = record.l7.as_ref();
     let name = l7
         .map(|l| {
@@ -481,11 +486,7 @@ pub fn l7_name(record: &FlowRecord) -> String {
             }
         })
         .unwrap_or_default();
-    if name.is_empty() {
-        UNKNOWN_L7.to_owned()
-    } else {
-        name.to_owned()
-    }
+    if name.is_empty() { UNKNOWN_L7 } else { name }
 }
 
 #[cfg(test)]

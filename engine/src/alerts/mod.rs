@@ -179,6 +179,23 @@ fn key_of(text: &str) -> String {
     format!("{h:016x}")
 }
 
+/// [`key_of`] of formatted text, hashed as it is written (no intermediate `String`).
+fn key_of_args(args: std::fmt::Arguments<'_>) -> String {
+    struct Fnv(u64);
+    impl std::fmt::Write for Fnv {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for b in s.bytes() {
+                self.0 ^= u64::from(b);
+                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            Ok(())
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let _ = std::fmt::Write::write_fmt(&mut h, args);
+    format!("{:016x}", h.0)
+}
+
 /// The idempotent key of flow alert `alert_type` on `r`.
 pub fn flow_alert_key(r: &FlowRecord, alert_type: &str) -> String {
     let point = r
@@ -186,7 +203,7 @@ pub fn flow_alert_key(r: &FlowRecord, alert_type: &str) -> String {
         .as_ref()
         .map(crate::hosts::point_label)
         .unwrap_or_default();
-    key_of(&format!(
+    key_of_args(format_args!(
         "flow|{point}|{:?}|{}|{:?}|{}|{}|{}|{}|{alert_type}",
         r.client_addr(),
         r.client_port,
@@ -200,7 +217,7 @@ pub fn flow_alert_key(r: &FlowRecord, alert_type: &str) -> String {
 
 /// The idempotent key of host alert `alert_type` (`side` client or server) on `host`.
 pub fn host_alert_key(host: HostKey, alert_type: &str, side: &str) -> String {
-    key_of(&format!(
+    key_of_args(format_args!(
         "host|{}|{}|{alert_type}|{side}",
         host.ip, host.vlan
     ))
@@ -368,13 +385,36 @@ impl Analysis {
             new_flow,
             c2s_packets,
         );
+        // One probe of the host-check table: observe and evaluate on the same entry.
+        let now = self.now_ns;
+        let v = self.scores.values(&host, now);
+        let cfg = &self.config.checks;
+        let ex = &self.exclusions;
         let (st, _) = self
             .host_checks
             .get_or_insert_with(host, || (HostCheckState::default(), flow.point));
-        st.0.observe(&facts, &self.config.checks.host);
+        st.0.observe(&facts, &cfg.host);
         // Host alerts roll up to the point where the host was last seen.
         st.1 = flow.point;
-        self.evaluate_host(host, roll);
+        let was = st.0.any_engaged();
+        let events = st.0.evaluate(&cfg.host, now, v.client, v.server, |t| {
+            cfg.enabled(t) && !ex.host_excluded(t, host.ip, now)
+        });
+        match (was, st.0.any_engaged()) {
+            (false, true) => {
+                self.engaged.insert(host);
+            }
+            (true, false) => {
+                self.engaged.remove(&host);
+            }
+            _ => {}
+        }
+        for e in events {
+            if !e.engaged && self.exclusions.host_excluded(e.alert_type, host.ip, now) {
+                self.counters.excluded += 1;
+            }
+            self.host_event(host, roll, &e);
+        }
     }
 
     fn evaluate_host(&mut self, host: HostKey, roll: RollUp) {
