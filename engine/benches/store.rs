@@ -65,7 +65,10 @@ fn flow(i: u64) -> FlowRecord {
 fn alert(i: u64) -> Alert {
     let f = flow(i);
     Alert {
-        key: format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)),
+        key: format!(
+            "{:016x}",
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+        ),
         alert_type: ["tls_self_signed_certificate", "syn_scan", "numeric_ip_host"]
             [(i % 3) as usize]
             .into(),

@@ -314,19 +314,29 @@ fn roles_of(code: i64) -> Roles {
     }
 }
 
-/// The upsert of one alert row: a repeat updates what changes, and an acknowledgement sticks.
-pub const UPSERT_ALERT: &str = "
-INSERT INTO alerts (id, key, type, entity, entity_value, severity, score, client_score,
-    server_score, roles, point, first_seen, last_seen, count, state, acknowledged, message,
-    client_ip, server_ip, flow, anomaly, key_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22)
-ON CONFLICT(id) DO UPDATE SET
-    severity = excluded.severity, score = excluded.score, client_score = excluded.client_score,
-    server_score = excluded.server_score, roles = excluded.roles,
-    last_seen = excluded.last_seen, count = excluded.count, state = excluded.state,
-    acknowledged = max(acknowledged, excluded.acknowledged), message = excluded.message,
-    anomaly = excluded.anomaly";
+/// Rows per multi-row statement (one `INSERT … VALUES (…), (…), …`): fewer statement
+/// executions per row, and well under SQLite's limit of bound parameters.
+pub const ROWS_PER_STATEMENT: usize = 32;
+
+/// The upsert of `n` alert rows: a repeat updates what changes, and an acknowledgement sticks.
+pub fn upsert_alerts_sql(n: usize) -> String {
+    let tuple = format!("({})", vec!["?"; ALERT_PARAMS].join(", "));
+    format!(
+        "INSERT INTO alerts (id, key, type, entity, entity_value, severity, score, client_score, \
+         server_score, roles, point, first_seen, last_seen, count, state, acknowledged, message, \
+         client_ip, server_ip, flow, anomaly, key_id) VALUES {} \
+         ON CONFLICT(id) DO UPDATE SET \
+         severity = excluded.severity, score = excluded.score, \
+         client_score = excluded.client_score, server_score = excluded.server_score, \
+         roles = excluded.roles, last_seen = excluded.last_seen, count = excluded.count, \
+         state = excluded.state, acknowledged = max(acknowledged, excluded.acknowledged), \
+         message = excluded.message, anomaly = excluded.anomaly",
+        vec![tuple.as_str(); n.max(1)].join(", ")
+    )
+}
+
+/// Parameters per alert row.
+const ALERT_PARAMS: usize = 22;
 
 /// An alert row ready to bind, built on the producer's side: its text fields in one buffer, its
 /// flow already protobuf-encoded, so the queue holds neither a deep clone of the alert nor of
@@ -416,34 +426,41 @@ impl AlertRow {
     }
 }
 
-/// Binds and runs [`UPSERT_ALERT`] for `row`; about how many bytes the row takes.
-pub fn upsert_alert(stmt: &mut rusqlite::Statement<'_>, row: &AlertRow) -> rusqlite::Result<u64> {
-    let n = &row.ints;
-    stmt.execute(rusqlite::params![
-        n[0],
-        row.text(0),
-        row.text(1),
-        n[1],
-        row.text(2),
-        n[2],
-        n[3],
-        n[4],
-        n[5],
-        n[6],
-        row.text(3),
-        n[7],
-        n[8],
-        n[9],
-        n[10],
-        row.acknowledged,
-        row.text(4),
-        row.client,
-        row.server,
-        row.flow,
-        row.anomaly,
-        n[11],
-    ])?;
-    Ok(row.size())
+/// Binds and runs a statement of [`upsert_alerts_sql`]`(rows.len())`.
+pub fn upsert_alerts(
+    stmt: &mut rusqlite::Statement<'_>,
+    rows: &[Box<AlertRow>],
+) -> rusqlite::Result<()> {
+    for (i, row) in rows.iter().enumerate() {
+        let at = i * ALERT_PARAMS;
+        let n = &row.ints;
+        let ints = [
+            (1, n[0]),
+            (4, n[1]),
+            (6, n[2]),
+            (7, n[3]),
+            (8, n[4]),
+            (9, n[5]),
+            (10, n[6]),
+            (12, n[7]),
+            (13, n[8]),
+            (14, n[9]),
+            (15, n[10]),
+            (22, n[11]),
+        ];
+        for (p, v) in ints {
+            stmt.raw_bind_parameter(at + p, v)?;
+        }
+        for (p, t) in [(2, 0), (3, 1), (5, 2), (11, 3), (17, 4)] {
+            stmt.raw_bind_parameter(at + p, row.text(t))?;
+        }
+        stmt.raw_bind_parameter(at + 16, row.acknowledged)?;
+        stmt.raw_bind_parameter(at + 18, &row.client)?;
+        stmt.raw_bind_parameter(at + 19, &row.server)?;
+        stmt.raw_bind_parameter(at + 20, &row.flow)?;
+        stmt.raw_bind_parameter(at + 21, &row.anomaly)?;
+    }
+    stmt.raw_execute().map(drop)
 }
 
 /// Bytes a row costs beyond its variable fields (columns, index entries, page slack): an
@@ -487,11 +504,18 @@ pub fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<StoredAlert> {
     })
 }
 
-/// The insert of one ended flow.
-pub const INSERT_FLOW: &str = "
-INSERT INTO flows (first_seen, last_seen, client_ip, server_ip, client_port, server_port, l4,
-    vlan, point, bytes, packets, record)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+/// The insert of `n` ended flows.
+pub fn insert_flows_sql(n: usize) -> String {
+    let tuple = format!("({})", vec!["?"; FLOW_PARAMS].join(", "));
+    format!(
+        "INSERT INTO flows (first_seen, last_seen, client_ip, server_ip, client_port, \
+         server_port, l4, vlan, point, bytes, packets, record) VALUES {}",
+        vec![tuple.as_str(); n.max(1)].join(", ")
+    )
+}
+
+/// Parameters per flow row.
+const FLOW_PARAMS: usize = 12;
 
 /// An ended flow ready to bind, built on the producer's side (the record encoded once, no
 /// clone of it queued).
@@ -533,13 +557,39 @@ impl FlowRow {
     }
 }
 
-/// Binds and runs [`INSERT_FLOW`] for `r`; about how many bytes the row takes.
-pub fn insert_flow(stmt: &mut rusqlite::Statement<'_>, r: &FlowRow) -> rusqlite::Result<u64> {
-    let n = &r.ints;
-    stmt.execute(rusqlite::params![
-        n[0], n[1], r.client, r.server, n[2], n[3], n[4], n[5], r.point, n[6], n[7], r.record,
-    ])?;
-    Ok(ROW_OVERHEAD + (r.record.len() + r.point.len() + 16) as u64)
+impl FlowRow {
+    /// About how many bytes the row takes in the file.
+    pub fn size(&self) -> u64 {
+        ROW_OVERHEAD + (self.record.len() + self.point.len() + 16) as u64
+    }
+}
+
+/// Binds and runs a statement of [`insert_flows_sql`]`(rows.len())`.
+pub fn insert_flows(
+    stmt: &mut rusqlite::Statement<'_>,
+    rows: &[Box<FlowRow>],
+) -> rusqlite::Result<()> {
+    for (i, r) in rows.iter().enumerate() {
+        let at = i * FLOW_PARAMS;
+        let n = &r.ints;
+        for (p, v) in [
+            (1, n[0]),
+            (2, n[1]),
+            (5, n[2]),
+            (6, n[3]),
+            (7, n[4]),
+            (8, n[5]),
+            (10, n[6]),
+            (11, n[7]),
+        ] {
+            stmt.raw_bind_parameter(at + p, v)?;
+        }
+        stmt.raw_bind_parameter(at + 3, &r.client)?;
+        stmt.raw_bind_parameter(at + 4, &r.server)?;
+        stmt.raw_bind_parameter(at + 9, r.point.as_str())?;
+        stmt.raw_bind_parameter(at + 12, r.record.as_slice())?;
+    }
+    stmt.raw_execute().map(drop)
 }
 
 /// A flow from its `record` column (`None` when the blob does not decode).

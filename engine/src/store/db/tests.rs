@@ -272,6 +272,50 @@ async fn a_reopened_store_has_the_same_rows_and_never_reuses_ids() {
     opened.db.close().await;
 }
 
+#[tokio::test]
+async fn repeats_of_a_row_within_one_statement_keep_the_last_and_the_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Db::open(&config(dir.path()), 0, Arc::new(StoreMetrics::new())).unwrap();
+    let sink = opened.db.sink();
+    let mut rng = Rng(3);
+    // 70 writes of 5 rows, interleaved with flows, so full multi-row statements carry several
+    // versions of one row, and single-row statements finish the rest.
+    let mut rows: Vec<crate::alerts::StoredAlert> = (0..5)
+        .map(|i| crate::alerts::StoredAlert {
+            id: i + 1,
+            acknowledged: false,
+            alert: alert(i, &mut rng),
+        })
+        .collect();
+    for n in 0..70u64 {
+        let r = &mut rows[(n % 5) as usize];
+        r.alert.count = n + 1;
+        r.acknowledged = n == 3;
+        sink.alert(r);
+        if n % 33 == 0 {
+            sink.flow(&flow(n, "10.0.0.1", "10.0.0.2", "n1/eth0", T0));
+        }
+    }
+    opened.db.sync().await.unwrap();
+    let (total, got) = opened
+        .db
+        .read_now(|c| {
+            query::alerts_page(c, &AlertFilter::default(), AlertSortKey::Id, false, 0, 10)
+        })
+        .unwrap();
+    assert_eq!(total, 5);
+    let counts: Vec<_> = got.iter().map(|r| r.alert.count).collect();
+    assert_eq!(counts, vec![66, 67, 68, 69, 70]);
+    let acked: Vec<_> = got.iter().map(|r| r.acknowledged).collect();
+    assert_eq!(
+        acked,
+        vec![false, false, false, true, false],
+        "acknowledged sticks"
+    );
+    assert_eq!(opened.db.read_now(query::row_counts).unwrap(), (5, 3));
+    opened.db.close().await;
+}
+
 /// Turns a current database back into the version-1 layout: the index on the key text, no
 /// `key_id`, every address a blob (`unhex` of the integer's 8 hex digits).
 fn downgrade_to_v1(path: &std::path::Path) {
@@ -306,7 +350,8 @@ async fn a_version_1_database_is_migrated_and_answers_alike() {
     let dir = tempfile::tempdir().unwrap();
     let (mem, db) = filled(dir.path(), 200).await;
     for i in 0..20u64 {
-        db.sink().flow(&flow(i, "10.0.0.1", "2001:db8::1", "n1/eth0", T0 + i * S));
+        db.sink()
+            .flow(&flow(i, "10.0.0.1", "2001:db8::1", "n1/eth0", T0 + i * S));
     }
     db.close().await;
     drop(db);

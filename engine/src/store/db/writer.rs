@@ -1,6 +1,6 @@
 //! The writer thread: group commit of queued operations, and retention as it goes.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, Transaction};
@@ -8,7 +8,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::metrics::{DeleteLabels, StoreMetrics, TableLabel};
-use super::schema::{INSERT_FLOW, UPSERT_ALERT, insert_flow, int, uint, upsert_alert};
+use super::schema::{
+    AlertRow, FlowRow, ROWS_PER_STATEMENT, insert_flows, insert_flows_sql, int, uint,
+    upsert_alerts, upsert_alerts_sql,
+};
 use super::{MAX_BATCH, Op, StoreConfig, Target, sql};
 
 /// Retention runs at least this often while writes arrive…
@@ -141,38 +144,27 @@ impl Writer {
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.unchecked_transaction()?;
             {
-                let mut up = tx.prepare_cached(UPSERT_ALERT)?;
-                let mut ins = tx.prepare_cached(INSERT_FLOW)?;
-                for op in batch.drain(..) {
+                // Rows wait here until a statement's worth is ready (or another kind of
+                // operation, which must see them, comes).
+                let mut pending_alerts: Vec<Box<AlertRow>> = Vec::new();
+                let mut pending_flows: Vec<Box<FlowRow>> = Vec::new();
+                let mut ops = batch.drain(..).peekable();
+                while let Some(op) = ops.next() {
                     match op {
                         Op::Alert(row) => {
-                            match upsert_alert(&mut up, &row) {
-                                Ok(bytes) => self.b.bytes_estimate += bytes,
-                                Err(e) => {
-                                    warn!(error = %e, id = row.id, "cannot store an alert");
-                                    self.b.metrics.write_errors.inc();
-                                    continue;
-                                }
-                            }
-                            alerts += 1;
-                            self.b.max_alert_id = self.b.max_alert_id.max(row.id);
-                            let t = row.last_seen_ns;
-                            if t > self.b.newest_ns {
-                                self.b.see_time(t);
+                            pending_alerts.push(row);
+                            if pending_alerts.len() >= ROWS_PER_STATEMENT
+                                || !matches!(ops.peek(), Some(Op::Alert(_)))
+                            {
+                                alerts += self.b.write_alerts(&tx, &mut pending_alerts)?;
                             }
                         }
-                        Op::Flow(r) => {
-                            match insert_flow(&mut ins, &r) {
-                                Ok(bytes) => self.b.bytes_estimate += bytes,
-                                Err(e) => {
-                                    warn!(error = %e, "cannot store a flow");
-                                    self.b.metrics.write_errors.inc();
-                                    continue;
-                                }
-                            }
-                            flows += 1;
-                            if r.last_seen_ns > self.b.newest_ns {
-                                self.b.see_time(r.last_seen_ns);
+                        Op::Flow(row) => {
+                            pending_flows.push(row);
+                            if pending_flows.len() >= ROWS_PER_STATEMENT
+                                || !matches!(ops.peek(), Some(Op::Flow(_)))
+                            {
+                                flows += self.b.write_flows(&tx, &mut pending_flows)?;
                             }
                         }
                         Op::Ack(target, reply) => {
@@ -254,7 +246,87 @@ impl Writer {
     }
 }
 
+/// The statements of a full chunk of rows and of one row (built once).
+static ALERTS_FULL: LazyLock<String> = LazyLock::new(|| upsert_alerts_sql(ROWS_PER_STATEMENT));
+static ALERTS_ONE: LazyLock<String> = LazyLock::new(|| upsert_alerts_sql(1));
+static FLOWS_FULL: LazyLock<String> = LazyLock::new(|| insert_flows_sql(ROWS_PER_STATEMENT));
+static FLOWS_ONE: LazyLock<String> = LazyLock::new(|| insert_flows_sql(1));
+
 impl Books {
+    /// Writes the pending alert rows (a full chunk in one statement, fewer one by one);
+    /// the number written. A statement that fails loses its rows (logged and counted).
+    fn write_alerts(
+        &mut self,
+        tx: &Transaction<'_>,
+        rows: &mut Vec<Box<AlertRow>>,
+    ) -> rusqlite::Result<u64> {
+        let chunks: Vec<&[Box<AlertRow>]> = if rows.len() == ROWS_PER_STATEMENT {
+            vec![rows.as_slice()]
+        } else {
+            rows.chunks(1).collect()
+        };
+        let mut written = 0;
+        for chunk in chunks {
+            let sql = if chunk.len() == 1 {
+                &ALERTS_ONE
+            } else {
+                &ALERTS_FULL
+            };
+            let mut stmt = tx.prepare_cached(sql)?;
+            if let Err(e) = upsert_alerts(&mut stmt, chunk) {
+                warn!(error = %e, rows = chunk.len(), "cannot store alerts");
+                self.metrics.write_errors.inc();
+                continue;
+            }
+            for row in chunk {
+                self.bytes_estimate += row.size();
+                self.max_alert_id = self.max_alert_id.max(row.id);
+                if row.last_seen_ns > self.newest_ns {
+                    self.see_time(row.last_seen_ns);
+                }
+            }
+            written += chunk.len() as u64;
+        }
+        rows.clear();
+        Ok(written)
+    }
+
+    /// [`Books::write_alerts`] for ended flows.
+    fn write_flows(
+        &mut self,
+        tx: &Transaction<'_>,
+        rows: &mut Vec<Box<FlowRow>>,
+    ) -> rusqlite::Result<u64> {
+        let chunks: Vec<&[Box<FlowRow>]> = if rows.len() == ROWS_PER_STATEMENT {
+            vec![rows.as_slice()]
+        } else {
+            rows.chunks(1).collect()
+        };
+        let mut written = 0;
+        for chunk in chunks {
+            let sql = if chunk.len() == 1 {
+                &FLOWS_ONE
+            } else {
+                &FLOWS_FULL
+            };
+            let mut stmt = tx.prepare_cached(sql)?;
+            if let Err(e) = insert_flows(&mut stmt, chunk) {
+                warn!(error = %e, rows = chunk.len(), "cannot store flows");
+                self.metrics.write_errors.inc();
+                continue;
+            }
+            for row in chunk {
+                self.bytes_estimate += row.size();
+                if row.last_seen_ns > self.newest_ns {
+                    self.see_time(row.last_seen_ns);
+                }
+            }
+            written += chunk.len() as u64;
+        }
+        rows.clear();
+        Ok(written)
+    }
+
     fn count_rows(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         self.alert_rows = uint(conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))?);
         self.flow_rows = uint(conn.query_row("SELECT count(*) FROM flows", [], |r| r.get(0))?);
