@@ -389,6 +389,7 @@ async fn cluster(
 struct View {
     hosts: Rows,
     points: Vec<Value>,
+    interfaces: Vec<Value>,
     details: Vec<Value>,
     alerts: Vec<Value>,
     summary: Value,
@@ -426,6 +427,9 @@ async fn view(http: &reqwest::Client, base: &str) -> (View, usize) {
         points: all_items(http, base, "/api/v2/observation-points")
             .await
             .expect("observation points"),
+        interfaces: all_items(http, base, "/api/v2/interfaces?sort=-flows")
+            .await
+            .expect("interfaces"),
         details,
         alerts: alerts(http, base).await.expect("alerts"),
         summary: get(http, &format!("{base}/api/v2/alerts/summary"))
@@ -496,6 +500,8 @@ async fn every_replica_answers_for_the_cluster() {
     assert!(!one.alerts.is_empty(), "the corpus raises alerts");
     assert_eq!(one.hosts, three.hosts);
     assert_eq!(one.points, three.points);
+    assert_eq!(one.interfaces, three.interfaces);
+    assert_eq!(one.interfaces[0]["flows"], one.points[0]["flows"]);
     assert_eq!(one.points.len(), 1, "{:?}", one.points);
     assert_eq!(
         one.points[0]["hosts"].as_u64(),

@@ -227,6 +227,7 @@ pub async fn route(State(api): State<ApiState>, req: Request, next: Next) -> Res
         }
         "/api/v2/hosts" if !hop => gather_hosts(&api, &cluster, req, next).await,
         "/api/v2/observation-points" if !hop => gather_points(&api, &cluster, req, next).await,
+        "/api/v2/interfaces" if !hop => gather_interfaces(&api, &cluster, req).await,
         _ => next.run(req).await,
     }
 }
@@ -467,6 +468,7 @@ fn with_page(filters: &[(String, String)], offset: usize, limit: usize) -> Strin
 
 const HOSTS_PATH: &str = "/api/v2/hosts";
 const POINTS_PATH: &str = "/api/v2/observation-points";
+const INTERFACES_PATH: &str = "/api/v2/interfaces";
 
 fn page_of(path: &str, filters: &[(String, String)], offset: usize, limit: usize) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -697,6 +699,23 @@ mod tests {
     }
 
     #[test]
+    fn interfaces_of_several_replicas_add_up() {
+        let mut a = serde_json::json!({"sensor": "s1", "name": "eth0", "kind": "capture",
+            "observation_points": ["s1/eth0"], "bytes": 10, "packets": 1, "flows": 1,
+            "first_seen_ns": 30, "last_seen_ns": 50});
+        let b = serde_json::json!({"sensor": "s1", "name": "eth0", "kind": "capture",
+            "observation_points": ["s1/eth0", "s1/eth0.7"], "bytes": 5, "packets": 2,
+            "flows": 3, "first_seen_ns": 20, "last_seen_ns": 40});
+        merge_interface(&mut a, &b);
+        assert_eq!(
+            a,
+            serde_json::json!({"sensor": "s1", "name": "eth0", "kind": "capture",
+                "observation_points": ["s1/eth0", "s1/eth0.7"], "bytes": 15, "packets": 3,
+                "flows": 4, "first_seen_ns": 20, "last_seen_ns": 50})
+        );
+    }
+
+    #[test]
     fn paging_is_rewritten_and_filters_kept() {
         let uri: Uri = "/api/v2/hosts?q=10.1.&offset=5&limit=7&sort=-flows"
             .parse()
@@ -833,6 +852,184 @@ async fn gather_points(api: &ApiState, cluster: &Cluster, req: Request, next: Ne
         .take(paging.limit)
         .collect();
     axum::Json(PointPage {
+        total,
+        offset: paging.offset,
+        limit: paging.limit,
+        items,
+        unreachable,
+    })
+    .into_response()
+}
+
+/// A page of interfaces and exporters gathered from every replica.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct InterfacePage {
+    /// Interfaces matching the filters, over all pages (and all replicas).
+    pub total: usize,
+    /// Items skipped.
+    pub offset: usize,
+    /// Most items in this page.
+    pub limit: usize,
+    /// This page.
+    #[schema(value_type = Vec<crate::api::resources::InterfaceView>)]
+    pub items: Vec<Value>,
+    /// Replicas that did not answer (sharded mode): their part is missing from the totals.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub unreachable: Vec<String>,
+}
+
+/// Folds the same interface seen by another replica into `a`: traffic adds up, first seen is
+/// the earliest, last seen the latest, observation points are the union (sorted).
+fn merge_interface(a: &mut Value, b: &Value) {
+    let (Some(a), Some(b)) = (a.as_object_mut(), b.as_object()) else {
+        return;
+    };
+    for k in ["bytes", "packets", "flows"] {
+        let sum = num_of(a, k).saturating_add(num_of(b, k));
+        a.insert(k.to_owned(), Value::from(sum));
+    }
+    let first = match (num_of(a, "first_seen_ns"), num_of(b, "first_seen_ns")) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    };
+    a.insert("first_seen_ns".to_owned(), Value::from(first));
+    let last = num_of(a, "last_seen_ns").max(num_of(b, "last_seen_ns"));
+    a.insert("last_seen_ns".to_owned(), Value::from(last));
+    let mut points: BTreeSet<String> = BTreeSet::new();
+    for side in [&*a, b] {
+        if let Some(list) = side.get("observation_points").and_then(Value::as_array) {
+            points.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+    }
+    a.insert(
+        "observation_points".to_owned(),
+        Value::from(points.into_iter().collect::<Vec<_>>()),
+    );
+}
+
+fn num_of(o: &serde_json::Map<String, Value>, k: &str) -> u64 {
+    o.get(k).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn text_of<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+async fn gather_interfaces(api: &ApiState, cluster: &Cluster, req: Request) -> Response {
+    // The local answer first, with the caller's filters: a bad query is its 400.
+    let q = match Query::<crate::api::resources::InterfaceQuery>::try_from_uri(req.uri()) {
+        Ok(Query(q)) => q,
+        Err(e) => return Problem::bad_request(e.body_text()).into_response(),
+    };
+    let paging = match Paging::parse(q.offset.as_deref(), q.limit.as_deref()) {
+        Ok(p) => p,
+        Err(p) => return p.into_response(),
+    };
+    let sort = q.sort.clone();
+    let (descending, key) = match sort.as_deref() {
+        None => (true, "bytes"),
+        Some(v) => match v.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, v.strip_prefix('+').unwrap_or(v)),
+        },
+    };
+    // Filters passed on; paging and sort applied here after the merge.
+    let filters: Vec<(String, String)> = filters(req.uri())
+        .into_iter()
+        .filter(|(k, _)| k != "sort")
+        .collect();
+    let local = crate::api::resources::interfaces(
+        State(api.clone()),
+        ApiQuery(crate::api::resources::InterfaceQuery {
+            sensor: q.sensor,
+            kind: q.kind,
+            sort: q.sort,
+            offset: None,
+            limit: Some(MAX_LIMIT.to_string()),
+        }),
+    )
+    .await;
+    let mine = match local {
+        Ok(page) => page.0,
+        Err(p) => return p.into_response(),
+    };
+    let headers = req.headers().clone();
+    let me = cluster.replica.clone();
+    cluster.metrics.gathered.inc();
+    let futs: Vec<_> = cluster
+        .others()
+        .into_iter()
+        .map(|(name, base)| {
+            let (headers, me, filters) = (headers.clone(), me.clone(), filters.clone());
+            async move {
+                let part =
+                    remote_list(&base, INTERFACES_PATH, &headers, &me, &filters, MAX_GATHER).await;
+                (name, part)
+            }
+        })
+        .collect();
+    let remote: Vec<(String, Part)> = futures::stream::iter(futs)
+        .buffer_unordered(GATHER_FAN_OUT)
+        .collect()
+        .await;
+    let mut merged: std::collections::BTreeMap<(String, String, String), Value> =
+        std::collections::BTreeMap::new();
+    let mut unreachable = Vec::new();
+    let mut add = |v: Value| {
+        let k = (
+            text_of(&v, "sensor").to_owned(),
+            text_of(&v, "name").to_owned(),
+            text_of(&v, "kind").to_owned(),
+        );
+        match merged.get_mut(&k) {
+            Some(a) => merge_interface(a, &v),
+            None => {
+                merged.insert(k, v);
+            }
+        }
+    };
+    for v in mine.items {
+        if let Ok(v) = serde_json::to_value(v) {
+            add(v);
+        }
+    }
+    for (name, part) in remote {
+        match part {
+            Ok((items, _)) => items.into_iter().for_each(&mut add),
+            Err(e) => {
+                cluster.metrics.forward_errors.inc();
+                debug!(replica = %name, error = %e, "a replica did not answer an interface list");
+                unreachable.push(name);
+            }
+        }
+    }
+    unreachable.sort();
+    let mut items: Vec<Value> = merged.into_values().collect();
+    items.sort_by(|a, b| {
+        let o = if key == "name" {
+            text_of(a, "name").cmp(text_of(b, "name"))
+        } else {
+            let k = if key == "last_seen" {
+                "last_seen_ns"
+            } else {
+                key
+            };
+            num(a, k).cmp(&num(b, k))
+        };
+        let o = if descending { o.reverse() } else { o };
+        o.then_with(|| {
+            (text_of(a, "sensor"), text_of(a, "name"))
+                .cmp(&(text_of(b, "sensor"), text_of(b, "name")))
+        })
+    });
+    let total = items.len();
+    let items = items
+        .into_iter()
+        .skip(paging.offset)
+        .take(paging.limit)
+        .collect();
+    axum::Json(InterfacePage {
         total,
         offset: paging.offset,
         limit: paging.limit,

@@ -75,7 +75,7 @@ const INTERFACE_SORT: &[(&str, InterfaceSort)] = &[
 ];
 
 /// `GET /api/v2/interfaces`.
-#[utoipa::path(get, path = "/api/v2/interfaces", tag = "observation points", params(InterfaceQuery), responses((status = 200, description = "A page of capture interfaces and exporters", body = Page<InterfaceView>)))]
+#[utoipa::path(get, path = "/api/v2/interfaces", tag = "observation points", params(InterfaceQuery), responses((status = 200, description = "A page of capture interfaces and exporters (in the sharded mode gathered from every replica, see docs/deploy.md)", body = crate::api::cluster::InterfacePage)))]
 pub async fn interfaces(
     State(api): State<ApiState>,
     ApiQuery(q): ApiQuery<InterfaceQuery>,
