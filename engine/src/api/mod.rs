@@ -102,7 +102,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(crate::periodicity::api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), cluster::route))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            cluster::route,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
