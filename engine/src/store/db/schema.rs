@@ -320,7 +320,7 @@ pub const ROWS_PER_STATEMENT: usize = 32;
 
 /// The upsert of `n` alert rows: a repeat updates what changes, and an acknowledgement sticks.
 pub fn upsert_alerts_sql(n: usize) -> String {
-    let tuple = format!("({})", vec!["?"; ALERT_PARAMS].join(", "));
+    let tuple = format!("({})", ["?"; ALERT_PARAMS].join(", "));
     format!(
         "INSERT INTO alerts (id, key, type, entity, entity_value, severity, score, client_score, \
          server_score, roles, point, first_seen, last_seen, count, state, acknowledged, message, \
@@ -407,7 +407,10 @@ impl AlertRow {
             ends,
             client: client.map(IpColumn::of),
             server: server.map(IpColumn::of),
-            flow: a.flow.as_ref().map(|f| f.encode_to_vec()),
+            flow: a
+                .flow
+                .as_ref()
+                .map(|f| prost::Message::encode_to_vec(f.as_ref())),
             anomaly: a
                 .anomaly
                 .as_ref()
@@ -429,7 +432,7 @@ impl AlertRow {
 /// Binds and runs a statement of [`upsert_alerts_sql`]`(rows.len())`.
 pub fn upsert_alerts(
     stmt: &mut rusqlite::Statement<'_>,
-    rows: &[Box<AlertRow>],
+    rows: &[AlertRow],
 ) -> rusqlite::Result<()> {
     for (i, row) in rows.iter().enumerate() {
         let at = i * ALERT_PARAMS;
@@ -506,7 +509,7 @@ pub fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<StoredAlert> {
 
 /// The insert of `n` ended flows.
 pub fn insert_flows_sql(n: usize) -> String {
-    let tuple = format!("({})", vec!["?"; FLOW_PARAMS].join(", "));
+    let tuple = format!("({})", ["?"; FLOW_PARAMS].join(", "));
     format!(
         "INSERT INTO flows (first_seen, last_seen, client_ip, server_ip, client_port, \
          server_port, l4, vlan, point, bytes, packets, record) VALUES {}",
@@ -565,10 +568,7 @@ impl FlowRow {
 }
 
 /// Binds and runs a statement of [`insert_flows_sql`]`(rows.len())`.
-pub fn insert_flows(
-    stmt: &mut rusqlite::Statement<'_>,
-    rows: &[Box<FlowRow>],
-) -> rusqlite::Result<()> {
+pub fn insert_flows(stmt: &mut rusqlite::Statement<'_>, rows: &[FlowRow]) -> rusqlite::Result<()> {
     for (i, r) in rows.iter().enumerate() {
         let at = i * FLOW_PARAMS;
         let n = &r.ints;

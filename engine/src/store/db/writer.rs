@@ -146,13 +146,13 @@ impl Writer {
             {
                 // Rows wait here until a statement's worth is ready (or another kind of
                 // operation, which must see them, comes).
-                let mut pending_alerts: Vec<Box<AlertRow>> = Vec::new();
-                let mut pending_flows: Vec<Box<FlowRow>> = Vec::new();
+                let mut pending_alerts: Vec<AlertRow> = Vec::new();
+                let mut pending_flows: Vec<FlowRow> = Vec::new();
                 let mut ops = batch.drain(..).peekable();
                 while let Some(op) = ops.next() {
                     match op {
                         Op::Alert(row) => {
-                            pending_alerts.push(row);
+                            pending_alerts.push(*row);
                             if pending_alerts.len() >= ROWS_PER_STATEMENT
                                 || !matches!(ops.peek(), Some(Op::Alert(_)))
                             {
@@ -160,7 +160,7 @@ impl Writer {
                             }
                         }
                         Op::Flow(row) => {
-                            pending_flows.push(row);
+                            pending_flows.push(*row);
                             if pending_flows.len() >= ROWS_PER_STATEMENT
                                 || !matches!(ops.peek(), Some(Op::Flow(_)))
                             {
@@ -258,9 +258,9 @@ impl Books {
     fn write_alerts(
         &mut self,
         tx: &Transaction<'_>,
-        rows: &mut Vec<Box<AlertRow>>,
+        rows: &mut Vec<AlertRow>,
     ) -> rusqlite::Result<u64> {
-        let chunks: Vec<&[Box<AlertRow>]> = if rows.len() == ROWS_PER_STATEMENT {
+        let chunks: Vec<&[AlertRow]> = if rows.len() == ROWS_PER_STATEMENT {
             vec![rows.as_slice()]
         } else {
             rows.chunks(1).collect()
@@ -295,9 +295,9 @@ impl Books {
     fn write_flows(
         &mut self,
         tx: &Transaction<'_>,
-        rows: &mut Vec<Box<FlowRow>>,
+        rows: &mut Vec<FlowRow>,
     ) -> rusqlite::Result<u64> {
-        let chunks: Vec<&[Box<FlowRow>]> = if rows.len() == ROWS_PER_STATEMENT {
+        let chunks: Vec<&[FlowRow]> = if rows.len() == ROWS_PER_STATEMENT {
             vec![rows.as_slice()]
         } else {
             rows.chunks(1).collect()
