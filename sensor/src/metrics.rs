@@ -485,6 +485,11 @@ pub struct SensorMetrics {
     pub batches_published: Counter,
     /// Batches that could not be published (bus down, timeout, error).
     pub batches_dropped: Counter,
+    /// Flow records held in the outage buffer while the bus is not connected.
+    pub outage_buffered_records: Gauge,
+    /// Flow records the outage buffer dropped (full, or bus still down at the end of a run);
+    /// also counted in `records_dropped`.
+    pub outage_dropped: Counter,
     /// Packets libpcap reports as dropped by the kernel (buffer full), per interface.
     pub capture_dropped: Family<InterfaceLabel, Counter>,
     /// Packets libpcap reports as dropped by the interface or driver, per interface.
@@ -566,6 +571,16 @@ impl SensorMetrics {
             "batches_dropped",
             "Flow batches that could not be published (bus down, timeout, error)",
             self.batches_dropped.clone(),
+        );
+        r.register(
+            "outage_buffered_records",
+            "Flow records held while the bus is not connected",
+            self.outage_buffered_records.clone(),
+        );
+        r.register(
+            "outage_dropped",
+            "Flow records the outage buffer dropped (full, or bus down at the end of a run)",
+            self.outage_dropped.clone(),
         );
         r.register(
             "capture_dropped",

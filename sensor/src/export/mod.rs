@@ -47,6 +47,9 @@ impl OverflowPolicy {
     }
 }
 
+/// Default bound of the outage buffer: 64 MiB of encoded batches.
+pub const DEFAULT_OUTAGE_BUFFER_BYTES: usize = 64 << 20;
+
 /// Settings of the exporter.
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
@@ -64,8 +67,12 @@ pub struct ExportConfig {
     pub linger: Duration,
     /// Longest a publish may take under the `Drop` policy before the batch is dropped.
     pub publish_timeout: Duration,
-    /// How long the publisher waits, once, for a disconnected bus before dropping.
+    /// How long the publisher waits, at the end of a run, for a disconnected bus to publish the
+    /// batches it holds before dropping them.
     pub connect_grace: Duration,
+    /// Bytes of encoded batches held while the bus is not connected (a NATS restart); when
+    /// full, `Drop` drops the oldest (counted), `Block` waits for the bus.
+    pub outage_buffer_bytes: usize,
     /// How long the last records of a run may wait for room in the queue under `Drop`.
     pub final_flush_wait: Duration,
 }
@@ -81,6 +88,7 @@ impl Default for ExportConfig {
             linger: netwarden_api::flow::MAX_LINGER,
             publish_timeout: Duration::from_secs(2),
             connect_grace: Duration::from_secs(2),
+            outage_buffer_bytes: DEFAULT_OUTAGE_BUFFER_BYTES,
             final_flush_wait: Duration::from_secs(5),
         }
     }

@@ -1,7 +1,9 @@
 //! The async publisher task: publishes the encoded batches of the export queue with timeouts,
 //! and the batches whose linger ran out (it owns the linger timer; producers only fill and
-//! queue batches).
+//! queue batches). While the bus is not connected (a NATS restart) it holds the batches in a
+//! bounded outage buffer and publishes them in order once the bus is back.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -48,57 +50,156 @@ struct Publisher {
     config: ExportConfig,
     counters: Arc<ExportCounters>,
     metrics: Arc<SensorMetrics>,
-    waited_for_connection: bool,
     log: RateLimitedLog,
+    /// Batches held while the bus is not connected, oldest first (published in order once it
+    /// is back; JetStream's `Nats-Msg-Id` dedup makes a resend safe).
+    outage: VecDeque<EncodedBatch>,
+    /// Payload bytes in `outage` (at most `config.outage_buffer_bytes`, beyond one batch).
+    outage_bytes: usize,
 }
 
+/// How often a publisher holding batches looks whether the bus is back.
+const RECONNECT_POLL: Duration = Duration::from_millis(50);
+
 impl Publisher {
-    async fn publish(&mut self, ready: EncodedBatch) {
-        let subject = flows_subject(ready.shard);
-        if !self.bus.is_connected() && !self.waited_for_connection {
-            // Once, at start: give a bus that is still connecting a moment.
-            self.waited_for_connection = true;
-            let deadline = Instant::now() + self.config.connect_grace;
-            while !self.bus.is_connected() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        let result = if self.bus.is_connected() {
-            self.waited_for_connection = true;
-            let publish = self.bus.publish(subject.clone(), ready.payload.clone());
-            if self.config.overflow == OverflowPolicy::Drop {
-                match tokio::time::timeout(self.config.publish_timeout, publish).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("timed out after {:?}", self.config.publish_timeout)),
-                }
-            } else {
-                {
-                    // Block: wait as long as the bus is connected (lossless backpressure).
-                    tokio::pin!(publish);
-                    loop {
-                        match tokio::time::timeout(Duration::from_secs(1), &mut publish).await {
-                            Ok(r) => break r.map_err(|e| e.to_string()),
-                            Err(_) if self.bus.is_connected() => {}
-                            Err(_) => break Err("bus disconnected".to_owned()),
-                        }
-                    }
-                }
+    /// Publishes `ready` now, or holds it in the outage buffer while the bus is not connected
+    /// (or older batches wait there: order is kept).
+    async fn offer(&mut self, ready: EncodedBatch) {
+        if self.outage.is_empty() && self.bus.is_connected() {
+            if let Err((ready, reason)) = self.publish(ready).await {
+                self.failed(ready, &reason);
             }
         } else {
-            Err(format!("{} bus not connected", self.bus.kind()))
+            self.hold(ready).await;
+        }
+    }
+
+    /// Adds a batch to the outage buffer. When it is full, `Block` waits for the bus to come
+    /// back (the export queue fills: backpressure); `Drop` drops the oldest batches, counted.
+    async fn hold(&mut self, batch: EncodedBatch) {
+        let limit = self.config.outage_buffer_bytes;
+        if self.config.overflow != OverflowPolicy::Drop {
+            while !self.outage.is_empty() && self.outage_bytes + batch.payload.len() > limit {
+                if self.bus.is_connected() {
+                    self.drain().await;
+                } else {
+                    self.log
+                        .warn("", batch.records, "outage buffer full: waiting for the bus");
+                    tokio::time::sleep(RECONNECT_POLL).await;
+                }
+            }
+        }
+        while !self.outage.is_empty() && self.outage_bytes + batch.payload.len() > limit {
+            if let Some(oldest) = self.pop() {
+                self.metrics
+                    .outage_dropped
+                    .inc_by(oldest.client_records as u64);
+                self.dropped(&oldest, "outage buffer full (oldest dropped)");
+            }
+        }
+        self.outage_bytes += batch.payload.len();
+        self.metrics
+            .outage_buffered_records
+            .inc_by(batch.client_records as i64);
+        self.outage.push_back(batch);
+    }
+
+    fn pop(&mut self) -> Option<EncodedBatch> {
+        let batch = self.outage.pop_front()?;
+        self.outage_bytes -= batch.payload.len();
+        self.metrics
+            .outage_buffered_records
+            .dec_by(batch.client_records as i64);
+        Some(batch)
+    }
+
+    /// Publishes the held batches, oldest first, while the bus is connected.
+    async fn drain(&mut self) {
+        while self.bus.is_connected() {
+            let Some(batch) = self.pop() else { return };
+            if let Err((batch, reason)) = self.publish(batch).await {
+                self.failed(batch, &reason);
+            }
+        }
+    }
+
+    /// A publish failed: held again (at the front) when the bus went away meanwhile, else
+    /// dropped and counted.
+    fn failed(&mut self, batch: EncodedBatch, reason: &str) {
+        if self.bus.is_connected() {
+            self.dropped(&batch, reason);
+        } else {
+            self.outage_bytes += batch.payload.len();
+            self.metrics
+                .outage_buffered_records
+                .inc_by(batch.client_records as i64);
+            self.outage.push_front(batch);
+        }
+    }
+
+    fn dropped(&mut self, batch: &EncodedBatch, reason: &str) {
+        let records = batch.client_records as u64;
+        count(
+            &self.counters.batches_dropped,
+            &self.counters.records_dropped,
+            records,
+        );
+        count_metrics(
+            &self.metrics.batches_dropped,
+            &self.metrics.records_dropped,
+            records,
+        );
+        self.log
+            .warn(&flows_subject(batch.shard), batch.records, reason);
+    }
+
+    /// End of the run: waits at most `connect_grace` for the bus to publish what is held, then
+    /// drops (and counts) the rest.
+    async fn finish(&mut self) {
+        let deadline = Instant::now() + self.config.connect_grace;
+        loop {
+            self.drain().await;
+            if self.outage.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(RECONNECT_POLL).await;
+        }
+        while let Some(batch) = self.pop() {
+            self.metrics
+                .outage_dropped
+                .inc_by(batch.client_records as u64);
+            self.dropped(&batch, "bus not connected at the end of the run");
+        }
+    }
+
+    async fn publish(&mut self, ready: EncodedBatch) -> Result<(), (EncodedBatch, String)> {
+        let subject = flows_subject(ready.shard);
+        let publish = self.bus.publish(subject, ready.payload.clone());
+        let result = if self.config.overflow == OverflowPolicy::Drop {
+            match tokio::time::timeout(self.config.publish_timeout, publish).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("timed out after {:?}", self.config.publish_timeout)),
+            }
+        } else {
+            // Block: wait as long as the bus is connected (lossless backpressure).
+            tokio::pin!(publish);
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), &mut publish).await {
+                    Ok(r) => break r.map_err(|e| e.to_string()),
+                    Err(_) if self.bus.is_connected() => {}
+                    Err(_) => break Err("bus disconnected".to_owned()),
+                }
+            }
         };
-        let (c, m) = (&self.counters, &self.metrics);
-        let records = ready.client_records as u64;
         match result {
             Ok(()) => {
+                let (c, m) = (&self.counters, &self.metrics);
+                let records = ready.client_records as u64;
                 count(&c.batches_published, &c.records_exported, records);
                 count_metrics(&m.batches_published, &m.records_exported, records);
+                Ok(())
             }
-            Err(reason) => {
-                count(&c.batches_dropped, &c.records_dropped, records);
-                count_metrics(&m.batches_dropped, &m.records_dropped, records);
-                self.log.warn(&subject, ready.records, &reason);
-            }
+            Err(reason) => Err((ready, reason)),
         }
     }
 }
@@ -134,11 +235,12 @@ pub async fn publish(
         config,
         counters: counters.clone(),
         metrics: metrics.clone(),
-        waited_for_connection: false,
         log: RateLimitedLog {
             last: None,
             suppressed: 0,
         },
+        outage: VecDeque::new(),
+        outage_bytes: 0,
     };
     let encoder = || {
         shared
@@ -164,15 +266,19 @@ pub async fn publish(
             }
             // A record arrived in an idle encoder: loop to arm the linger timer.
             () = shared.first_pending.notified(), if deadline.is_none() => {}
+            // Batches are held for a disconnected bus: look again whether it is back.
+            () = tokio::time::sleep(RECONNECT_POLL), if !publisher.outage.is_empty() => {}
         }
         for batch in ready.drain(..) {
-            publisher.publish(batch).await;
+            publisher.offer(batch).await;
         }
+        publisher.drain().await;
     }
     encoder().flush_all(&mut ready);
     for batch in ready.drain(..) {
-        publisher.publish(batch).await;
+        publisher.offer(batch).await;
     }
+    publisher.finish().await;
     if publisher.bus.is_connected() {
         match tokio::time::timeout(publisher.config.publish_timeout, publisher.bus.flush()).await {
             Ok(Ok(())) => {}
