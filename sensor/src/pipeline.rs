@@ -533,7 +533,13 @@ pub async fn run(
         &config.sensor_name,
         Arc::clone(&bus),
     );
-    let publisher = tokio::spawn(export::publish(receiver, bus, export_config));
+    // The publisher gets a thread of its own (a blocking thread driving the future): woken by
+    // a busy listener task it would otherwise wait in that worker's LIFO slot, which no other
+    // worker steals, and publish only when the listener yields (measured: ~50 batches/s).
+    let runtime = tokio::runtime::Handle::current();
+    let publisher = tokio::task::spawn_blocking(move || {
+        runtime.block_on(export::publish(receiver, bus, export_config))
+    });
     let config = Arc::new(config);
     let mut jobs = Vec::new();
     if !files.is_empty() {
@@ -673,28 +679,31 @@ pub(crate) fn spawn_listener(
         report_metrics.collect.report_listener(&stats, &exporters);
     };
     let sink = record_sink(sender, metrics);
-    let job = tokio::spawn(
-        async move {
-            let run = listener.run(sink, stopped(shutdown));
-            tokio::pin!(run);
-            let mut tick = tokio::time::interval(COLLECT_METRICS_EVERY);
-            let stats = loop {
-                tokio::select! {
-                    stats = &mut run => break stats,
-                    _ = tick.tick() => report(),
-                }
-            };
-            report();
-            tracing::info!(
-                datagrams = stats.collector.totals.datagrams,
-                records = stats.collector.totals.records,
-                sink_dropped = stats.collector.global.sink_dropped,
-                "flow listener stopped"
-            );
-            stats
-        }
-        .instrument(tracing::info_span!("collect", listener = %address)),
-    );
+    // A thread of its own (a blocking thread driving the future): a busy listener on a runtime
+    // worker would hold that worker between forced yields, and the tasks it wakes (the NATS
+    // connection) would wait in the worker's LIFO slot, which no other worker steals.
+    let runtime = tokio::runtime::Handle::current();
+    let task = async move {
+        let run = listener.run(sink, stopped(shutdown));
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(COLLECT_METRICS_EVERY);
+        let stats = loop {
+            tokio::select! {
+                stats = &mut run => break stats,
+                _ = tick.tick() => report(),
+            }
+        };
+        report();
+        tracing::info!(
+            datagrams = stats.collector.totals.datagrams,
+            records = stats.collector.totals.records,
+            sink_dropped = stats.collector.global.sink_dropped,
+            "flow listener stopped"
+        );
+        stats
+    }
+    .instrument(tracing::info_span!("collect", listener = %address));
+    let job = tokio::task::spawn_blocking(move || runtime.block_on(task));
     (address, job)
 }
 
