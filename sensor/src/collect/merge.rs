@@ -11,7 +11,8 @@
 //! or lower listed port is the server); else the side whose first packet came first.
 //!
 //! Not merged (passed at once): records that already carry both directions (RFC 5103
-//! biflows, records with reverse counters). A second record of the *same* direction while one
+//! biflows, records with reverse counters) and sFlow records (samples, or flows built from
+//! both directions by the sFlow flow tables). A second record of the *same* direction while one
 //! waits sends the waiting one alone (a new flow of the exporter, not the other side).
 //! Bounded: at most `merge_max_held` records wait; beyond, the oldest leaves unmerged
 //! (`evicted`).
@@ -19,7 +20,7 @@
 use std::collections::VecDeque;
 
 use hashbrown::HashMap;
-use netwarden_api::flow::{DirectionStats, FlowRecord};
+use netwarden_api::flow::{DirectionStats, FlowRecord, FlowSource};
 
 use super::{ExportedFlow, Output, source_is_server};
 
@@ -186,7 +187,9 @@ impl MergeTable {
             sink(output);
             return;
         };
-        let Some((src, dst, _)) = one_way(&flow.record) else {
+        // sFlow records are samples, or flows its tables built from both directions already.
+        let sampled = flow.record.source == FlowSource::Sflow as i32;
+        let Some((src, dst, _)) = one_way(&flow.record).filter(|_| !sampled) else {
             self.stats.passed += 1;
             sink(Output::Flow(flow));
             return;

@@ -27,7 +27,10 @@ use crate::flow::{FlowConfig, FlowTable};
 
 /// Most observation points (agent, sub-agent) with their own flow table; samples of later
 /// points become one record each, as without tables (`FlowTables::overflow`).
-pub const MAX_FLOW_TABLES: usize = 256;
+pub const MAX_FLOW_TABLES: usize = 64;
+/// Most flows per point's table (the oldest are evicted beyond, as in capture): with
+/// [`MAX_FLOW_TABLES`], at most about a million flows over all points.
+pub const MAX_FLOWS_PER_TABLE: usize = 16_384;
 
 /// Flow tables per sFlow observation point (agent address, sub-agent) for sampled packet
 /// headers (`CollectorConfig::sflow_flow_table`): each decoded header goes through the same
@@ -235,7 +238,10 @@ fn flow_sample(
             .get(p + 8..(p + 8).saturating_add(len))
             .ok_or_else(|| at.truncated(0, base + p, "flow record"))?;
         match format {
-            1 if !have_header && cx.config.sflow_flow_table && to_table(cx, r, origin, rate, sink) => {
+            1 if !have_header
+                && cx.config.sflow_flow_table
+                && to_table(cx, r, origin, rate, sink) =>
+            {
                 return Ok(());
             }
             1 if !have_header => have_header = raw_header(r, &mut fields),
@@ -320,15 +326,14 @@ fn to_table(
             exporter: origin.exporter.to_owned(),
             domain_id: origin.domain,
         };
-        let table = FlowTable::new(FlowConfig::default(), origin.sensor);
-        tables.tables.insert(
-            key.clone(),
-            PointFlows {
-                table,
-                point,
-                rate,
-            },
-        );
+        let config = FlowConfig {
+            max_flows: MAX_FLOWS_PER_TABLE,
+            ..FlowConfig::default()
+        };
+        let table = FlowTable::new(config, origin.sensor);
+        tables
+            .tables
+            .insert(key.clone(), PointFlows { table, point, rate });
     }
     let Some(t) = tables.tables.get_mut(&key) else {
         return false;
