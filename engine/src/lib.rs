@@ -187,6 +187,7 @@ pub async fn launch_secured(
         let store_metrics = Arc::new(store::db::StoreMetrics::new());
         store_metrics.register(&mut registry);
         engine.db = Some(store::db::attach(&engine, store, store_metrics).map_err(Error::Store)?);
+        devices::persist::attach_engine(&engine, &store.dir);
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

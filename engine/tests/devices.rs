@@ -378,9 +378,23 @@ struct Api {
 
 impl Api {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// With the persistent store (`--data DIR`) when `store` is given.
+    async fn start_with(store: Option<&netwarden_engine::store::db::StoreConfig>) -> Self {
         let bus = Arc::new(MemoryBus::default());
         let (stop, rx) = watch::channel(false);
-        let launched = common::launch_engine(bus.clone() as Arc<dyn Bus>, rx).await;
+        let launched = netwarden_engine::launch_with_store(
+            bus.clone() as Arc<dyn Bus>,
+            &netwarden_engine::state::StateConfig::default(),
+            store,
+            "127.0.0.1:0".parse().unwrap(),
+            |_| {},
+            rx,
+        )
+        .await
+        .unwrap();
         Self {
             base: format!("http://{}", launched.addr),
             http: reqwest::Client::new(),
@@ -424,6 +438,50 @@ impl Api {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
+}
+
+#[tokio::test]
+async fn manual_types_survive_a_restart_with_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = netwarden_engine::store::db::StoreConfig {
+        dir: dir.path().to_path_buf(),
+        ..netwarden_engine::store::db::StoreConfig::default()
+    };
+    let printer = || mdns_announcement("10.1.0.5", &["_ipp._tcp", "_pdl-datastream._tcp"]);
+    let api = Api::start_with(Some(&store)).await;
+    api.publish(vec![printer()]).await;
+    let (status, d) = api
+        .put("/api/v2/devices/10.1.0.5/type", r#"{"type":"nas"}"#)
+        .await;
+    assert_eq!((status, d["device_type"].as_str()), (200, Some("nas")), "{d}");
+    assert!(dir.path().join("device-types.json").is_file());
+    api.engine.close().await;
+    drop(api);
+
+    // A new engine on the same directory: the override is back before the device is seen
+    // again, and wins over the guess once it is.
+    let api = Api::start_with(Some(&store)).await;
+    assert_eq!(
+        api.engine.read().devices.override_of(ip("10.1.0.5")),
+        Some(DeviceType::Nas)
+    );
+    api.publish(vec![printer()]).await;
+    let (status, d) = api.get("/api/v2/devices/10.1.0.5").await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["device_type"].as_str(), d["manual"].as_bool()),
+        (Some("nas"), Some(true)),
+        "{d}"
+    );
+    // Cleared: gone after the next restart too.
+    let (status, d) = api
+        .put("/api/v2/devices/10.1.0.5/type", r#"{"type":null}"#)
+        .await;
+    assert_eq!((status, d["device_type"].as_str()), (200, Some("printer")));
+    api.engine.close().await;
+    drop(api);
+    let api = Api::start_with(Some(&store)).await;
+    assert_eq!(api.engine.read().devices.override_of(ip("10.1.0.5")), None);
 }
 
 fn types_of(page: &Value) -> Vec<(String, String)> {

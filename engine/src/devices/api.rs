@@ -2,7 +2,7 @@
 //! (write scope: the auth layer requires it for every non-GET method).
 //!
 //! Views of the device table joined with the directory; the only change is the manual
-//! override, kept in memory (docs/devices.md says why and how to re-apply it).
+//! override, kept in memory and, with `--data DIR`, in `DIR/device-types.json` ([`super::persist`]).
 
 use std::net::IpAddr;
 
@@ -156,6 +156,10 @@ pub async fn set_type(
     }
     if !state.devices.set_override(ip, t) {
         return Err(Problem::bad_request("too many manual device types"));
+    }
+    // Under the lock, so two changes cannot reach the file out of order (a small file).
+    if let Err(e) = state.devices.save_overrides() {
+        tracing::warn!(error = %e, "cannot keep the manual device types on disk");
     }
     tracing::info!(%ip, device_type = t.map_or("(guess)", DeviceType::as_str), "device type set by hand");
     drop(state);

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod oui;
+pub mod persist;
 pub mod policy;
 pub mod report;
 pub mod rules;

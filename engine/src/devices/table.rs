@@ -119,6 +119,8 @@ pub struct DeviceTable {
     hosts: BoundedMap<IpAddr, HostFacts>,
     macs: BoundedMap<[u8; 6], MacFacts>,
     overrides: HashMap<IpAddr, DeviceType>,
+    /// Where the overrides are kept across restarts (`--data DIR`; [`super::persist`]).
+    overrides_file: Option<std::path::PathBuf>,
     /// What was evicted and recorded.
     pub counters: DeviceCounters,
 }
@@ -137,6 +139,7 @@ impl DeviceTable {
             hosts: BoundedMap::new(config.max_hosts),
             macs: BoundedMap::new(config.max_macs),
             overrides: HashMap::new(),
+            overrides_file: None,
             counters: DeviceCounters::default(),
         }
     }
@@ -412,6 +415,23 @@ impl DeviceTable {
             }
         }
         true
+    }
+
+    /// Every manual override, in no particular order.
+    pub fn overrides(&self) -> impl Iterator<Item = (IpAddr, DeviceType)> + '_ {
+        self.overrides.iter().map(|(ip, t)| (*ip, *t))
+    }
+
+    /// Keeps the overrides in `path` from now on (`None`: in memory only).
+    pub fn set_overrides_file(&mut self, path: Option<std::path::PathBuf>) {
+        self.overrides_file = path;
+    }
+
+    /// Writes the overrides to their file, when there is one (after a change).
+    pub fn save_overrides(&self) -> Result<(), String> {
+        self.overrides_file
+            .as_deref()
+            .map_or(Ok(()), |p| super::persist::save(self, p))
     }
 
     /// The override of `ip`, if any.
