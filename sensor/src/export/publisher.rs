@@ -78,13 +78,23 @@ impl Publisher {
     /// back (the export queue fills: backpressure); `Drop` drops the oldest batches, counted.
     async fn hold(&mut self, batch: EncodedBatch) {
         let limit = self.config.outage_buffer_bytes;
-        if self.config.overflow != OverflowPolicy::Drop {
+        if self.outage.is_empty() {
+            tracing::warn!(
+                bus = self.bus.kind(),
+                "bus not connected: holding flow batches"
+            );
+        }
+        if self.config.overflow != OverflowPolicy::Drop
+            && self.outage_bytes + batch.payload.len() > limit
+        {
+            tracing::warn!(
+                held_bytes = self.outage_bytes,
+                "outage buffer full: waiting for the bus (backpressure)"
+            );
             while !self.outage.is_empty() && self.outage_bytes + batch.payload.len() > limit {
                 if self.bus.is_connected() {
                     self.drain().await;
                 } else {
-                    self.log
-                        .warn("", batch.records, "outage buffer full: waiting for the bus");
                     tokio::time::sleep(RECONNECT_POLL).await;
                 }
             }
@@ -115,11 +125,15 @@ impl Publisher {
 
     /// Publishes the held batches, oldest first, while the bus is connected.
     async fn drain(&mut self) {
+        let held = self.outage.len();
         while self.bus.is_connected() {
-            let Some(batch) = self.pop() else { return };
+            let Some(batch) = self.pop() else { break };
             if let Err((batch, reason)) = self.publish(batch).await {
                 self.failed(batch, &reason);
             }
+        }
+        if held > 0 && self.outage.is_empty() {
+            tracing::info!(batches = held, "bus back: held flow batches published");
         }
     }
 
