@@ -813,10 +813,29 @@ async fn real_binaries_in_network_namespaces() {
         rounds += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The sensors publish an HTTP flow ~10 s after its FIN, the DNS flows when they stop. The
-    // live sensor drops (and counts) batches published while NATS is down instead of holding
-    // them (sensor/src/export/publisher.rs), so NATS restarts once every closed HTTP flow is
-    // in: while the capture runs, the engines consume and the ping goes on.
+    // The sensors publish an HTTP flow ~10 s after its FIN, the DNS flows when they stop: NATS
+    // restarts in the busiest export, when the first rounds' HTTP flows expire while more
+    // rounds run and the ping goes on. The sensors hold what they export while NATS is down
+    // (bounded outage buffer) and publish it once it is back; nothing may be dropped.
+    while phase2.elapsed() < Duration::from_secs(11) {
+        c.curl();
+        c.dns();
+        rounds += 1;
+    }
+    assert!(
+        c.procs[pinger].alive(),
+        "the phase 2 ping ended before the NATS restart; make it longer"
+    );
+    c.nats.restart();
+    println!(
+        "nats-server restarted {:.1} s into phase 2 (after {rounds} rounds), with the ping and more rounds running",
+        phase2.elapsed().as_secs_f64()
+    );
+    for _ in 0..3 {
+        c.curl();
+        c.dns();
+        rounds += 1;
+    }
     let lan_b_key = (lan_b.clone(), 0);
     let bases2: Vec<String> = [&c.engines[0], &c.engines[2]]
         .iter()
@@ -846,20 +865,6 @@ async fn real_binaries_in_network_namespaces() {
         "the survivors owned every shard {:.1} s after kill -9 (lease TTL {TTL} s)",
         takeover.as_secs_f64()
     );
-    assert!(
-        c.procs[pinger].alive(),
-        "the phase 2 ping ended before the NATS restart; make it longer"
-    );
-    c.nats.restart();
-    println!(
-        "nats-server restarted {:.1} s into phase 2, with the ping running",
-        phase2.elapsed().as_secs_f64()
-    );
-    for _ in 0..3 {
-        c.curl();
-        c.dns();
-        rounds += 1;
-    }
     c.procs[pinger].signal("INT");
     let ping = c.procs[pinger].wait_exit(Duration::from_secs(20));
     let ping_out = c.procs[pinger].output();
