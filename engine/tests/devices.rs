@@ -453,7 +453,11 @@ async fn manual_types_survive_a_restart_with_a_data_directory() {
     let (status, d) = api
         .put("/api/v2/devices/10.1.0.5/type", r#"{"type":"nas"}"#)
         .await;
-    assert_eq!((status, d["device_type"].as_str()), (200, Some("nas")), "{d}");
+    assert_eq!(
+        (status, d["device_type"].as_str()),
+        (200, Some("nas")),
+        "{d}"
+    );
     assert!(dir.path().join("device-types.json").is_file());
     api.engine.close().await;
     drop(api);
