@@ -401,61 +401,37 @@ impl State {
     }
 }
 
-/// How far ahead of the plausible flow time a record may be stamped before its time is
-/// clipped (sensor clocks drift; exporters buffer): five minutes.
+/// How far ahead of the wall clock a record may be stamped before its time is clipped (sensor
+/// clocks drift; exporters buffer): five minutes.
 pub const MAX_FUTURE_SKEW_NS: u64 = 5 * 60 * 1_000_000_000;
-/// Recent record times the replay bound takes its median from (a jump forward is believed
-/// once more than half of them made it).
-const RECENT_TIMES: usize = 16;
 
 /// The guard on flow time. Flow time only moves forward (the engine clock is the latest record
 /// time), so one record stamped far in the future would move it for good: every host alert
-/// released, every score decayed, every window emptied. A record stamped past the ceiling —
-/// the wall clock plus [`MAX_FUTURE_SKEW_NS`] when it is known (live ingest), and in any case
-/// the median of the last [`RECENT_TIMES`] record times plus the same skew — is restamped at
-/// the plausible time (that median, or the wall clock if earlier), so it does not move the
-/// clock at all. A replay stays deterministic (no wall clock in the decision unless live), and
-/// a genuine jump (two captures far apart) is followed once most recent records agree.
+/// released, every score decayed, every window emptied. When the wall clock is known (live
+/// ingest sets it before every batch), a record stamped more than [`MAX_FUTURE_SKEW_NS`] after
+/// it is restamped at the wall clock and counted. The decision depends on the record alone, so
+/// every replica of a cluster decides alike and a replay (whose records are in the past) is
+/// untouched. Without a wall clock (a replay driven directly) nothing is clipped: a bound
+/// relative to recent flow time would clip a genuine quiet gap, and would differ between
+/// replicas that see different subsets of the records.
 #[derive(Clone, Debug, Default)]
 struct FlowClock {
-    recent: [u64; RECENT_TIMES],
-    filled: usize,
-    next: usize,
-    /// The median bound computed last (recomputed only when a record goes past it).
-    ceiling: u64,
     wall_ns: u64,
 }
 
 impl FlowClock {
     /// Clips `record`'s times when they are past the ceiling; true when it had to.
-    fn clamp(&mut self, record: &mut FlowRecord) -> bool {
-        let t = record.last_seen_ns.max(record.first_seen_ns);
-        self.recent[self.next] = t;
-        self.next = (self.next + 1) % RECENT_TIMES;
-        self.filled = (self.filled + 1).min(RECENT_TIMES);
-        if t > self.ceiling {
-            self.ceiling = self.median().saturating_add(MAX_FUTURE_SKEW_NS);
-        }
-        let wall = (self.wall_ns != 0).then(|| self.wall_ns.saturating_add(MAX_FUTURE_SKEW_NS));
-        if t <= self.ceiling && wall.is_none_or(|w| t <= w) {
+    fn clamp(&self, record: &mut FlowRecord) -> bool {
+        if self.wall_ns == 0 {
             return false;
         }
-        // Restamped at the plausible time: it must not move the clock at all.
-        let mut plausible = self.median();
-        if self.wall_ns != 0 {
-            plausible = plausible.min(self.wall_ns);
+        let ceiling = self.wall_ns.saturating_add(MAX_FUTURE_SKEW_NS);
+        if record.last_seen_ns.max(record.first_seen_ns) <= ceiling {
+            return false;
         }
-        record.last_seen_ns = record.last_seen_ns.min(plausible);
-        record.first_seen_ns = record.first_seen_ns.min(plausible);
+        record.last_seen_ns = record.last_seen_ns.min(self.wall_ns);
+        record.first_seen_ns = record.first_seen_ns.min(self.wall_ns);
         true
-    }
-
-    /// The median of the recent record times (the upper one of an even count).
-    fn median(&self) -> u64 {
-        let mut v = self.recent;
-        let v = &mut v[..self.filled];
-        let mid = v.len() / 2;
-        *v.select_nth_unstable(mid).1
     }
 }
 
@@ -803,6 +779,8 @@ mod tests {
     #[test]
     fn a_far_future_record_does_not_move_the_clock() {
         let mut s = State::default();
+        // Live: the wall clock is a few seconds after the scan.
+        s.set_wall_clock(T + 10 * SEC);
         s.apply_batch(scan());
         let engaged = s.analysis.counters.host_alerts_engaged;
         assert!(engaged >= 1, "the scan engages syn_scan");
@@ -812,22 +790,24 @@ mod tests {
         s.apply_batch(vec![syn(1_000, "10.9.9.9", "10.0.0.2", 80, far)]);
         assert_eq!(s.totals.clamped_times, 1);
         assert!(
-            s.analysis.now_ns <= T + SEC,
+            s.analysis.now_ns <= T + 10 * SEC,
             "engine clock moved to {}",
             s.analysis.now_ns
         );
-        assert_eq!(
-            s.analysis.counters.host_alerts_released, 0,
+        // Only the per-second flow floods end (the wall clock is 10 s on); the scans hold.
+        assert!(
+            s.analysis.counters.host_alerts_released < engaged,
             "the scan's alerts stay engaged"
         );
         let h = host(&s, "10.9.9.9").unwrap();
-        assert!(h.last_seen_ns <= T + SEC);
+        assert_eq!(h.last_seen_ns, T + 10 * SEC, "restamped at the wall clock");
         // Normal traffic later is not clipped, and the alerts go exactly as without the
         // far record (the flow-flood ones release after a second, the scans hold).
         let later = syn(1_001, "10.0.0.3", "10.0.0.2", 80, T + 2 * SEC);
         s.apply_batch(vec![later.clone()]);
         assert_eq!(s.totals.clamped_times, 1);
         let mut reference = State::default();
+        reference.set_wall_clock(T + 10 * SEC);
         reference.apply_batch(scan());
         reference.apply_batch(vec![later]);
         assert_eq!(
@@ -847,7 +827,6 @@ mod tests {
         // Without the guard the same century jump releases the scan (the test can fail).
         let mut unguarded = State::default();
         unguarded.apply_batch(scan());
-        unguarded.clock.ceiling = u64::MAX;
         unguarded.apply_batch(vec![syn(1_000, "10.9.9.9", "10.0.0.2", 80, far)]);
         assert!(unguarded.analysis.counters.host_alerts_released >= 1);
     }
@@ -859,30 +838,28 @@ mod tests {
         s.apply_batch(vec![syn(1, "10.0.0.1", "10.0.0.2", 80, T + 3_600 * SEC)]);
         assert_eq!(s.totals.clamped_times, 1);
         assert_eq!(s.analysis.now_ns, T);
+        assert_eq!(s.flows.ended_len(), 1);
         // Within the skew: kept as stamped.
         s.apply_batch(vec![syn(2, "10.0.0.1", "10.0.0.2", 81, T + 60 * SEC)]);
         assert_eq!(s.totals.clamped_times, 1);
     }
 
     #[test]
-    fn a_genuine_jump_is_followed_and_replays_are_deterministic() {
-        // Two captures a day apart, replayed back to back.
+    fn replays_are_not_clipped_and_stay_deterministic() {
+        // Two captures a day apart, replayed back to back, with the wall clock years later:
+        // the clock follows the second capture; a replay gives the same state every time.
         let day = 86_400 * SEC;
         let mut records = scan();
         records.extend((0..40).map(|i| syn(500 + i, "10.0.0.5", "10.0.0.6", 80, T + day + i)));
-        let run = || {
+        let run = |wall: u64| {
             let mut s = State::default();
+            s.set_wall_clock(wall);
             s.apply_batch(records.clone());
             (s.totals.clamped_times, s.analysis.now_ns, host_rows(&s))
         };
-        let (clamped, now, rows) = run();
-        // Only the first records after the jump are clipped, until most recent ones agree.
-        assert!(
-            (1..=RECENT_TIMES as u64).contains(&clamped),
-            "clamped {clamped}"
-        );
-        assert_eq!(now, T + day + 39, "the clock followed the second capture");
-        assert_eq!(run(), (clamped, now, rows), "a replay gives the same state");
+        let (clamped, now, rows) = run(T + 1_000 * day);
+        assert_eq!((clamped, now), (0, T + day + 39));
+        assert_eq!(run(T + 2_000 * day), (clamped, now, rows));
     }
 
     #[test]
