@@ -387,8 +387,8 @@ impl ServiceMap {
             return;
         };
         if let Some(e) = self.edges.get_mut(id) {
-            for i in 0..3 {
-                e.remote[i] = e.remote[i].saturating_sub(old[i]);
+            for (r, o) in e.remote.iter_mut().zip(old) {
+                *r = r.saturating_sub(o);
             }
         }
     }
