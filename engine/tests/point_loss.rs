@@ -142,7 +142,7 @@ async fn loss_travels_over_nats_to_the_observation_points() {
     let connect = async |name: &str| {
         NatsBus::connect(NatsOptions {
             wait_for_connection: true,
-            ..NatsOptions::new(&nats.url(), name)
+            ..NatsOptions::new(nats.url(), name)
         })
         .await
         .unwrap()
