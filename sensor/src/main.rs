@@ -120,6 +120,10 @@ struct RunArgs {
     /// Records the export queue holds.
     #[arg(long, default_value_t = 65_536)]
     queue_capacity: usize,
+    /// Bytes of encoded flow batches held while NATS is unreachable; the oldest are dropped
+    /// (and counted) beyond this.
+    #[arg(long, default_value_t = netwarden_sensor::export::DEFAULT_OUTAGE_BUFFER_BYTES)]
+    outage_buffer_bytes: usize,
     #[command(flatten)]
     jetstream: netwarden_sensor::export::jetstream::JetStreamArgs,
     /// Most flows in the flow table.
@@ -287,6 +291,7 @@ async fn run(args: RunArgs) -> Result<()> {
             Overflow::Drop => OverflowPolicy::Drop,
         },
         queue_capacity: args.queue_capacity,
+        outage_buffer_bytes: args.outage_buffer_bytes,
         snaplen: args.snaplen,
         promiscuous: !args.no_promisc,
         bpf_filter: args.bpf.clone(),

@@ -76,6 +76,8 @@ pub struct SensorConfig {
     pub overflow: export::OverflowPolicy,
     /// Records the export queue holds.
     pub queue_capacity: usize,
+    /// Bytes of encoded batches held while NATS is unreachable (oldest dropped beyond).
+    pub outage_buffer_bytes: usize,
     /// Bytes captured per frame on live interfaces.
     pub snaplen: i32,
     /// Promiscuous mode on live interfaces.
@@ -97,6 +99,7 @@ impl Default for SensorConfig {
             shards: netwarden_api::names::DEFAULT_SHARDS,
             overflow: OverflowPolicy::Auto,
             queue_capacity: 65_536,
+            outage_buffer_bytes: export::DEFAULT_OUTAGE_BUFFER_BYTES,
             snaplen: 65_535,
             promiscuous: true,
             bpf_filter: None,
@@ -516,6 +519,7 @@ pub async fn run(
         shards: config.shards,
         overflow: config.overflow.resolve(live),
         queue_capacity: config.queue_capacity,
+        outage_buffer_bytes: config.outage_buffer_bytes,
         ..ExportConfig::default()
     };
     tracing::info!(

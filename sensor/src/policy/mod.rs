@@ -244,6 +244,7 @@ pub async fn run(
         shards: sensor.shards,
         overflow: OverflowPolicy::Drop,
         queue_capacity: sensor.queue_capacity,
+        outage_buffer_bytes: sensor.outage_buffer_bytes,
         ..ExportConfig::default()
     };
     let (sender, receiver) = export::queue(&export_config, Arc::clone(&metrics));
