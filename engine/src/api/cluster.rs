@@ -674,7 +674,7 @@ mod tests {
     #[test]
     fn merge_order_matches_the_local_list() {
         let h = |ip: &str, b: u64| serde_json::json!({"ip": ip, "vlan": 0, "bytes_sent": b, "bytes_rcvd": 0});
-        let mut v = vec![h("10.0.0.2", 5), h("10.0.0.1", 5), h("10.0.0.3", 9)];
+        let mut v = [h("10.0.0.2", 5), h("10.0.0.1", 5), h("10.0.0.3", 9)];
         v.sort_by(|a, b| order(Key::Bytes, true, a, b));
         let ips: Vec<&str> = v.iter().map(|x| x["ip"].as_str().unwrap()).collect();
         assert_eq!(ips, ["10.0.0.3", "10.0.0.1", "10.0.0.2"]);

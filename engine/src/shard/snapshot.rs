@@ -292,6 +292,9 @@ impl ScoreSnap {
     }
 }
 
+/// One kept DES sample: (t, value, forecast, lower, upper, anomaly).
+pub type SampleSnap = (u64, f64, f64, f64, f64, bool);
+
 /// One host's DES series (one per metric of [`crate::alerts::HOST_METRICS`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSnap {
@@ -302,7 +305,7 @@ pub struct SeriesSnap {
     /// Per metric: (samples seen, [forecast, trend, sse, sse_next], roll-up).
     pub des: [crate::anomaly::DesState; 7],
     /// Per metric: the kept samples as (t, value, forecast, lower, upper, anomaly).
-    pub samples: [Vec<(u64, f64, f64, f64, f64, bool)>; 7],
+    pub samples: [Vec<SampleSnap>; 7],
     /// Bytes sent and received at the last sample.
     pub last_bytes: (u64, u64),
 }
