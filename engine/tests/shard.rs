@@ -9,9 +9,9 @@
 //!     acknowledged is in the stream exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -22,130 +22,14 @@ use netwarden_api::bus::jetstream::{
 };
 use netwarden_api::bus::nats::NatsOptions;
 use netwarden_api::bus::{NatsBus, Publisher};
-use netwarden_api::flow::{DirectionStats, FlowRecord, FlowUpdate, ObservationPoint, ip_to_bytes};
+use netwarden_api::flow::FlowRecord;
 use netwarden_api::names::{FLOWS_STREAM, flows_subject};
 use netwarden_engine::shard::members::Lease;
 use netwarden_engine::state::{State, StateConfig};
-use netwarden_sensor::export::Batcher;
-use netwarden_testkit::{NatsServer, free_port};
+use netwarden_testkit::NatsServer;
 use serde_json::Value;
 
-const SHARDS: u32 = 16;
-/// Lease TTL given to the replicas, seconds.
-const TTL: u64 = 2;
-
-/// A `netwarden-engine run` replica.
-struct Replica {
-    name: String,
-    base: String,
-    child: Option<Child>,
-}
-
-impl Replica {
-    fn start(nats: &str, name: &str) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_netwarden-engine"))
-            .args(["run", "--insecure-no-auth", "--log-level", "warn"])
-            .args(["--nats", nats, "--replica", name])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--shards", &SHARDS.to_string()])
-            .args(["--lease-ttl", &TTL.to_string(), "--snapshot-interval", "1"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start netwarden-engine run");
-        Self {
-            name: name.to_owned(),
-            base: format!("http://127.0.0.1:{port}"),
-            child: Some(child),
-        }
-    }
-
-    /// `kill -9`.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// A deterministic flow corpus: `flows` flows among ~150 hosts, each with a periodic and a
-/// final record (cumulative counters); every 7th flow carries a self-signed-certificate risk.
-fn corpus(flows: u64) -> Vec<FlowRecord> {
-    let point = ObservationPoint {
-        sensor: "s1".into(),
-        interface: "eth0".into(),
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    for i in 0..flows {
-        let client: IpAddr = format!("10.1.{}.{}", i % 4, i % 29 + 1).parse().unwrap();
-        let server: IpAddr = format!("172.16.{}.{}", i % 3, i % 41 + 1).parse().unwrap();
-        for (step, fin) in [(1u64, false), (3, true)] {
-            let mut r = FlowRecord {
-                flow_id: i + 1,
-                observation_point: Some(point.clone()),
-                ip_version: 4,
-                client_ip: ip_to_bytes(client),
-                server_ip: ip_to_bytes(server),
-                client_port: 30_000 + (i % 20_000) as u32,
-                server_port: 443,
-                l4_proto: 6,
-                first_seen_ns: 1_700_000_000_000_000_000 + i * 1_000_000,
-                last_seen_ns: 1_700_000_000_000_000_000 + i * 1_000_000 + step * 1000,
-                update: if fin {
-                    FlowUpdate::Final
-                } else {
-                    FlowUpdate::Periodic
-                } as i32,
-                c2s: Some(DirectionStats {
-                    packets: step * (i % 5 + 1),
-                    bytes: step * (100 + i),
-                    ..Default::default()
-                }),
-                s2c: Some(DirectionStats {
-                    packets: step * (i % 3 + 1),
-                    bytes: step * (1000 + 2 * i),
-                    ..Default::default()
-                }),
-                update_seq: step as u32,
-                ..Default::default()
-            };
-            if i % 7 == 0 {
-                r.set_risk(6, Some(format!("CN=host{i}")));
-            }
-            out.push(r);
-        }
-    }
-    out
-}
-
-/// The per-shard batches a sensor would publish for `records` (small batches: many messages).
-fn batches(records: &[FlowRecord]) -> Vec<(String, Bytes)> {
-    let mut b = Batcher::new("s1", SHARDS, 8 * 1024, Duration::from_secs(3600));
-    let mut ready = Vec::new();
-    let now = Instant::now();
-    for r in records {
-        b.add(r.clone(), now, &mut ready);
-    }
-    b.flush_all(&mut ready);
-    ready
-        .into_iter()
-        .map(|r| (flows_subject(r.shard), r.batch.to_bytes()))
-        .collect()
-}
+use common::shard::{Replica, SHARDS, TTL, batches, corpus};
 
 /// (ip, vlan) → (bytes sent, rcvd, packets sent, rcvd, flows as client, as server, active c, s)
 type Rows = BTreeMap<(String, u64), [u64; 8]>;
@@ -362,7 +246,7 @@ async fn run_cluster(r: usize) -> (Rows, BTreeSet<String>, Scores) {
     let names: Vec<String> = (0..r).map(|i| format!("engine-{i}")).collect();
     let replicas: Vec<Replica> = names
         .iter()
-        .map(|n| Replica::start(&nats.url(), n))
+        .map(|n| Replica::start(&nats.url(), n, None))
         .collect();
     let refs: Vec<&Replica> = replicas.iter().collect();
     let kv = members_kv(&nats.url()).await;
@@ -480,7 +364,7 @@ async fn kill9_of_a_replica_loses_no_flow() {
     let names = ["engine-a", "engine-b", "engine-c"];
     let mut replicas: Vec<Replica> = names
         .iter()
-        .map(|n| Replica::start(&nats.url(), n))
+        .map(|n| Replica::start(&nats.url(), n, None))
         .collect();
     let kv = members_kv(&nats.url()).await;
     wait_until(
@@ -559,7 +443,10 @@ async fn nats_restart_mid_replay_loses_nothing() {
     let nats = NatsServer::start();
     let url = nats.url();
     let names = ["engine-x", "engine-y"];
-    let mut replicas: Vec<Replica> = names.iter().map(|n| Replica::start(&url, n)).collect();
+    let mut replicas: Vec<Replica> = names
+        .iter()
+        .map(|n| Replica::start(&url, n, None))
+        .collect();
     let kv = members_kv(&url).await;
     wait_until(
         "the shard table to settle",

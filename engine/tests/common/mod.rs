@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod shard;
 pub mod tls;
 
 use std::sync::Arc;
